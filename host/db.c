@@ -1,0 +1,347 @@
+/*
+ * db.c: the driver-independent half of db.h: connecting by URL, the
+ * per-connection prepared-statement cache (LRU), cursor bookkeeping, the
+ * DEBUG echo, and value helpers shared by both drivers.
+ */
+#include "db_int.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void db_error_set(db_error *err, const char *sqlstate, const char *hint,
+                  const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+  snprintf(err->sqlstate, sizeof err->sqlstate, "%s", sqlstate ? sqlstate : "HY000");
+  snprintf(err->hint, sizeof err->hint, "%s", hint ? hint : "");
+}
+
+const char *db_kind_name(db_kind k) {
+  return k == DB_POSTGRESQL ? "postgresql" : "sqlite";
+}
+
+db_kind db_conn_kind(const db_conn *c) { return c->kind; }
+const char *db_conn_safe_url(const db_conn *c) { return c->url.safe; }
+void db_set_depth(db_conn *c, int depth) { c->depth = depth; }
+int db_get_depth(const db_conn *c) { return c->depth; }
+int db_conn_busy(const db_conn *c) { return c->busy; }
+void *db_native(db_conn *c) { return c->native; }
+
+double db_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static int recover(db_conn *c, db_error *err);
+
+int db_connect(const char *url, const db_options *opt, db_conn **out,
+               db_error *err) {
+  static const db_options defaults;
+  if (!opt) opt = &defaults;
+  *out = NULL;
+  db_conn *c = calloc(1, sizeof *c);
+  if (!c) { db_error_set(err, "53200", NULL, "out of memory"); return -1; }
+  if (db_url_parse(url, &c->url, err) < 0) { free(c); return -1; }
+  c->kind = c->url.kind;
+  c->echo = opt->echo;
+  int rc;
+  if (c->kind == DB_SQLITE) {
+    c->drv = &db_sqlite_driver;
+    rc = db_sqlite_connect(c, opt, err);
+  } else {
+    c->drv = &db_pg_driver;
+    rc = db_pg_connect(c, opt, err);
+  }
+  if (rc < 0) {
+    db_scrub(err->message, sizeof err->message, c->url.password);
+    db_url_free(&c->url);
+    free(c);
+    return -1;
+  }
+  if (c->echo) fprintf(stderr, "[todohost.db] connected to %s\n", c->url.safe);
+  *out = c;
+  return 0;
+}
+
+void db_close(db_conn *c) {
+  if (!c) return;
+  while (c->cursors) db_cursor_close(c->cursors);
+  db_cache_clear(c, c->kind == DB_POSTGRESQL);  /* the server forgets them itself */
+  c->drv->disconnect(c);
+  db_url_free(&c->url);
+  free(c);
+}
+
+int db_exec_simple(db_conn *c, const char *sql, db_error *err) {
+  if (c->busy) {
+    db_error_set(err, "55000", "finish the rows() loop first, or read the rows with conn:query()",
+                 "connection is busy: a rows() loop is still reading from it");
+    return -1;
+  }
+  double t0 = c->echo ? db_now_ms() : 0;
+  int rc = c->drv->exec_simple(c, sql, err);
+  if (rc < 0 && recover(c, err)) rc = c->drv->exec_simple(c, sql, err);
+  if (c->echo) db_echo(c, sql, 0, NULL, rc < 0 ? -1 : db_now_ms() - t0);
+  if (rc < 0) db_scrub(err->message, sizeof err->message, c->url.password);
+  return rc;
+}
+
+/* ---- the statement cache ---------------------------------------------- */
+
+static unsigned hash_sql(const char *s, size_t n) {
+  unsigned h = 2166136261u;            /* FNV-1a */
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h;
+}
+
+static void lru_unlink(db_conn *c, db_stmt *s) {
+  if (s->prev) s->prev->next = s->next; else c->lru_head = s->next;
+  if (s->next) s->next->prev = s->prev; else c->lru_tail = s->prev;
+  s->prev = s->next = NULL;
+}
+
+static void lru_push(db_conn *c, db_stmt *s) {
+  s->next = c->lru_head;
+  s->prev = NULL;
+  if (c->lru_head) c->lru_head->prev = s; else c->lru_tail = s;
+  c->lru_head = s;
+}
+
+static void cache_remove(db_conn *c, db_stmt *s, int lost) {
+  db_stmt **pp = &c->buckets[s->hash % DB_CACHE_BUCKETS];
+  while (*pp != s) pp = &(*pp)->hnext;
+  *pp = s->hnext;
+  lru_unlink(c, s);
+  if (!lost) c->drv->finalize(c, s);
+  c->ncached--;
+  free(s->sql);
+  free(s);
+}
+
+void db_cache_clear(db_conn *c, int lost) {
+  for (db_cursor *cur = c->cursors; cur; cur = cur->next) cur->stmt = NULL;
+  while (c->lru_head) cache_remove(c, c->lru_head, lost);
+}
+
+/* The cached statement for sql, prepared on first use. The least recently
+ * used idle statement is dropped when the cache is full. NULL on error. */
+static db_stmt *cache_get(db_conn *c, const char *sql, size_t len, db_error *err) {
+  unsigned h = hash_sql(sql, len);
+  for (db_stmt *s = c->buckets[h % DB_CACHE_BUCKETS]; s; s = s->hnext)
+    if (s->hash == h && s->len == len && memcmp(s->sql, sql, len) == 0) {
+      if (c->lru_head != s) { lru_unlink(c, s); lru_push(c, s); }
+      return s;
+    }
+  db_stmt *s = calloc(1, sizeof *s);
+  char *copy = malloc(len + 1);
+  if (!s || !copy) {
+    free(s); free(copy);
+    db_error_set(err, "53200", NULL, "out of memory");
+    return NULL;
+  }
+  memcpy(copy, sql, len);
+  copy[len] = '\0';
+  s->sql = copy;
+  s->len = len;
+  s->hash = h;
+  if (c->drv->prepare(c, s, err) < 0) {
+    free(copy); free(s);
+    return NULL;
+  }
+  s->hnext = c->buckets[h % DB_CACHE_BUCKETS];
+  c->buckets[h % DB_CACHE_BUCKETS] = s;
+  lru_push(c, s);
+  if (++c->ncached > DB_CACHE_MAX) {
+    for (db_stmt *old = c->lru_tail; old && old != s; old = old->prev)
+      if (!old->busy) { cache_remove(c, old, 0); break; }
+  }
+  return s;
+}
+
+/* ---- cursors ---------------------------------------------------------- */
+
+size_t db_cursor_size(void) { return sizeof(db_cursor); }
+
+void db_cursor_init(db_cursor *cur) { memset(cur, 0, sizeof *cur); }
+
+int db_cursor_is_open(const db_cursor *cur) { return cur->conn != NULL; }
+
+/* After a failure: when the server connection is gone, re-establish it at
+ * depth 0 (the caller then retries once) and return 1; inside a transaction
+ * replace err with a clear message and return 0. */
+static int recover(db_conn *c, db_error *err) {
+  if (!c->drv->lost || !c->drv->lost(c)) return 0;
+  if (c->depth > 0) {
+    db_error_set(err, "08006",
+                 "run the transaction again; is PostgreSQL running? try `make db-start`",
+                 "the connection to PostgreSQL was lost inside a transaction: "
+                 "its changes are rolled back");
+    return 0;
+  }
+  if (c->echo) fprintf(stderr, "[todohost.db] connection lost: reconnecting once\n");
+  return c->drv->reset(c, err) == 0;
+}
+
+int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
+                   int nparams, const db_value *params, int stream,
+                   db_error *err) {
+  if (cur->conn) db_cursor_close(cur);
+  memset(cur, 0, sizeof *cur);
+  if (c->busy) {
+    db_error_set(err, "55000", "finish the rows() loop first, or read the rows with conn:query()",
+                 "connection is busy: a rows() loop is still reading from it");
+    return -1;
+  }
+  double t0 = c->echo ? db_now_ms() : 0;
+  for (int attempt = 0;; attempt++) {
+    db_stmt *s = cache_get(c, sql, len, err);
+    if (s) {
+      cur->conn = c;
+      cur->stmt = s;
+      cur->stream = stream;
+      cur->next = c->cursors;
+      if (c->cursors) c->cursors->prev = cur;
+      c->cursors = cur;
+      if (c->drv->open(cur, nparams, params, err) == 0) break;
+      db_cursor_close(cur);
+    }
+    if (attempt == 0 && recover(c, err)) continue;
+    if (c->echo) db_echo(c, sql, nparams, params, -1);
+    db_scrub(err->message, sizeof err->message, c->url.password);
+    return -1;
+  }
+  if (c->echo) db_echo(c, sql, nparams, params, db_now_ms() - t0);
+  return 0;
+}
+
+int db_cursor_next(db_cursor *cur, db_error *err) {
+  if (!cur->conn) {
+    db_error_set(err, "HY000", NULL, "the cursor is closed");
+    return -1;
+  }
+  if (cur->done) return 0;
+  int rc = cur->conn->drv->next(cur, err);
+  if (rc <= 0) cur->done = 1;
+  if (rc < 0) db_scrub(err->message, sizeof err->message, cur->conn->url.password);
+  return rc;
+}
+
+int db_cursor_ncols(const db_cursor *cur) { return cur->conn ? cur->ncols : 0; }
+
+const char *db_cursor_colname(const db_cursor *cur, int i, size_t *len) {
+  return cur->conn->drv->colname(cur, i, len);
+}
+
+void db_cursor_value(db_cursor *cur, int i, db_value *out) {
+  cur->conn->drv->value(cur, i, out);
+}
+
+int64_t db_cursor_changes(const db_cursor *cur) { return cur->changes; }
+
+void db_cursor_close(db_cursor *cur) {
+  db_conn *c = cur->conn;
+  if (!c) return;
+  c->drv->close(cur);
+  if (cur->prev) cur->prev->next = cur->next; else c->cursors = cur->next;
+  if (cur->next) cur->next->prev = cur->prev;
+  if (cur->flags && cur->flags != cur->small_flags) free(cur->flags);
+  cur->flags = NULL;
+  cur->conn = NULL;
+  cur->stmt = NULL;
+  cur->prev = cur->next = NULL;
+}
+
+/* ---- values ---------------------------------------------------------- */
+
+void db_format_double(double f, char *buf, size_t size) {
+  if (isnan(f)) { snprintf(buf, size, "NaN"); return; }
+  if (isinf(f)) { snprintf(buf, size, f > 0 ? "Infinity" : "-Infinity"); return; }
+  for (int prec = 15; prec <= 17; prec++) {   /* the shortest exact text */
+    snprintf(buf, size, "%.*g", prec, f);
+    if (strtod(buf, NULL) == f) return;
+  }
+}
+
+/* ---- echo ------------------------------------------------------------- */
+
+void db_echo(db_conn *c, const char *sql, int nparams, const db_value *params,
+             double ms) {
+  char line[2048];
+  size_t n = 0;
+  n += (size_t)snprintf(line + n, sizeof line - n, "[todohost.db] %s", sql);
+  for (int i = 0; i < nparams && n < sizeof line - 64; i++) {
+    const db_value *v = &params[i];
+    const char *sep = i == 0 ? "  -- (" : ", ";
+    switch (v->type) {
+      case DB_NULL: n += (size_t)snprintf(line + n, sizeof line - n, "%sNULL", sep); break;
+      case DB_INT: n += (size_t)snprintf(line + n, sizeof line - n, "%s%lld", sep, (long long)v->u.i); break;
+      case DB_FLOAT: {
+        char num[40];
+        db_format_double(v->u.f, num, sizeof num);
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s%s", sep, num);
+        break;
+      }
+      case DB_BOOL: n += (size_t)snprintf(line + n, sizeof line - n, "%s%s", sep, v->u.b ? "true" : "false"); break;
+      default: {
+        int shown = v->u.s.n > 40 ? 40 : (int)v->u.s.n;
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s'%.*s%s'", sep, shown,
+                              v->u.s.p, v->u.s.n > 40 ? "..." : "");
+      }
+    }
+    if (i == nparams - 1 && n < sizeof line - 2) line[n++] = ')', line[n] = '\0';
+  }
+  db_scrub(line, sizeof line, c->url.password);
+  if (ms < 0) fprintf(stderr, "%s  [failed]\n", line);
+  else fprintf(stderr, "%s  [%.3f ms]\n", line, ms);
+}
+
+/* ---- timestamps ------------------------------------------------------- */
+
+static int digits(const char *s, int n) {
+  for (int i = 0; i < n; i++) if (s[i] < '0' || s[i] > '9') return 0;
+  return 1;
+}
+
+int db_iso_timestamp(const char *t, size_t len, int naive_utc,
+                     char *out, size_t size) {
+  /* YYYY-MM-DD[ T]HH:MM[:SS[.frac]][Z|+HH[:MM]|-HH[:MM]] */
+  if (len < 16 || len + 7 > size || !digits(t, 4) || t[4] != '-' || !digits(t + 5, 2) ||
+      t[7] != '-' || !digits(t + 8, 2) || (t[10] != ' ' && t[10] != 'T') ||
+      !digits(t + 11, 2) || t[13] != ':' || !digits(t + 14, 2))
+    return -1;
+  size_t i = 16;
+  if (i < len && t[i] == ':') {
+    if (i + 3 > len || !digits(t + i + 1, 2)) return -1;
+    i += 3;
+    if (i < len && t[i] == '.') {
+      i++;
+      while (i < len && t[i] >= '0' && t[i] <= '9') i++;
+    }
+  }
+  memcpy(out, t, i);
+  out[10] = 'T';
+  size_t n = i;
+  if (i == len) {
+    if (naive_utc) { memcpy(out + n, "+00:00", 6); n += 6; }
+  } else if (t[i] == 'Z' && i + 1 == len) {
+    memcpy(out + n, "+00:00", 6); n += 6;
+  } else if ((t[i] == '+' || t[i] == '-') && i + 3 <= len && digits(t + i + 1, 2)) {
+    memcpy(out + n, t + i, 3); n += 3; i += 3;
+    if (i == len) { memcpy(out + n, ":00", 3); n += 3; }
+    else if (t[i] == ':' && i + 3 == len && digits(t + i + 1, 2)) { memcpy(out + n, t + i, 3); n += 3; }
+    else if (i + 2 == len && digits(t + i, 2)) { out[n++] = ':'; memcpy(out + n, t + i, 2); n += 2; }
+    else return -1;
+  } else {
+    return -1;
+  }
+  out[n] = '\0';
+  return (int)n;
+}

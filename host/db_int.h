@@ -1,0 +1,103 @@
+/*
+ * db_int.h: what the two drivers share with db.c, and nobody else sees:
+ * the connection and cursor layouts, the statement cache, the driver table.
+ */
+#ifndef TODOHOST_DB_INT_H
+#define TODOHOST_DB_INT_H
+
+#include <stdio.h>
+#include "db.h"
+#include "dburl.h"
+
+/* A prepared statement in a connection's cache, keyed by its SQL text. */
+typedef struct db_stmt {
+  struct db_stmt *hnext;             /* hash chain */
+  struct db_stmt *prev, *next;       /* LRU list, most recent first */
+  unsigned hash;
+  size_t len;
+  char *sql;                         /* owned copy, NUL-terminated */
+  void *handle;                      /* SQLite: sqlite3_stmt* */
+  char name[20];                     /* PostgreSQL: server-side name */
+  int busy;                          /* SQLite: an open cursor is stepping it */
+} db_stmt;
+
+#define DB_CACHE_BUCKETS 256
+#define DB_CACHE_MAX 200
+
+typedef struct db_driver {
+  /* Prepares s->sql into s (handle or name). 0 or -1. */
+  int (*prepare)(db_conn *c, db_stmt *s, db_error *err);
+  /* Releases what prepare made; must not fail. */
+  void (*finalize)(db_conn *c, db_stmt *s);
+  /* Binds and executes; the cursor is already linked to c and s. */
+  int (*open)(db_cursor *cur, int nparams, const db_value *params, db_error *err);
+  int (*next)(db_cursor *cur, db_error *err);
+  const char *(*colname)(const db_cursor *cur, int i, size_t *len);
+  void (*value)(db_cursor *cur, int i, db_value *out);
+  void (*close)(db_cursor *cur);
+  int (*exec_simple)(db_conn *c, const char *sql, db_error *err);
+  void (*disconnect)(db_conn *c);
+  /* 1 when the connection to the server is gone (NULL for SQLite). */
+  int (*lost)(db_conn *c);
+  /* Re-establishes a lost connection; 0, or -1 with err set. */
+  int (*reset)(db_conn *c, db_error *err);
+} db_driver;
+
+struct db_conn {
+  db_kind kind;
+  const db_driver *drv;
+  db_url url;
+  void *native;                      /* sqlite3* or PGconn* */
+  int depth;                         /* transaction depth (lua_db.c) */
+  int echo;
+  int busy;                          /* PG: a streaming cursor owns the wire */
+  unsigned stmt_seq;                 /* PG: statement names */
+  db_stmt *buckets[DB_CACHE_BUCKETS];
+  db_stmt *lru_head, *lru_tail;
+  int ncached;
+  db_cursor *cursors;                /* open cursors, invalidated on close */
+};
+
+struct db_cursor {
+  db_conn *conn;                     /* NULL when closed */
+  db_cursor *prev, *next;            /* in conn->cursors */
+  db_stmt *stmt;                     /* cached statement, or NULL */
+  void *own;                         /* SQLite: an uncached statement */
+  void *res;                         /* PG: the current PGresult */
+  int row, nrows, ncols;
+  int stream, done, started;
+  int64_t changes;
+  unsigned char *flags;              /* SQLite: per-column conversions */
+  unsigned char small_flags[16];
+  char tsbuf[64];                    /* a converted timestamp */
+  unsigned char *bytea;              /* PG: the last decoded bytea value */
+};
+
+/* SQLite column conversions (flags[i]) */
+enum { DB_COL_PLAIN = 0, DB_COL_BOOL = 1, DB_COL_TIMESTAMP = 2 };
+
+extern const db_driver db_sqlite_driver;
+extern const db_driver db_pg_driver;
+
+int db_sqlite_connect(db_conn *c, const db_options *opt, db_error *err);
+int db_pg_connect(db_conn *c, const db_options *opt, db_error *err);
+
+/* Drops every cached statement (PG after a reconnect: they died with the
+ * session). finalize is called unless lost is set. */
+void db_cache_clear(db_conn *c, int lost);
+
+/* Normalizes a timestamp text into out (ISO 8601, 'T', "+HH:MM" offset;
+ * naive_utc appends +00:00 when there is none). Returns the length, or -1
+ * when text does not look like a timestamp (then use it unchanged). */
+int db_iso_timestamp(const char *text, size_t len, int naive_utc,
+                     char *out, size_t size);
+
+/* The shortest text that reads back as exactly f (NaN, Infinity too). */
+void db_format_double(double f, char *buf, size_t size);
+
+/* Echo support: the monotonic time in ms, and the echo line. */
+double db_now_ms(void);
+void db_echo(db_conn *c, const char *sql, int nparams, const db_value *params,
+             double ms);
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * db_pg.c: the PostgreSQL driver behind db.h, on libpq.
+ *
+ * Statements are prepared once per connection (named th_N) and executed
+ * with text parameters; results come back in text format and are converted
+ * by column type OID. Streaming cursors use single-row mode. The session
+ * runs with TimeZone=UTC so timestamps read the same everywhere.
+ */
+#include "db_int.h"
+
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* type OIDs from pg_type.h (server headers are not installed) */
+enum { BOOLOID = 16, BYTEAOID = 17, INT8OID = 20, INT2OID = 21, INT4OID = 23,
+       OIDOID = 26, FLOAT4OID = 700, FLOAT8OID = 701, TIMESTAMPOID = 1114,
+       TIMESTAMPTZOID = 1184 };
+
+static const char HINT_START[] = "is PostgreSQL running? try `make db-start`";
+
+static PGconn *pg_of(const db_conn *c) { return c->native; }
+
+/* Copies the first line of text (without a "FATAL:  " or "ERROR:  "
+ * prefix) into out. */
+static void first_line(const char *text, char *out, size_t size) {
+  if (!text) text = "";
+  const char *p = text;
+  const char *failed = strstr(p, "failed: ");
+  if (failed && failed < p + strcspn(p, "\n")) p = failed + 8;
+  if (strncmp(p, "FATAL:  ", 8) == 0 || strncmp(p, "ERROR:  ", 8) == 0) p += 8;
+  size_t n = strcspn(p, "\n");
+  if (n >= size) n = size - 1;
+  memcpy(out, p, n);
+  out[n] = '\0';
+}
+
+/* Fills err from a failed statement result (res may be NULL when the
+ * connection broke). */
+static int fail_result(db_conn *c, const PGresult *res, db_error *err) {
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+  const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+  if (PQstatus(pg_of(c)) == CONNECTION_BAD) {
+    char why[512];
+    first_line(PQerrorMessage(pg_of(c)), why, sizeof why);
+    db_error_set(err, "08006", HINT_START,
+                 "lost the connection to PostgreSQL: %s", why);
+    return -1;
+  }
+  if (!primary) {
+    char why[512];
+    first_line(res ? PQresultErrorMessage(res) : PQerrorMessage(pg_of(c)), why, sizeof why);
+    db_error_set(err, state ? state : "XX000", hint, "%s", why);
+  } else if (detail) {
+    db_error_set(err, state ? state : "XX000", hint, "%s (%s)", primary, detail);
+  } else {
+    db_error_set(err, state ? state : "XX000", hint, "%s", primary);
+  }
+  /* outside a transaction, never leave the session aborted */
+  if (c->depth == 0 && PQtransactionStatus(pg_of(c)) == PQTRANS_INERROR)
+    PQclear(PQexec(pg_of(c), "ROLLBACK"));
+  return -1;
+}
+
+/* ---- connecting ------------------------------------------------------- */
+
+static void quiet_notices(void *arg, const char *message) {
+  const db_conn *c = arg;
+  if (c->echo) fprintf(stderr, "[todohost.db] %s", message);
+}
+
+/* Turns libpq's connection failure into a message that says what to do. */
+static void explain_connect_failure(PGconn *pg, db_error *err) {
+  char why[512];
+  first_line(PQerrorMessage(pg), why, sizeof why);
+  const char *host = PQhost(pg), *port = PQport(pg), *db = PQdb(pg), *user = PQuser(pg);
+  char where[300];
+  snprintf(where, sizeof where, "%s:%s", host && *host ? host : "localhost",
+           port && *port ? port : "5432");
+  if (strstr(why, "Connection refused") || strstr(why, "No such file or directory")) {
+    db_error_set(err, "08001", HINT_START,
+                 "cannot connect to PostgreSQL at %s: connection refused", where);
+  } else if (strstr(why, "database") && strstr(why, "does not exist")) {
+    char hint[512];
+    snprintf(hint, sizeof hint,
+             "create it: `createdb -h %s -p %s -U %s %s`; or, with `make db-start`, "
+             "recreate the server: `make db-stop && rm -rf localdev/data/personal_todo_pgdata && make db-start`",
+             host && *host ? host : "localhost", port && *port ? port : "5432",
+             user ? user : "postgres", db ? db : "todo_db");
+    db_error_set(err, "3D000", hint, "%s on the PostgreSQL server at %s", why, where);
+  } else if (strstr(why, "password authentication failed") ||
+             strstr(why, "no password supplied")) {
+    db_error_set(err, "28P01", "check the user and password in DATABASE_URL (.env)",
+                 "cannot connect to PostgreSQL at %s: %s", where, why);
+  } else if (strstr(why, "role") && strstr(why, "does not exist")) {
+    db_error_set(err, "28000", "check the user name in DATABASE_URL (.env)",
+                 "cannot connect to PostgreSQL at %s: %s", where, why);
+  } else if (strstr(why, "could not translate host name")) {
+    db_error_set(err, "08001", "check the host name in DATABASE_URL (.env)",
+                 "cannot connect to PostgreSQL: %s", why);
+  } else if (strstr(why, "timeout expired")) {
+    db_error_set(err, "08001", HINT_START,
+                 "cannot connect to PostgreSQL at %s: no answer (timeout)", where);
+  } else {
+    db_error_set(err, "08001", HINT_START, "cannot connect to PostgreSQL at %s: %s",
+                 where, why);
+  }
+}
+
+int db_pg_connect(db_conn *c, const db_options *opt, db_error *err) {
+  (void)opt;
+  /* our session defaults first: settings in the URL override them */
+  const char *const kw[] = {"options", "fallback_application_name", "client_encoding",
+                            "connect_timeout", "dbname", NULL};
+  const char *const val[] = {"-c TimeZone=UTC -c DateStyle=ISO,YMD -c extra_float_digits=3",
+                             "todohost", "UTF8", "10", c->url.target, NULL};
+  PGconn *pg = PQconnectdbParams(kw, val, 1);
+  if (!pg) { db_error_set(err, "53200", NULL, "out of memory"); return -1; }
+  if (PQstatus(pg) != CONNECTION_OK) {
+    explain_connect_failure(pg, err);
+    PQfinish(pg);
+    return -1;
+  }
+  PQsetNoticeProcessor(pg, quiet_notices, c);
+  c->native = pg;
+  return 0;
+}
+
+static void pq_disconnect(db_conn *c) {
+  PQfinish(pg_of(c));
+  c->native = NULL;
+}
+
+static int pq_lost(db_conn *c) { return PQstatus(pg_of(c)) == CONNECTION_BAD; }
+
+static int pq_reset(db_conn *c, db_error *err) {
+  db_cache_clear(c, 1);   /* prepared statements died with the session */
+  c->busy = 0;
+  PQreset(pg_of(c));
+  if (PQstatus(pg_of(c)) != CONNECTION_OK) {
+    explain_connect_failure(pg_of(c), err);
+    return -1;
+  }
+  return 0;
+}
+
+static int pq_exec_simple(db_conn *c, const char *sql, db_error *err) {
+  PGresult *res = PQexec(pg_of(c), sql);
+  ExecStatusType st = PQresultStatus(res);
+  int rc = 0;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
+    rc = fail_result(c, res, err);
+  PQclear(res);
+  return rc;
+}
+
+/* ---- statements ------------------------------------------------------- */
+
+static int pq_prepare(db_conn *c, db_stmt *s, db_error *err) {
+  snprintf(s->name, sizeof s->name, "th_%u", ++c->stmt_seq);
+  PGresult *res = PQprepare(pg_of(c), s->name, s->sql, 0, NULL);
+  int rc = 0;
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) rc = fail_result(c, res, err);
+  PQclear(res);
+  return rc;
+}
+
+static void pq_finalize(db_conn *c, db_stmt *s) {
+  char sql[48];
+  snprintf(sql, sizeof sql, "DEALLOCATE %s", s->name);
+  PQclear(PQexec(pg_of(c), sql));
+}
+
+/* Parameters in text format, except bytea in binary. */
+typedef struct pq_params {
+  const char **values;
+  int *lengths, *formats;
+  char (*num)[40];
+  const char *values_s[16];
+  int lengths_s[16], formats_s[16];
+  char num_s[16][40];
+} pq_params;
+
+static void params_free(pq_params *p) {
+  if (p->values != p->values_s) {
+    free(p->values); free(p->lengths); free(p->formats); free(p->num);
+  }
+}
+
+static int params_build(pq_params *p, int n, const db_value *v, db_error *err) {
+  p->values = p->values_s; p->lengths = p->lengths_s;
+  p->formats = p->formats_s; p->num = p->num_s;
+  if (n > 16) {
+    p->values = malloc(sizeof *p->values * (size_t)n);
+    p->lengths = malloc(sizeof *p->lengths * (size_t)n);
+    p->formats = malloc(sizeof *p->formats * (size_t)n);
+    p->num = malloc(sizeof *p->num * (size_t)n);
+    if (!p->values || !p->lengths || !p->formats || !p->num) {
+      params_free(p);
+      db_error_set(err, "53200", NULL, "out of memory");
+      return -1;
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    p->lengths[i] = 0;
+    p->formats[i] = 0;
+    switch (v[i].type) {
+      case DB_NULL: p->values[i] = NULL; break;
+      case DB_INT:
+        snprintf(p->num[i], sizeof p->num[i], "%lld", (long long)v[i].u.i);
+        p->values[i] = p->num[i];
+        break;
+      case DB_FLOAT:
+        db_format_double(v[i].u.f, p->num[i], sizeof p->num[i]);
+        p->values[i] = p->num[i];
+        break;
+      case DB_BOOL: p->values[i] = v[i].u.b ? "true" : "false"; break;
+      case DB_BLOB:
+        p->values[i] = v[i].u.s.p;
+        p->lengths[i] = (int)v[i].u.s.n;
+        p->formats[i] = 1;
+        break;
+      default:
+        if (memchr(v[i].u.s.p, '\0', v[i].u.s.n)) {
+          params_free(p);
+          db_error_set(err, "22021", "PostgreSQL text cannot hold NUL bytes; store binary data in a bytea column",
+                       "parameter $%d contains a NUL byte", i + 1);
+          return -1;
+        }
+        p->values[i] = v[i].u.s.p;
+        break;
+    }
+  }
+  return 0;
+}
+
+static int pq_open(db_cursor *cur, int nparams, const db_value *params,
+                   db_error *err) {
+  db_conn *c = cur->conn;
+  PGconn *pg = pg_of(c);
+  pq_params p;
+  if (params_build(&p, nparams, params, err) < 0) return -1;
+  if (cur->stream) {
+    int ok = PQsendQueryPrepared(pg, cur->stmt->name, nparams, p.values, p.lengths,
+                                 p.formats, 0);
+    params_free(&p);
+    if (!ok) return fail_result(c, NULL, err);
+    PQsetSingleRowMode(pg);
+    c->busy = 1;
+    cur->started = 1;
+    return 0;
+  }
+  PGresult *res = PQexecPrepared(pg, cur->stmt->name, nparams, p.values, p.lengths,
+                                 p.formats, 0);
+  params_free(&p);
+  ExecStatusType st = PQresultStatus(res);
+  if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+    cur->res = res;
+    cur->nrows = PQntuples(res);
+    cur->ncols = PQnfields(res);
+    cur->row = -1;
+    cur->changes = atoll(PQcmdTuples(res));
+    return 0;
+  }
+  fail_result(c, res, err);
+  PQclear(res);
+  return -1;
+}
+
+/* Reads what is left of a streaming query, so the connection is free. */
+static void drain(db_conn *c) {
+  PGresult *r;
+  while ((r = PQgetResult(pg_of(c))) != NULL) PQclear(r);
+  c->busy = 0;
+}
+
+static int pq_next(db_cursor *cur, db_error *err) {
+  if (!cur->stream) return ++cur->row < cur->nrows ? 1 : 0;
+  db_conn *c = cur->conn;
+  PQclear(cur->res);
+  cur->res = NULL;
+  PGresult *res = PQgetResult(pg_of(c));
+  switch (PQresultStatus(res)) {
+    case PGRES_SINGLE_TUPLE:
+      cur->res = res;
+      cur->ncols = PQnfields(res);
+      cur->row = 0;
+      return 1;
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+      cur->changes = atoll(PQcmdTuples(res));
+      PQclear(res);
+      drain(c);
+      return 0;
+    default:
+      if (!res) { c->busy = 0; return 0; }
+      drain(c);
+      fail_result(c, res, err);
+      PQclear(res);
+      return -1;
+  }
+}
+
+static const char *pq_colname(const db_cursor *cur, int i, size_t *len) {
+  const char *name = PQfname(cur->res, i);
+  if (!name) name = "?";
+  *len = strlen(name);
+  return name;
+}
+
+static void pq_value(db_cursor *cur, int i, db_value *out) {
+  const PGresult *res = cur->res;
+  int row = cur->row;
+  if (PQgetisnull(res, row, i)) { out->type = DB_NULL; return; }
+  const char *s = PQgetvalue(res, row, i);
+  size_t n = (size_t)PQgetlength(res, row, i);
+  switch (PQftype(res, i)) {
+    case BOOLOID:
+      out->type = DB_BOOL; out->u.b = s[0] == 't';
+      return;
+    case INT2OID: case INT4OID: case INT8OID: case OIDOID:
+      out->type = DB_INT; out->u.i = strtoll(s, NULL, 10);
+      return;
+    case FLOAT4OID: case FLOAT8OID:
+      out->type = DB_FLOAT; out->u.f = strtod(s, NULL);
+      return;
+    case TIMESTAMPOID: case TIMESTAMPTZOID: {
+      int m = db_iso_timestamp(s, n, 0, cur->tsbuf, sizeof cur->tsbuf);
+      if (m >= 0) { s = cur->tsbuf; n = (size_t)m; }
+      break;
+    }
+    case BYTEAOID: {
+      size_t len = 0;
+      PQfreemem(cur->bytea);
+      cur->bytea = PQunescapeBytea((const unsigned char *)s, &len);
+      if (cur->bytea) {
+        out->type = DB_BLOB;
+        out->u.s.p = (const char *)cur->bytea;
+        out->u.s.n = len;
+        return;
+      }
+      break;
+    }
+  }
+  out->type = DB_TEXT;
+  out->u.s.p = s;
+  out->u.s.n = n;
+}
+
+static void pq_close(db_cursor *cur) {
+  PQclear(cur->res);
+  cur->res = NULL;
+  PQfreemem(cur->bytea);
+  cur->bytea = NULL;
+  if (cur->stream && cur->started && cur->conn->busy) drain(cur->conn);
+}
+
+const db_driver db_pg_driver = {
+  pq_prepare, pq_finalize, pq_open, pq_next, pq_colname, pq_value, pq_close,
+  pq_exec_simple, pq_disconnect, pq_lost, pq_reset,
+};

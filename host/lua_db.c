@@ -1,0 +1,470 @@
+/*
+ * lua_db.c: the `todohost.db` module, thin glue between Lua and db.h.
+ *
+ * Types (one metatable each, made in luaopen_todohost_db):
+ *   connection  full userdata { lconn, scratch cursor storage }; the scratch
+ *               cursor serves exec/query/first, so they allocate nothing;
+ *   cursor      full userdata for rows(); user value 1 is its connection (a
+ *               child keeps its parent alive), user value 2 caches the
+ *               column names as Lua strings;
+ *   error       a plain table {message, sqlstate, hint, sql} whose
+ *               metatable gives a one-line __tostring.
+ * close(), __close and __gc share one idempotent close per type.
+ */
+#include "lua_db.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static const char CONN_MT[] = "todohost.db.connection";
+static const char CURSOR_MT[] = "todohost.db.cursor";
+static const char ERROR_MT[] = "todohost.db.error";
+
+typedef struct lconn {
+  db_conn *conn;          /* NULL once closed */
+  db_cursor *scratch;     /* storage right after this struct */
+} lconn;
+
+typedef struct lcursor {
+  lconn *owner;           /* kept alive through user value 1 */
+  db_cursor *cur;         /* storage right after this struct */
+} lcursor;
+
+#define ALIGN16(n) (((n) + 15) & ~(size_t)15)
+
+/* ---- errors ----------------------------------------------------------- */
+
+static int error_tostring(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "message");
+  lua_getfield(L, 1, "hint");
+  const char *msg = lua_tostring(L, -2), *hint = lua_tostring(L, -1);
+  if (hint && *hint) lua_pushfstring(L, "%s; %s", msg ? msg : "database error", hint);
+  else lua_pushstring(L, msg ? msg : "database error");
+  return 1;
+}
+
+/* Pushes the error table for err (sql, when not NULL, names the statement). */
+static void push_error(lua_State *L, const db_error *err, const char *sql) {
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, err->message);
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, err->sqlstate);
+  lua_setfield(L, -2, "sqlstate");
+  if (err->hint[0]) {
+    lua_pushstring(L, err->hint);
+    lua_setfield(L, -2, "hint");
+  }
+  if (sql) {
+    lua_pushstring(L, sql);
+    lua_setfield(L, -2, "sql");
+  }
+  luaL_setmetatable(L, ERROR_MT);
+}
+
+int th_raise_dberror(lua_State *L, const db_error *err) {
+  push_error(L, err, NULL);
+  return lua_error(L);
+}
+
+/* Raises err with the statement attached. The caller has already released
+ * whatever it held: err is a copy in the caller's frame. */
+static int raise_stmt_error(lua_State *L, const db_error *err, const char *sql) {
+  push_error(L, err, sql);
+  return lua_error(L);
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static lconn *toconn(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, CONN_MT);
+}
+
+db_conn *th_checkconn(lua_State *L, int idx) {
+  lconn *lc = toconn(L, idx);
+  if (!lc->conn) luaL_error(L, "connection is closed");
+  return lc->conn;
+}
+
+static int conn_close(lua_State *L) {
+  lconn *lc = toconn(L, 1);
+  db_conn *c = lc->conn;
+  lc->conn = NULL;        /* idempotent: null the handle first */
+  db_close(c);            /* also closes the scratch and rows() cursors */
+  return 0;
+}
+
+static int db_connect_l(lua_State *L) {
+  const char *url = luaL_optstring(L, 1, NULL);
+  db_options opt = {0};
+  opt.echo = th_truthy(getenv("DEBUG"));
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "readonly");
+    opt.readonly = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "echo");
+    if (!lua_isnil(L, -1)) opt.echo = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "busy_timeout");
+    opt.busy_timeout = (int)luaL_optinteger(L, -1, 0);
+    lua_pop(L, 3);
+  }
+  if (!url) url = getenv("DATABASE_URL");
+  if (!url) url = "sqlite:///./database.db";
+  /* closed userdata first: an allocation error leaves nothing to leak */
+  size_t off = ALIGN16(sizeof(lconn));
+  lconn *lc = lua_newuserdatauv(L, off + db_cursor_size(), 0);
+  lc->conn = NULL;
+  lc->scratch = (db_cursor *)((char *)lc + off);
+  db_cursor_init(lc->scratch);
+  luaL_setmetatable(L, CONN_MT);
+  db_error err;
+  if (db_connect(url, &opt, &lc->conn, &err) < 0) return th_raise_dberror(L, &err);
+  return 1;
+}
+
+/* ---- values ----------------------------------------------------------- */
+
+/* Converts the Lua arguments from index first on into values. Strings stay
+ * owned by the Lua stack, which outlives the call. vals has room for n. */
+static void check_params(lua_State *L, int first, int n, db_value *vals) {
+  for (int i = 0; i < n; i++) {
+    int idx = first + i;
+    db_value *v = &vals[i];
+    switch (lua_type(L, idx)) {
+      case LUA_TNIL: v->type = DB_NULL; break;
+      case LUA_TBOOLEAN: v->type = DB_BOOL; v->u.b = lua_toboolean(L, idx); break;
+      case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) { v->type = DB_INT; v->u.i = lua_tointeger(L, idx); }
+        else { v->type = DB_FLOAT; v->u.f = lua_tonumber(L, idx); }
+        break;
+      case LUA_TSTRING:
+        v->type = DB_TEXT;
+        v->u.s.p = lua_tolstring(L, idx, &v->u.s.n);
+        break;
+      case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) { v->type = DB_NULL; break; }  /* cjson.null */
+        /* fall through */
+      default:
+        luaL_argerror(L, idx, lua_pushfstring(L,
+            "SQL parameters must be nil, boolean, number or string, got %s",
+            luaL_typename(L, idx)));
+    }
+  }
+}
+
+/* Pushes a value of the current row. */
+static void push_value(lua_State *L, const db_value *v) {
+  switch (v->type) {
+    case DB_NULL: lua_pushnil(L); break;
+    case DB_INT: lua_pushinteger(L, (lua_Integer)v->u.i); break;
+    case DB_FLOAT: lua_pushnumber(L, v->u.f); break;
+    case DB_BOOL: lua_pushboolean(L, v->u.b); break;
+    default: lua_pushlstring(L, v->u.s.p, v->u.s.n); break;
+  }
+}
+
+/* Pushes a table with the column names of cur as Lua strings. */
+static void push_names(lua_State *L, db_cursor *cur) {
+  int n = db_cursor_ncols(cur);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    const char *name = db_cursor_colname(cur, i, &len);
+    lua_pushlstring(L, name, len);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+/* Pushes the current row as a table keyed by column name; NULLs are left
+ * out. names is the stack index of a names table, or 0. */
+static void push_row(lua_State *L, db_cursor *cur, int names) {
+  int n = db_cursor_ncols(cur);
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    db_value v;
+    db_cursor_value(cur, i, &v);
+    if (v.type == DB_NULL) continue;
+    if (names) lua_rawgeti(L, names, i + 1);
+    else {
+      size_t len;
+      const char *name = db_cursor_colname(cur, i, &len);
+      lua_pushlstring(L, name, len);
+    }
+    push_value(L, &v);
+    lua_rawset(L, -3);
+  }
+}
+
+/* ---- exec, query, first ----------------------------------------------- */
+
+#define SMALL_PARAMS 16
+
+/* Checks (conn, sql, params...) and opens the connection's scratch cursor.
+ * On a database error the cursor is closed and the error raised. */
+static db_cursor *open_scratch(lua_State *L, const char **sqlp) {
+  lconn *lc = toconn(L, 1);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  if (!lc->conn) luaL_error(L, "connection is closed");
+  int n = lua_gettop(L) - 2;
+  db_value small[SMALL_PARAMS], *vals = small;
+  if (n > SMALL_PARAMS) vals = lua_newuserdatauv(L, sizeof *vals * (size_t)n, 0);
+  check_params(L, 3, n, vals);
+  db_error err;
+  if (db_cursor_open(lc->scratch, lc->conn, sql, len, n, vals, 0, &err) < 0)
+    raise_stmt_error(L, &err, sql);
+  *sqlp = sql;
+  return lc->scratch;
+}
+
+static int conn_exec(lua_State *L) {
+  const char *sql;
+  db_cursor *cur = open_scratch(L, &sql);
+  db_error err;
+  int rc;
+  while ((rc = db_cursor_next(cur, &err)) > 0) {}
+  int64_t changes = db_cursor_changes(cur);
+  db_cursor_close(cur);
+  if (rc < 0) return raise_stmt_error(L, &err, sql);
+  lua_pushinteger(L, (lua_Integer)changes);
+  return 1;
+}
+
+static int conn_query(lua_State *L) {
+  const char *sql;
+  db_cursor *cur = open_scratch(L, &sql);
+  lua_newtable(L);
+  int result = lua_gettop(L), names = 0;
+  db_error err;
+  int rc;
+  lua_Integer i = 0;
+  while ((rc = db_cursor_next(cur, &err)) > 0) {
+    if (!names) { push_names(L, cur); names = lua_gettop(L); }
+    push_row(L, cur, names);
+    lua_rawseti(L, result, ++i);
+  }
+  db_cursor_close(cur);
+  if (rc < 0) return raise_stmt_error(L, &err, sql);
+  lua_settop(L, result);
+  return 1;
+}
+
+static int conn_first(lua_State *L) {
+  const char *sql;
+  db_cursor *cur = open_scratch(L, &sql);
+  db_error err;
+  int rc = db_cursor_next(cur, &err);
+  if (rc > 0) push_row(L, cur, 0);
+  db_cursor_close(cur);
+  if (rc < 0) return raise_stmt_error(L, &err, sql);
+  if (rc == 0) lua_pushnil(L);
+  return 1;
+}
+
+/* ---- rows(): streaming cursors ---------------------------------------- */
+
+static lcursor *tocursor(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, CURSOR_MT);
+}
+
+static int cursor_close(lua_State *L) {
+  lcursor *lk = tocursor(L, 1);
+  db_cursor_close(lk->cur);   /* idempotent */
+  return 0;
+}
+
+/* The iterator: (cursor, _) -> row, or nil at the end (closing the cursor). */
+static int cursor_next(lua_State *L) {
+  lcursor *lk = tocursor(L, 1);
+  if (!db_cursor_is_open(lk->cur)) {
+    if (!lk->owner->conn) return luaL_error(L, "connection is closed");
+    lua_pushnil(L);
+    return 1;
+  }
+  db_error err;
+  int rc = db_cursor_next(lk->cur, &err);
+  if (rc > 0) {
+    if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      push_names(L, lk->cur);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, 1, 2);
+    }
+    push_row(L, lk->cur, lua_gettop(L));
+    return 1;
+  }
+  db_cursor_close(lk->cur);
+  if (rc < 0) return th_raise_dberror(L, &err);
+  lua_pushnil(L);
+  return 1;
+}
+
+/* conn:rows(sql, ...) -> iterator, cursor, nil, cursor (to-be-closed, so a
+ * `break` out of the loop closes it). */
+static int conn_rows(lua_State *L) {
+  lconn *lc = toconn(L, 1);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  if (!lc->conn) return luaL_error(L, "connection is closed");
+  int n = lua_gettop(L) - 2;
+  db_value small[SMALL_PARAMS], *vals = small;
+  if (n > SMALL_PARAMS) vals = lua_newuserdatauv(L, sizeof *vals * (size_t)n, 0);
+  check_params(L, 3, n, vals);
+  size_t off = ALIGN16(sizeof(lcursor));
+  lcursor *lk = lua_newuserdatauv(L, off + db_cursor_size(), 2);
+  lk->owner = lc;
+  lk->cur = (db_cursor *)((char *)lk + off);
+  db_cursor_init(lk->cur);
+  luaL_setmetatable(L, CURSOR_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  db_error err;
+  if (db_cursor_open(lk->cur, lc->conn, sql, len, n, vals, 1, &err) < 0)
+    return raise_stmt_error(L, &err, sql);
+  lua_pushcfunction(L, cursor_next);
+  lua_insert(L, -2);
+  lua_pushnil(L);
+  lua_pushvalue(L, -2);
+  return 4;
+}
+
+/* ---- transactions ----------------------------------------------------- */
+
+/* Runs one transaction-control statement; 0 or -1 with err. */
+static int tx_stmt(db_conn *c, const char *verb, int depth, db_error *err) {
+  char sql[64];
+  if (depth == 0) {
+    if (strcmp(verb, "BEGIN") == 0)
+      snprintf(sql, sizeof sql, "%s", db_conn_kind(c) == DB_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN");
+    else
+      snprintf(sql, sizeof sql, "%s", verb);
+  } else if (strcmp(verb, "BEGIN") == 0) {
+    snprintf(sql, sizeof sql, "SAVEPOINT th_sp_%d", depth);
+  } else if (strcmp(verb, "COMMIT") == 0) {
+    snprintf(sql, sizeof sql, "RELEASE SAVEPOINT th_sp_%d", depth);
+  } else {
+    snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT th_sp_%d; RELEASE SAVEPOINT th_sp_%d",
+             depth, depth);
+  }
+  return db_exec_simple(c, sql, err);
+}
+
+/* conn:transaction(fn) -> what fn returns. fn(conn) runs inside BEGIN ..
+ * COMMIT (a SAVEPOINT when nested); any error rolls back and is re-raised
+ * as it was. */
+static int conn_transaction(lua_State *L) {
+  lconn *lc = toconn(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (!lc->conn) return luaL_error(L, "connection is closed");
+  lua_settop(L, 2);
+  db_conn *c = lc->conn;
+  int depth = db_get_depth(c);
+  db_error err;
+  if (tx_stmt(c, "BEGIN", depth, &err) < 0) return th_raise_dberror(L, &err);
+  db_set_depth(c, depth + 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
+  int status = lua_pcall(L, 1, LUA_MULTRET, 0);
+  if (!lc->conn) {  /* fn closed the connection: the server rolled back */
+    if (status != LUA_OK) return lua_error(L);
+    return luaL_error(L, "connection is closed (closed inside its own transaction, which was rolled back)");
+  }
+  db_set_depth(c, depth);
+  if (status != LUA_OK) {
+    db_error ignored;
+    tx_stmt(c, "ROLLBACK", depth, &ignored);
+    return lua_error(L);   /* the original error, untouched */
+  }
+  if (tx_stmt(c, "COMMIT", depth, &err) < 0) {
+    db_error ignored;
+    if (depth == 0 && db_conn_kind(c) == DB_SQLITE) tx_stmt(c, "ROLLBACK", depth, &ignored);
+    return th_raise_dberror(L, &err);
+  }
+  return lua_gettop(L) - 2;
+}
+
+/* ---- metatables ------------------------------------------------------- */
+
+static int conn_tostring(lua_State *L) {
+  lconn *lc = toconn(L, 1);
+  if (lc->conn) lua_pushfstring(L, "todohost.db connection (%s)", db_conn_safe_url(lc->conn));
+  else lua_pushliteral(L, "todohost.db connection (closed)");
+  return 1;
+}
+
+/* __index: methods, plus the read-only field `kind`. */
+static int conn_index(lua_State *L) {
+  lconn *lc = toconn(L, 1);
+  const char *key = lua_tostring(L, 2);
+  if (key && strcmp(key, "kind") == 0) {
+    if (!lc->conn) return luaL_error(L, "connection is closed");
+    lua_pushstring(L, db_kind_name(db_conn_kind(lc->conn)));
+    return 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+  {"exec", conn_exec},
+  {"query", conn_query},
+  {"first", conn_first},
+  {"rows", conn_rows},
+  {"transaction", conn_transaction},
+  {"close", conn_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg conn_meta[] = {
+  {"__gc", conn_close},
+  {"__close", conn_close},
+  {"__tostring", conn_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg cursor_meta[] = {
+  {"__gc", cursor_close},
+  {"__close", cursor_close},
+  {NULL, NULL}
+};
+
+/* db.is_error(v) -> true when v is a todohost.db error table. */
+static int db_is_error(lua_State *L) {
+  lua_pushboolean(L, lua_getmetatable(L, 1) &&
+                         (luaL_getmetatable(L, ERROR_MT), lua_rawequal(L, -1, -2)));
+  return 1;
+}
+
+int luaopen_todohost_db(lua_State *L) {
+  luaL_newmetatable(L, CONN_MT);
+  luaL_setfuncs(L, conn_meta, 0);
+  luaL_newlib(L, conn_methods);
+  lua_pushcclosure(L, conn_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+
+  luaL_newmetatable(L, CURSOR_MT);
+  luaL_setfuncs(L, cursor_meta, 0);
+  lua_pushcfunction(L, cursor_close);
+  lua_setfield(L, -2, "close");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+
+  luaL_newmetatable(L, ERROR_MT);
+  lua_pushcfunction(L, error_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+
+  static const luaL_Reg funcs[] = {
+    {"connect", db_connect_l},
+    {"is_error", db_is_error},
+    {NULL, NULL}
+  };
+  luaL_newlib(L, funcs);
+  return 1;
+}

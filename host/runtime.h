@@ -1,0 +1,42 @@
+/*
+ * runtime.h: creating and running Lua states for todohost.
+ *
+ * Every lua_State in the program is made by th_newstate(): the standard
+ * libraries, a package.path that finds scripts/ and the host's own modules
+ * (todohost.db, ...), and nothing else. One state per thread, ever.
+ */
+#ifndef TODOHOST_RUNTIME_H
+#define TODOHOST_RUNTIME_H
+
+#include <lua.h>
+
+/* A new state ready to run user scripts, or NULL when out of memory. The
+ * caller owns it: lua_close() it on the thread that made it. */
+lua_State *th_newstate(void);
+
+/* lua_pcall with a message handler that keeps error tables intact and adds a
+ * traceback to string errors when DEBUG is true. Returns the lua_pcall
+ * status; on error the error object is on top of the stack. */
+int th_pcall(lua_State *L, int nargs, int nresults);
+
+/* One readable line for the error object at idx (uses __tostring on tables).
+ * The string is pushed on the stack and also returned. */
+const char *th_errline(lua_State *L, int idx);
+
+/* Resolves a script argument: an existing path, else scripts/NAME, else
+ * scripts/NAME.lua (relative to the working directory, then to the todohost
+ * home). Writes the path into buf; returns 0, or -1 when not found. */
+int th_find_script(const char *name, char *buf, size_t size);
+
+/* The todohost home: the directory holding scripts/ and migrations/
+ * (TODOHOST_HOME, else the parent of the directory holding the executable).
+ * Never NULL. */
+const char *th_home(void);
+
+/* Registers a C module under package.preload. Host modules call this from
+ * th_newstate's table in runtime.c. */
+typedef int (*th_openfn)(lua_State *L);
+
+extern const char *const TH_VERSION;
+
+#endif
