@@ -1,0 +1,78 @@
+-- tests/spec/spec_helper.lua: what specs share: the database under test,
+-- scratch directories, free ports, and running todohost as a process.
+local M = {}
+
+--- The database URL of this pass (SQLite file or PostgreSQL server).
+function M.database_url()
+  return os.getenv("TEST_DATABASE_URL") or "sqlite:///" .. M.tmpdir() .. "/spec.db"
+end
+
+--- The PostgreSQL URL of the test server, or nil when there is none.
+function M.pg_url()
+  local url = os.getenv("TEST_PG_URL")
+  if url and url ~= "" then return url end
+end
+
+--- The password inside the test server's URL (to check it never leaks).
+function M.pg_password()
+  local url = M.pg_url() or ""
+  return url:match("^[^:]+://[^:]+:([^@]+)@") or "todo_pass"
+end
+
+local counter = 0
+--- A fresh scratch directory under TEST_TMPDIR.
+function M.tmpdir()
+  counter = counter + 1
+  local base = os.getenv("TEST_TMPDIR") or "/tmp"
+  local dir = ("%s/spec-%d-%d-%d"):format(base, os.time(), math.random(1, 1e9), counter)
+  assert(os.execute("mkdir -p '" .. dir .. "'"))
+  return dir
+end
+
+--- A TCP port nothing listens on (best effort: probe with bash's /dev/tcp).
+function M.free_port()
+  for _ = 1, 50 do
+    local port = math.random(20000, 60000)
+    local probe = ("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null"):format(port)
+    if not os.execute(probe) then return port end
+  end
+  error("no free port found")
+end
+
+--- Shell-quotes s.
+function M.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- The todohost binary under test (absolute path).
+function M.todohost()
+  local bin = os.getenv("TODOHOST")
+  if bin and bin ~= "" then return bin end
+  local pwd = io.popen("pwd"):read("l")
+  return pwd .. "/build/todohost"
+end
+
+--- Runs a shell command; returns exit code, stdout, stderr.
+function M.run(cmd, dir)
+  local out, err = os.tmpname(), os.tmpname()
+  local full = (dir and ("cd " .. M.quote(dir) .. " && ") or "") ..
+      "(" .. cmd .. ") >" .. out .. " 2>" .. err
+  local ok, _, code = os.execute(full)
+  local function slurp(path)
+    local f = io.open(path, "rb")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    os.remove(path)
+    return text
+  end
+  return ok and 0 or code, slurp(out), slurp(err)
+end
+
+--- Writes text to path.
+function M.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+return M
