@@ -58,7 +58,8 @@ static int run_script(lua_State *L) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_setglobal(L, "arg");
-  if (luaL_loadfilex(L, a->path, "t") != LUA_OK) return lua_error(L);
+  const char *file = strcmp(a->path, "-") == 0 ? NULL : a->path;  /* "-": stdin */
+  if (luaL_loadfilex(L, file, "t") != LUA_OK) return lua_error(L);
   luaL_checkstack(L, a->argc, "too many arguments to script");
   for (int i = 0; i < a->argc; i++) lua_pushstring(L, a->argv[i]);
   lua_call(L, a->argc, 0);
@@ -143,7 +144,8 @@ int main(int argc, char **argv) {
     status = th_pcall(L, 0, 0);
   } else {
     char path[PATH_MAX];
-    if (th_find_script(argv[2], path, sizeof path) < 0) {
+    if (strcmp(argv[2], "-") == 0) snprintf(path, sizeof path, "-");
+    else if (th_find_script(argv[2], path, sizeof path) < 0) {
       fprintf(stderr, "todohost: no script '%s' (looked for it as a path and in scripts/): "
                       "check the name, or list scripts/\n", argv[2]);
       lua_close(L);
