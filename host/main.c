@@ -32,11 +32,19 @@ static int print_version(void) {
   return 0;
 }
 
+static int errline(lua_State *L) {
+  th_errline(L, 1);
+  return 1;
+}
+
 /* Reports the error object on top of the stack as one line (plus a
- * traceback when DEBUG made one). */
+ * traceback when DEBUG made one) and pops it. The conversion runs protected:
+ * a failing __tostring must not take the process down. */
 static void report(lua_State *L) {
-  const char *msg = th_errline(L, -1);
-  fprintf(stderr, "todohost: %s\n", msg);
+  lua_pushcfunction(L, errline);
+  lua_insert(L, -2);
+  const char *msg = lua_pcall(L, 1, 1, 0) == LUA_OK ? lua_tostring(L, -1) : NULL;
+  fprintf(stderr, "todohost: %s\n", msg ? msg : "(error object cannot be shown)");
   lua_pop(L, 1);
 }
 
