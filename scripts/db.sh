@@ -1,0 +1,209 @@
+#!/bin/sh
+# scripts/db.sh: the development PostgreSQL of ORIGINAL-GUIDE.md, with or without Docker.
+#
+#   scripts/db.sh start    make db-start: start it (nothing to do when it runs)
+#   scripts/db.sh stop     make db-stop:  stop it; the data stays
+#   scripts/db.sh status   is it running, and where
+#   scripts/db.sh psql     make psql: a SQL shell on DATABASE_URL (psql, or
+#                          sqlite3 for a sqlite:/// URL)
+#
+# With a Docker engine (`docker info` answers) this is `docker compose up -d` /
+# `docker compose down` on docker-compose.yml (postgres:16). Without one, a
+# native PostgreSQL server (Debian's postgresql package) does the same job:
+# same role todo_user / password todo_pass, database todo_db, port 5432 on
+# localhost, data in localdev/data/personal_todo_pgdata (kept across stop and
+# start). So DATABASE_URL=postgresql://todo_user:todo_pass@localhost:5432/todo_db
+# works either way. As root the native server runs as the `postgres` user.
+# DB_PORT and DB_DATA_DIR override the port and the data folder (for tests).
+set -eu
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DATA=${DB_DATA_DIR:-localdev/data/personal_todo_pgdata}
+case "$DATA" in /*) ;; *) DATA=$ROOT/$DATA ;; esac
+PORT=${DB_PORT:-5432}
+DB_USER=todo_user
+DB_PASS=todo_pass
+DB_NAME=todo_db
+LOG=$DATA/server.log
+
+die() { echo "db: $*" >&2; exit 1; }
+say() { echo "db: $*"; }
+
+# ---- Docker --------------------------------------------------------------
+
+have_docker() {
+  command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
+}
+
+compose() {
+  if docker compose version >/dev/null 2>&1; then docker compose "$@"
+  elif command -v docker-compose >/dev/null 2>&1; then docker-compose "$@"
+  else die "Docker runs but Docker Compose is missing; install it: apt-get install docker-compose-plugin (or docker-compose)"
+  fi
+}
+
+# ---- native PostgreSQL -----------------------------------------------------
+
+find_bindir() {
+  d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -n 1)
+  if [ -n "$d" ] && [ -x "$d/pg_ctl" ]; then echo "$d"; return; fi
+  if command -v pg_ctl >/dev/null 2>&1; then dirname "$(command -v pg_ctl)"; return; fi
+  return 1
+}
+
+# as_owner CMD...: runs CMD as the user that owns the server's files.
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@")
+  else (cd / && "$@"); fi
+}
+
+native_running() {
+  [ -f "$DATA/PG_VERSION" ] && as_owner "$BINDIR/pg_ctl" status -D "$DATA" >/dev/null 2>&1
+}
+
+native_setup() {
+  if ! BINDIR=$(find_bindir); then
+    if [ -x scripts/install-deps.sh ]; then
+      say "no Docker engine and no PostgreSQL server here: installing Debian's postgresql"
+      scripts/install-deps.sh test >&2 || die "could not install PostgreSQL; run: apt-get install postgresql"
+    fi
+    BINDIR=$(find_bindir) || die "no Docker engine and no PostgreSQL server; install one: apt-get install postgresql"
+  fi
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || die "the 'postgres' system user is missing (as root the server runs as it); run: apt-get install --reinstall postgresql-common"
+  fi
+}
+
+# native_init: creates the cluster, role and database when DATA is empty.
+native_init() {
+  mkdir -p "$DATA"
+  if [ -f "$DATA/PG_VERSION" ]; then
+    have=$(cat "$DATA/PG_VERSION")
+    want=$("$BINDIR/pg_ctl" --version | sed -E 's/.* ([0-9]+)(\.[0-9]+)*.*/\1/')
+    [ "$have" = "$want" ] ||
+      die "$DATA holds PostgreSQL $have data (Docker's postgres:16?) but this machine runs PostgreSQL $want natively; start Docker for it, or move that folder away to start afresh"
+    return 0
+  fi
+  [ -z "$(ls -A "$DATA")" ] ||
+    die "$DATA is not empty but holds no PostgreSQL data; move it away (mv $DATA $DATA.old) and run make db-start again"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$DATA"
+    runuser -u postgres -- test -w "$DATA" ||
+      die "the postgres user cannot reach $DATA (a parent folder is private); move the repository under a readable path, or run as a normal user"
+  fi
+  chmod 700 "$DATA"
+  say "creating a PostgreSQL cluster in ${DATA#"$ROOT"/}"
+  pwfile=$(mktemp)
+  printf '%s\n' "$DB_PASS" >"$pwfile"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$pwfile"
+  if ! as_owner "$BINDIR/initdb" -D "$DATA" -U "$DB_USER" --pwfile="$pwfile" \
+      --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+      >"$pwfile.log" 2>&1; then
+    cat "$pwfile.log" >&2
+    rm -f "$pwfile" "$pwfile.log"
+    find "$DATA" -mindepth 1 -delete 2>/dev/null || true
+    die "initdb failed (output above)"
+  fi
+  rm -f "$pwfile" "$pwfile.log"
+  # Localhost only, TCP only (no socket path to get wrong), like the container's port.
+  cat >>"$DATA/postgresql.conf" <<EOF
+
+# scripts/db.sh (make db-start): the development server of DATABASE_URL
+listen_addresses = 'localhost'
+port = $PORT
+unix_socket_directories = ''
+EOF
+}
+
+native_start() {
+  native_setup
+  native_init
+  if native_running; then
+    say "PostgreSQL is already running on localhost:$PORT (native, data in ${DATA#"$ROOT"/})"
+    return 0
+  fi
+  if command -v bash >/dev/null 2>&1 && bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then
+    die "port $PORT is taken by another server; stop it (for Debian's own cluster: pg_ctlcluster --help) and run make db-start again"
+  fi
+  if ! as_owner "$BINDIR/pg_ctl" start -w -t 60 -D "$DATA" -l "$LOG" -o "-p $PORT" >/dev/null 2>&1; then
+    tail -n 15 "$LOG" >&2 2>/dev/null || true
+    die "PostgreSQL did not start (log above, whole log in ${LOG#"$ROOT"/})"
+  fi
+  # (also when an earlier first start stopped half-way)
+  if [ -z "$(PGPASSWORD=$DB_PASS "$BINDIR/psql" -X -h 127.0.0.1 -p "$PORT" -U "$DB_USER" -d postgres -tAc \
+      "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")" ]; then
+    PGPASSWORD=$DB_PASS "$BINDIR/createdb" -h 127.0.0.1 -p "$PORT" -U "$DB_USER" "$DB_NAME" ||
+      die "createdb $DB_NAME failed; see ${LOG#"$ROOT"/}"
+  fi
+  say "PostgreSQL is running on localhost:$PORT (native, data in ${DATA#"$ROOT"/})"
+  say "DATABASE_URL=postgresql://$DB_USER:***@localhost:$PORT/$DB_NAME"
+}
+
+native_stop() {
+  native_setup
+  if ! native_running; then say "PostgreSQL is not running"; return 0; fi
+  as_owner "$BINDIR/pg_ctl" stop -D "$DATA" -m fast -w -t 60 >/dev/null ||
+    die "pg_ctl stop failed; see ${LOG#"$ROOT"/}"
+  say "PostgreSQL stopped; data kept in ${DATA#"$ROOT"/}"
+}
+
+native_status() {
+  native_setup
+  if native_running; then say "running on localhost:$PORT (native, data in ${DATA#"$ROOT"/})"
+  else say "not running (start it: make db-start)"; return 3; fi
+}
+
+# ---- make psql -------------------------------------------------------------
+
+# database_url: DATABASE_URL from the environment, then .env, then the default.
+database_url() {
+  if [ -n "${DATABASE_URL:-}" ]; then echo "$DATABASE_URL"; return; fi
+  if [ -f .env ]; then
+    line=$(sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?DATABASE_URL[[:space:]]*=[[:space:]]*//p' .env | tail -n 1)
+    if [ -n "$line" ]; then
+      case "$line" in
+        \"*) line=${line#\"}; line=${line%%\"*} ;;
+        \'*) line=${line#\'}; line=${line%%\'*} ;;
+        *) line=$(printf '%s' "$line" | sed -E 's/[[:space:]]+#.*$//; s/[[:space:]]+$//') ;;
+      esac
+      echo "$line"; return
+    fi
+  fi
+  echo "sqlite:///./database.db"
+}
+
+open_shell() {
+  url=$(database_url)
+  case "$url" in
+    sqlite:///*)
+      file=${url#sqlite:///}
+      command -v sqlite3 >/dev/null 2>&1 || die "sqlite3 is missing; install it: apt-get install sqlite3"
+      [ -f "$file" ] || say "note: $file does not exist yet (make run creates it); sqlite3 will create an empty one"
+      exec sqlite3 "$file" ;;
+    postgresql://* | postgres://* | postgresql+*://*)
+      url="postgresql://${url#*://}"
+      command -v psql >/dev/null 2>&1 || die "psql is missing; install it: apt-get install postgresql-client"
+      exec psql "$url" ;;
+    *) die "DATABASE_URL must start with sqlite:/// or postgresql:// (fix it in .env or the environment)" ;;
+  esac
+}
+
+# ---- main ------------------------------------------------------------------
+
+cmd=${1:-}
+case "$cmd" in
+  start)
+    if have_docker; then
+      mkdir -p "$DATA"
+      compose up -d
+    else
+      native_start
+    fi ;;
+  stop)
+    if have_docker; then compose down; else native_stop; fi ;;
+  status)
+    if have_docker; then compose ps; else native_status; fi ;;
+  psql) open_shell ;;
+  *) echo "usage: scripts/db.sh start|stop|status|psql" >&2; exit 2 ;;
+esac
