@@ -2,10 +2,12 @@
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
 
-PKGS    := lua5.4 libpq sqlite3 libmicrohttpd
+PKGS    := lua5.4 libpq sqlite3 libmicrohttpd libcrypto
 # Host sources: add a module here only once it compiles cleanly.
 SRCS    := host/main.c host/runtime.c host/config.c host/dburl.c \
-           host/db.c host/db_sqlite.c host/db_pg.c host/lua_db.c
+           host/db.c host/db_sqlite.c host/db_pg.c host/lua_db.c \
+           host/http.c host/lua_http.c host/copy.c host/lua_copy.c \
+           host/lua_util.c
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -18,12 +20,23 @@ SAN     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 B       := build
 OBJS     = $(SRCS:host/%.c=$(B)/obj/%.o)
 ASAN_OBJS= $(SRCS:host/%.c=$(B)/asan/obj/%.o)
+# The binary that migrate, seed, copy, doctor and run use (tests set it to the ASan build).
+TODOHOST ?= $(B)/todohost
 
-.PHONY: all deps asan run test clean help migrate seed serve bench bench-db
-all: deps $(B)/todohost $(B)/libtodohost.a ## build build/todohost (installs missing packages first)
+.PHONY: all deps asan run test clean help migrate seed serve bench bench-db bench-http bench-migrate bench-copy db-start db-stop psql
+all: deps $(B)/todohost $(B)/libtodohost.a node_modules/swagger-ui-dist/package.json ## build build/todohost (installs missing packages first)
 
 deps: ## install missing Debian packages for building
 	@scripts/install-deps.sh build
+
+# Swagger UI for /docs: swagger-ui-dist from the npm registry, pinned in
+# package.json + package-lock.json, installed into node_modules/ when missing
+# or when the pins change (no install scripts run: nothing phones home).
+SWAGGER_UI := node_modules/swagger-ui-dist/package.json
+$(SWAGGER_UI): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || scripts/install-deps.sh node
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
 
 $(B)/todohost: $(OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -rdynamic
@@ -47,14 +60,16 @@ $(B)/obj $(B)/asan/obj:
 	@mkdir -p $@
 
 migrate: all ## migrate the configured database to head
-	$(B)/todohost run migrate.lua upgrade head
+	$(TODOHOST) run migrate.lua upgrade head
 
 seed: all ## seed the configured database when its todos table is empty
-	$(B)/todohost run seed.lua
+	$(TODOHOST) run seed.lua
 
 run: all ## build, migrate, seed and serve on DATABASE_URL (default sqlite:///./database.db)
-	$(B)/todohost run migrate.lua upgrade head
-	$(B)/todohost run seed.lua
+	@$(TODOHOST) run doctor.lua port
+	$(TODOHOST) run migrate.lua upgrade head
+	$(TODOHOST) run seed.lua
+	RELOAD=true $(TODOHOST) run serve.lua
 
 test: ## install test packages, start a throwaway PostgreSQL, run every suite (plain and ASan+UBSan)
 	@scripts/install-deps.sh test
@@ -66,7 +81,38 @@ bench-db: ## benchmark the database binding against pgbench and plain sqlite3
 	@$(MAKE) --no-print-directory all
 	@bench/db.sh
 
-bench: bench-db ## run every benchmark
+bench-http: ## benchmark the HTTP server with wrk (GET /todos/1, GET /todos, POST /todos) against pgbench
+	@scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bench/http.sh
+
+bench-migrate: ## time `migrate.lua upgrade head` on an empty PostgreSQL db and `current` (target < 50 ms each)
+	@scripts/install-deps.sh test
+	@$(MAKE) --no-print-directory all
+	@bench/migrate.sh
+
+bench-copy: ## time copy.lua (1,000,000 todos SQLite -> PostgreSQL, verified) vs psql \copy and pgloader
+	@scripts/install-deps.sh test
+	@$(MAKE) --no-print-directory all
+	@bench/copy.sh
+
+bench: bench-db bench-http bench-migrate bench-copy ## run every benchmark
+
+db-start: ## start PostgreSQL on localhost:5432 (Docker Compose, else a native server; data in localdev/data/)
+	@scripts/db.sh start
+
+db-stop: ## stop it; the data stays in localdev/data/personal_todo_pgdata
+	@scripts/db.sh stop
+
+psql: ## open a SQL shell on DATABASE_URL (psql; sqlite3 for a sqlite:/// URL)
+	@scripts/db.sh psql
+
+.PHONY: copy doctor
+copy: all ## copy the SQLite data (database.db) into DATABASE_URL (PostgreSQL); options: ARGS="--replace"
+	$(TODOHOST) run copy.lua $(ARGS)
+
+doctor: all ## check the set-up: port, DATABASE_URL, server, migrations, rows, .env, database.db
+	@$(TODOHOST) run doctor.lua
 
 clean: ## remove build output
 	rm -rf $(B)

@@ -201,11 +201,15 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
     return -1;
   }
   double t0 = c->echo ? db_now_ms() : 0;
+  /* PostgreSQL statements without parameters (DDL, one-off queries) run
+   * unprepared: one round trip instead of two, and nothing cached. */
+  int adhoc = c->kind == DB_POSTGRESQL && nparams == 0;
   for (int attempt = 0;; attempt++) {
-    db_stmt *s = cache_get(c, sql, len, err);
-    if (s) {
+    db_stmt *s = adhoc ? NULL : cache_get(c, sql, len, err);
+    if (s || adhoc) {
       cur->conn = c;
       cur->stmt = s;
+      cur->adhoc_sql = adhoc ? sql : NULL;
       cur->stream = stream;
       cur->next = c->cursors;
       if (c->cursors) c->cursors->prev = cur;
@@ -321,14 +325,19 @@ int db_iso_timestamp(const char *t, size_t len, int naive_utc,
   if (i < len && t[i] == ':') {
     if (i + 3 > len || !digits(t + i + 1, 2)) return -1;
     i += 3;
-    if (i < len && t[i] == '.') {
-      i++;
-      while (i < len && t[i] >= '0' && t[i] <= '9') i++;
-    }
   }
   memcpy(out, t, i);
   out[10] = 'T';
   size_t n = i;
+  if (i < len && t[i] == '.') {   /* fraction: at least six digits, as Python prints */
+    size_t start = i++;
+    while (i < len && t[i] >= '0' && t[i] <= '9') i++;
+    size_t digits_n = i - start - 1;
+    if (digits_n == 0) return -1;
+    memcpy(out + n, t + start, i - start);
+    n += i - start;
+    for (; digits_n < 6; digits_n++) out[n++] = '0';
+  }
   if (i == len) {
     if (naive_utc) { memcpy(out + n, "+00:00", 6); n += 6; }
   } else if (t[i] == 'Z' && i + 1 == len) {

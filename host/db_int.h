@@ -62,6 +62,7 @@ struct db_cursor {
   db_conn *conn;                     /* NULL when closed */
   db_cursor *prev, *next;            /* in conn->cursors */
   db_stmt *stmt;                     /* cached statement, or NULL */
+  const char *adhoc_sql;             /* PG: SQL run unprepared (during open only) */
   void *own;                         /* SQLite: an uncached statement */
   void *res;                         /* PG: the current PGresult */
   int row, nrows, ncols;

@@ -49,6 +49,9 @@ static int fail_result(db_conn *c, const PGresult *res, db_error *err) {
                  "lost the connection to PostgreSQL: %s", why);
     return -1;
   }
+  /* a wrong parameter count is the caller's mistake, not a broken wire */
+  if (state && strcmp(state, "08P01") == 0 && primary && strstr(primary, "bind message supplies"))
+    state = "07001";
   if (!primary) {
     char why[512];
     first_line(res ? PQresultErrorMessage(res) : PQerrorMessage(pg_of(c)), why, sizeof why);
@@ -243,8 +246,10 @@ static int pq_open(db_cursor *cur, int nparams, const db_value *params,
   pq_params p;
   if (params_build(&p, nparams, params, err) < 0) return -1;
   if (cur->stream) {
-    int ok = PQsendQueryPrepared(pg, cur->stmt->name, nparams, p.values, p.lengths,
-                                 p.formats, 0);
+    int ok = cur->adhoc_sql
+                 ? PQsendQueryParams(pg, cur->adhoc_sql, 0, NULL, NULL, NULL, NULL, 0)
+                 : PQsendQueryPrepared(pg, cur->stmt->name, nparams, p.values, p.lengths,
+                                       p.formats, 0);
     params_free(&p);
     if (!ok) return fail_result(c, NULL, err);
     PQsetSingleRowMode(pg);
@@ -252,8 +257,10 @@ static int pq_open(db_cursor *cur, int nparams, const db_value *params,
     cur->started = 1;
     return 0;
   }
-  PGresult *res = PQexecPrepared(pg, cur->stmt->name, nparams, p.values, p.lengths,
-                                 p.formats, 0);
+  PGresult *res = cur->adhoc_sql
+                      ? PQexecParams(pg, cur->adhoc_sql, 0, NULL, NULL, NULL, NULL, 0)
+                      : PQexecPrepared(pg, cur->stmt->name, nparams, p.values, p.lengths,
+                                       p.formats, 0);
   params_free(&p);
   ExecStatusType st = PQresultStatus(res);
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {

@@ -66,6 +66,30 @@ static int fail(db_conn *c, int code, db_error *err) {
 
 /* ---- connecting ------------------------------------------------------- */
 
+static int journal_is_wal(void *ud, int n, char **values, char **names) {
+  (void)names;
+  *(int *)ud = n > 0 && values[0] && strcmp(values[0], "wal") == 0;
+  return 0;
+}
+
+/* Switches the file to WAL unless it is already. The switch needs the
+ * database to itself, and SQLite does not call the busy handler for it, so
+ * it is retried here for up to the busy timeout. */
+static int use_wal(sqlite3 *db, const db_options *opt, char **msg) {
+  int wal = 0, rc = sqlite3_exec(db, "PRAGMA journal_mode", journal_is_wal, &wal, msg);
+  int waited = 0, limit = opt->busy_timeout > 0 ? opt->busy_timeout : 5000;
+  while (rc == SQLITE_OK && !wal) {
+    rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", journal_is_wal, &wal, msg);
+    if ((rc & 0xff) != SQLITE_BUSY || waited >= limit) break;
+    sqlite3_free(*msg);
+    *msg = NULL;
+    sqlite3_sleep(10);
+    waited += 10;
+    rc = SQLITE_OK;
+  }
+  return rc;
+}
+
 int db_sqlite_connect(db_conn *c, const db_options *opt, db_error *err) {
   const char *path = c->url.target;
   int flags = (opt->readonly ? SQLITE_OPEN_READONLY
@@ -89,15 +113,16 @@ int db_sqlite_connect(db_conn *c, const db_options *opt, db_error *err) {
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, opt->busy_timeout > 0 ? opt->busy_timeout : 5000);
   int memory = strcmp(path, ":memory:") == 0 || strstr(path, "mode=memory") != NULL;
-  const char *setup = opt->readonly || memory
-                          ? "PRAGMA foreign_keys=ON"
-                          : "PRAGMA foreign_keys=ON; PRAGMA journal_mode=WAL";
   char *msg = NULL;
-  rc = sqlite3_exec(db, setup, NULL, NULL, &msg);
+  rc = sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL, &msg);
+  if (rc == SQLITE_OK && !opt->readonly && !memory) rc = use_wal(db, opt, &msg);
   if (rc != SQLITE_OK) {
     db_error_set(err, sqlite_state(rc, msg ? msg : ""),
-                 "check that DATABASE_URL points at a SQLite database file",
-                 "cannot use SQLite database '%s': %s", path, msg ? msg : "error");
+                 (rc & 0xff) == SQLITE_BUSY
+                     ? "another process holds the database locked; retry when it is done"
+                     : "check that DATABASE_URL points at a SQLite database file",
+                 "cannot use SQLite database '%s': %s", path,
+                 msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
     sqlite3_close(db);
     c->native = NULL;
@@ -202,7 +227,7 @@ static int bind_all(db_cursor *cur, sqlite3_stmt *st, int nparams,
     if (rc != SQLITE_OK) return fail(cur->conn, rc, err);
   }
   if (highest != nparams) {
-    db_error_set(err, "08P01", "pass one argument for each of $1..$n",
+    db_error_set(err, "07001", "pass one argument for each of $1..$n",
                  "the statement takes %d parameter%s but %d %s given", highest,
                  highest == 1 ? "" : "s", nparams, nparams == 1 ? "was" : "were");
     return -1;

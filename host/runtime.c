@@ -18,13 +18,19 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "lua_copy.h"
 #include "lua_db.h"
+#include "lua_http.h"
+#include "lua_util.h"
 
 const char *const TH_VERSION = "0.1.0";
 
 /* The host's C modules. Add one line per module. */
 static const luaL_Reg host_modules[] = {
   {"todohost.db", luaopen_todohost_db},
+  {"todohost.copy", luaopen_todohost_copy},
+  {"todohost.http", luaopen_todohost_http},
+  {"todohost.util", luaopen_todohost_util},
   {NULL, NULL}
 };
 
@@ -63,7 +69,7 @@ const char *th_home(void) {
 
 static int is_file(const char *path) {
   struct stat st;
-  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+  return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);  /* files, pipes, /dev/stdin */
 }
 
 int th_find_script(const char *name, char *buf, size_t size) {

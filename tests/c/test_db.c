@@ -68,11 +68,13 @@ int main(void) {
   CHECK_INT(db_iso_timestamp("2026-02-21 10:11:12", 19, 1, out, sizeof out), 25, "naive timestamp");
   CHECK_STR(out, "2026-02-21T10:11:12+00:00", "naive means UTC");
   db_iso_timestamp("2026-02-21 10:11:12.5+05", 24, 0, out, sizeof out);
-  CHECK_STR(out, "2026-02-21T10:11:12.5+05:00", "PostgreSQL's +HH offset gets minutes");
+  CHECK_STR(out, "2026-02-21T10:11:12.500000+05:00", "PostgreSQL's +HH offset gets minutes");
   db_iso_timestamp("2026-02-21T10:11:12.123456Z", 27, 1, out, sizeof out);
   CHECK_STR(out, "2026-02-21T10:11:12.123456+00:00", "Z becomes +00:00");
   db_iso_timestamp("2026-02-21 10:11:12.123456", 26, 0, out, sizeof out);
   CHECK_STR(out, "2026-02-21T10:11:12.123456", "timestamp without time zone stays naive");
+  db_iso_timestamp("2026-02-21 10:11:12.77327+00", 28, 0, out, sizeof out);
+  CHECK_STR(out, "2026-02-21T10:11:12.773270+00:00", "fractions get six digits");
   CHECK_INT(db_iso_timestamp("banana", 6, 1, out, sizeof out), -1, "not a timestamp");
   CHECK_INT(db_iso_timestamp("2026-02-21", 10, 1, out, sizeof out), -1, "a date alone is left alone");
 

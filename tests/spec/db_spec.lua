@@ -157,9 +157,10 @@ describe("todohost.db on " .. (is_pg and "PostgreSQL" or "SQLite"), function()
     end)
 
     it("refuses a wrong number of parameters", function()
-      local ok, err = pcall(function() return conn:query("SELECT $1 AS a, $2 AS b", 1) end)
+      local ok, err = pcall(function() return conn:query("SELECT CAST($1 AS INTEGER) AS a, CAST($2 AS INTEGER) AS b", 1) end)
       assert.is_false(ok)
       assert.is_string(err.message)
+      assert.equal("07001", err.sqlstate)
     end)
 
     it("refuses two statements in one call", function()
@@ -217,6 +218,11 @@ describe("todohost.db on " .. (is_pg and "PostgreSQL" or "SQLite"), function()
       conn:exec("INSERT INTO spec_items (title, at) VALUES ('t', $1)", "2026-02-21 10:11:12.345678")
       local at = conn:first("SELECT at FROM spec_items").at
       assert.equal("2026-02-21T10:11:12.345678+00:00", at)
+    end)
+
+    it("gives timestamp fractions six digits", function()
+      conn:exec("INSERT INTO spec_items (title, at) VALUES ('t', $1)", "2026-02-21 10:11:12.5")
+      assert.equal("2026-02-21T10:11:12.500000+00:00", conn:first("SELECT at FROM spec_items").at)
     end)
 
     it("keeps text byte-exact", function()

@@ -1,0 +1,897 @@
+/*
+ * copy.c: the bulk copy engine (see copy.h): reads a SQLite table with typed
+ * column accessors, converts each value by the target column's type, and
+ * streams the rows into PostgreSQL's binary COPY; reads them back to prove it.
+ *
+ * No Lua here. Memory stays flat whatever the table size: one send buffer of
+ * COPY_BUFSIZE bytes, values larger than half of it are sent straight from
+ * SQLite's memory.
+ */
+#include "copy.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#define COPY_BUFSIZE (256 * 1024)
+#define PG_EPOCH_DAYS 10957            /* 2000-01-01 in days since 1970-01-01 */
+#define USEC_PER_DAY INT64_C(86400000000)
+
+static const char COPY_SIGNATURE[11] = "PGCOPY\n\377\r\n";  /* 11 bytes, NUL included */
+static const char HINT_FIX_SOURCE[] =
+    "fix that value in the source database (the copy never changes it) and run the copy "
+    "again; nothing was committed to the target";
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fail(db_error *err, const char *sqlstate, const char *hint, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void fail(db_error *err, const char *sqlstate, const char *hint, const char *fmt, ...) {
+  va_list ap;
+  snprintf(err->sqlstate, sizeof err->sqlstate, "%s", sqlstate);
+  snprintf(err->hint, sizeof err->hint, "%s", hint ? hint : "");
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+}
+
+/* Fills err from a failed PostgreSQL result (res may be NULL: the
+ * connection's message is used). what says which step failed. */
+static void fail_pg(db_error *err, PGconn *pg, const PGresult *res, const char *what) {
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+  const char *context = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+  const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+  char conn_msg[512];
+  if (!primary) {
+    snprintf(conn_msg, sizeof conn_msg, "%s", PQerrorMessage(pg));
+    size_t n = strlen(conn_msg);
+    while (n && (conn_msg[n - 1] == '\n' || conn_msg[n - 1] == ' ')) conn_msg[--n] = '\0';
+    primary = n ? conn_msg : "unknown error";
+  }
+  int lost = PQstatus(pg) == CONNECTION_BAD;
+  fail(err, state ? state : (lost ? "08006" : "XX000"),
+       hint ? hint : (lost ? "the connection to PostgreSQL was lost; nothing was committed: "
+                             "check the server and run the copy again" : NULL),
+       "%s: %s%s%s%s", what, primary, detail ? " (" : "", detail ? detail : "",
+       detail ? ")" : "");
+  if (context) {
+    size_t n = strlen(err->message);
+    snprintf(err->message + n, sizeof err->message - n, " [%s]", context);
+  }
+  /* one line: libpq's multi-line texts become single spaces */
+  char *w = err->message;
+  for (const char *r = err->message; *r; r++) {
+    if (*r == '\n' || *r == '\t' || *r == '\r') {
+      if (w > err->message && w[-1] != ' ') *w++ = ' ';
+    } else {
+      *w++ = *r;
+    }
+  }
+  while (w > err->message && w[-1] == ' ') w--;
+  *w = '\0';
+}
+
+/* A growable string for SQL text. On allocation failure `oom` is set and
+ * further appends do nothing. */
+typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t len) {
+  if (b->oom) return;
+  if (b->n + len + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + len + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) { b->oom = 1; return; }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, len);
+  b->n += len;
+  b->p[b->n] = '\0';
+}
+static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+/* Appends name as a double-quoted identifier (valid for both databases). */
+static void sb_ident(sbuf *b, const char *name) {
+  sb_add(b, "\"", 1);
+  for (const char *q; (q = strchr(name, '"')) != NULL; name = q + 1) {
+    sb_add(b, name, (size_t)(q - name) + 1);
+    sb_add(b, "\"", 1);
+  }
+  sb_str(b, name);
+  sb_add(b, "\"", 1);
+}
+
+static void sb_column_list(sbuf *b, const char *const *cols, int n) {
+  for (int i = 0; i < n; i++) {
+    if (i) sb_add(b, ", ", 2);
+    sb_ident(b, cols[i]);
+  }
+}
+
+static void put_be16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)(v >> 8); p[1] = (unsigned char)v; }
+static void put_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+static void put_be64(unsigned char *p, uint64_t v) {
+  put_be32(p, (uint32_t)(v >> 32));
+  put_be32(p + 4, (uint32_t)v);
+}
+static uint32_t get_be32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint16_t get_be16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+/* ---- conversions ------------------------------------------------------- */
+
+int64_t copy_utf8_check(const unsigned char *s, size_t n, const char **why, size_t *at) {
+  size_t i = 0;
+  int64_t chars = 0;
+  while (i < n) {
+    if (n - i >= 8) {  /* fast path: 8 ASCII bytes, none of them NUL */
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (!(w & UINT64_C(0x8080808080808080)) &&
+          !((w - UINT64_C(0x0101010101010101)) & ~w & UINT64_C(0x8080808080808080))) {
+        i += 8;
+        chars += 8;
+        continue;
+      }
+    }
+    unsigned c = s[i];
+    size_t need;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c == 0) { *why = "a NUL byte (PostgreSQL text cannot hold one)"; *at = i; return -1; }
+    if (c < 0x80) { i++; chars++; continue; }
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;  /* no UTF-16 surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;  /* nothing past U+10FFFF */
+    } else { *why = "invalid UTF-8"; *at = i; return -1; }
+    if (n - i <= need) { *why = "invalid UTF-8 (truncated sequence)"; *at = i; return -1; }
+    unsigned c1 = s[i + 1];
+    if (c1 < lo || c1 > hi) { *why = "invalid UTF-8"; *at = i; return -1; }
+    for (size_t k = 2; k <= need; k++)
+      if ((s[i + k] & 0xC0) != 0x80) { *why = "invalid UTF-8"; *at = i; return -1; }
+    i += need + 1;
+    chars++;
+  }
+  return chars;
+}
+
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  unsigned yoe = (unsigned)(y - era * 400);
+  unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int days_in_month(int y, int m) {
+  static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+  return dim[m - 1];
+}
+
+/* Reads exactly count digits at s[*i]; -1 when they are not there. */
+static int read_digits(const char *s, size_t n, size_t *i, int count, int *out) {
+  int v = 0;
+  if (n - *i < (size_t)count) return -1;
+  for (int k = 0; k < count; k++) {
+    char c = s[*i + (size_t)k];
+    if (c < '0' || c > '9') return -1;
+    v = v * 10 + (c - '0');
+  }
+  *i += (size_t)count;
+  *out = v;
+  return 0;
+}
+
+static const char WHY_DATETIME[] =
+    "not a datetime (expected YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM])";
+
+/* The date part; leaves *i after it. */
+static int parse_ymd(const char *s, size_t n, size_t *i, int64_t *days, const char **why) {
+  int y, m, d;
+  if (read_digits(s, n, i, 4, &y) || *i >= n || s[(*i)++] != '-' ||
+      read_digits(s, n, i, 2, &m) || *i >= n || s[(*i)++] != '-' ||
+      read_digits(s, n, i, 2, &d)) {
+    *why = WHY_DATETIME;
+    return -1;
+  }
+  if (y < 1) { *why = "year 0000 is not a valid date"; return -1; }
+  if (m < 1 || m > 12) { *why = "month out of range"; return -1; }
+  if (d < 1 || d > days_in_month(y, m)) { *why = "day out of range for its month"; return -1; }
+  *days = days_from_civil(y, (unsigned)m, (unsigned)d) - PG_EPOCH_DAYS;
+  return 0;
+}
+
+int copy_parse_date(const char *s, size_t n, int32_t *days, const char **why) {
+  size_t i = 0;
+  int64_t d;
+  if (parse_ymd(s, n, &i, &d, why)) {
+    if (*why == WHY_DATETIME) *why = "not a date (expected YYYY-MM-DD)";
+    return -1;
+  }
+  if (i != n) { *why = "not a date (expected YYYY-MM-DD, without a time)"; return -1; }
+  *days = (int32_t)d;
+  return 0;
+}
+
+int copy_parse_datetime(const char *s, size_t n, int64_t *usec, const char **why) {
+  size_t i = 0;
+  int64_t days;
+  int hh = 0, mi = 0, ss = 0;
+  int64_t frac = 0, offset_sec = 0;
+  if (parse_ymd(s, n, &i, &days, why)) return -1;
+  if (i < n) {
+    if (s[i] != ' ' && s[i] != 'T') { *why = WHY_DATETIME; return -1; }
+    i++;
+    if (read_digits(s, n, &i, 2, &hh) || i >= n || s[i++] != ':' ||
+        read_digits(s, n, &i, 2, &mi)) {
+      *why = WHY_DATETIME;
+      return -1;
+    }
+    if (i < n && s[i] == ':') {
+      i++;
+      if (read_digits(s, n, &i, 2, &ss)) { *why = WHY_DATETIME; return -1; }
+      if (i < n && s[i] == '.') {
+        int ndig = 0;
+        i++;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, ndig++) {
+          if (ndig < 6) frac = frac * 10 + (s[i] - '0');
+          else if (s[i] != '0') { *why = "more precision than microseconds (it would be rounded)"; return -1; }
+        }
+        if (ndig == 0) { *why = WHY_DATETIME; return -1; }
+        for (; ndig < 6; ndig++) frac *= 10;
+      }
+    }
+    if (hh > 23 || mi > 59 || ss > 59) { *why = "time of day out of range"; return -1; }
+    while (i < n && s[i] == ' ' && i + 1 < n) i++;  /* spaces only before an offset */
+    if (i < n) {
+      if (s[i] == 'Z' || s[i] == 'z') i++;
+      else if (s[i] == '+' || s[i] == '-') {
+        int sign = s[i++] == '-' ? -1 : 1, oh, om = 0;
+        if (read_digits(s, n, &i, 2, &oh)) { *why = "bad time zone offset"; return -1; }
+        if (i < n && s[i] == ':') i++;
+        if (i < n && read_digits(s, n, &i, 2, &om)) { *why = "bad time zone offset"; return -1; }
+        if (oh > 15 || om > 59) { *why = "time zone offset out of range"; return -1; }
+        offset_sec = sign * (oh * 3600 + om * 60);
+      } else { *why = WHY_DATETIME; return -1; }
+    }
+    if (i != n) { *why = WHY_DATETIME; return -1; }
+  }
+  *usec = days * USEC_PER_DAY + ((int64_t)hh * 3600 + mi * 60 + ss - offset_sec) * 1000000 + frac;
+  return 0;
+}
+
+/* ---- describing the target -------------------------------------------- */
+
+static copy_type type_of(const char *typname, char typtype, int builtin) {
+  static const struct { const char *name; copy_type type; } map[] = {
+    {"bool", COPY_BOOL}, {"int2", COPY_INT2}, {"int4", COPY_INT4}, {"int8", COPY_INT8},
+    {"float4", COPY_FLOAT4}, {"float8", COPY_FLOAT8}, {"text", COPY_TEXT},
+    {"varchar", COPY_TEXT}, {"json", COPY_TEXT}, {"bytea", COPY_BYTEA}, {"date", COPY_DATE},
+    {"timestamp", COPY_TIMESTAMP}, {"timestamptz", COPY_TIMESTAMPTZ}, {"uuid", COPY_UUID},
+  };
+  if (typtype == 'e') return COPY_TEXT;  /* enum: sent as its label */
+  if (!builtin) return COPY_UNSUPPORTED;
+  for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
+    if (strcmp(typname, map[k].name) == 0) return map[k].type;
+  return COPY_UNSUPPORTED;
+}
+
+static const char DESCRIBE_SQL[] =
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+    " coalesce(b.typname, t.typname), coalesce(b.typtype, t.typtype),"
+    " coalesce(b.typnamespace, t.typnamespace) = 'pg_catalog'::regnamespace,"
+    " CASE WHEN b.oid IS NULL THEN a.atttypmod ELSE t.typtypmod END,"
+    " a.attnotnull OR (b.oid IS NOT NULL AND t.typnotnull)"
+    " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+    " LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype"
+    " WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped"
+    " ORDER BY a.attnum";
+
+static void fill_column(copy_column *c, const PGresult *r, int row) {
+  snprintf(c->name, sizeof c->name, "%s", PQgetvalue(r, row, 0));
+  snprintf(c->type_name, sizeof c->type_name, "%s", PQgetvalue(r, row, 1));
+  c->type = type_of(PQgetvalue(r, row, 2), PQgetvalue(r, row, 3)[0],
+                    PQgetvalue(r, row, 4)[0] == 't');
+  long typmod = strtol(PQgetvalue(r, row, 5), NULL, 10);
+  c->max_chars = strcmp(PQgetvalue(r, row, 2), "varchar") == 0 && typmod >= 4
+                     ? (int32_t)(typmod - 4) : -1;
+  c->not_null = PQgetvalue(r, row, 6)[0] == 't';
+}
+
+int copy_describe(PGconn *dst, const char *table, const char *const *columns,
+                  int ncolumns, copy_column *out, int max, db_error *err) {
+  const char *params[1] = {table};
+  PGresult *r = PQexecParams(dst, DESCRIBE_SQL, 1, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    fail_pg(err, dst, r, "cannot read the target's columns");
+    PQclear(r);
+    return -1;
+  }
+  int rows = PQntuples(r);
+  if (rows == 0) {
+    PQclear(r);
+    fail(err, "42P01", "run `make migrate` against the target so its schema matches the source",
+         "table \"%s\" does not exist in the target database", table);
+    return -1;
+  }
+  int count;
+  if (!columns) {
+    count = rows;
+    for (int i = 0; i < rows && i < max; i++) fill_column(&out[i], r, i);
+  } else {
+    count = ncolumns;
+    for (int k = 0; k < ncolumns; k++) {
+      int found = -1;
+      for (int i = 0; i < rows && found < 0; i++)
+        if (strcmp(PQgetvalue(r, i, 0), columns[k]) == 0) found = i;
+      if (found < 0) {
+        PQclear(r);
+        fail(err, "42703", "run `make migrate` against the target so its schema matches the source",
+             "column %s.%s does not exist in the target database", table, columns[k]);
+        return -1;
+      }
+      if (k < max) fill_column(&out[k], r, found);
+    }
+  }
+  PQclear(r);
+  return count;
+}
+
+/* ---- the copier: send buffer and row hashing --------------------------- */
+
+typedef struct copier {
+  PGconn *pg;
+  unsigned char *buf;
+  size_t n;
+  size_t row_start;        /* offset of the current row in buf */
+  int streaming;           /* the current row's hash is in `hs` */
+  XXH3_state_t *hs;
+  uint64_t sum_hi, sum_lo;
+  int64_t bytes;           /* sent to the server so far */
+} copier;
+
+static void sum_add(uint64_t *hi, uint64_t *lo, XXH128_hash_t h) {
+  *lo += h.low64;
+  *hi += h.high64 + (*lo < h.low64);
+}
+
+/* Moves the buffered part of the current row into the streaming hash. */
+static void hash_handoff(copier *cp) {
+  if (!cp->streaming) {
+    XXH3_128bits_reset(cp->hs);
+    cp->streaming = 1;
+  }
+  XXH3_128bits_update(cp->hs, cp->buf + cp->row_start, cp->n - cp->row_start);
+  cp->row_start = cp->n;
+}
+
+/* Sends p[0..len) as COPY data: 0, or -1 (the COPY stopped: see the result). */
+static int send_data(copier *cp, const void *p, size_t len) {
+  while (len) {  /* PQputCopyData takes an int length */
+    int chunk = len > (1u << 30) ? (1 << 30) : (int)len;
+    if (PQputCopyData(cp->pg, p, chunk) != 1) return -1;
+    p = (const char *)p + chunk;
+    len -= (size_t)chunk;
+    cp->bytes += chunk;
+  }
+  return 0;
+}
+
+static int flush(copier *cp) {
+  hash_handoff(cp);
+  int rc = send_data(cp, cp->buf, cp->n);
+  cp->n = cp->row_start = 0;
+  return rc;
+}
+
+/* Makes room for k bytes (k <= COPY_BUFSIZE). */
+static int reserve(copier *cp, size_t k) {
+  return COPY_BUFSIZE - cp->n >= k ? 0 : flush(cp);
+}
+
+static void end_row(copier *cp) {
+  if (cp->streaming) {
+    XXH3_128bits_update(cp->hs, cp->buf + cp->row_start, cp->n - cp->row_start);
+    sum_add(&cp->sum_hi, &cp->sum_lo, XXH3_128bits_digest(cp->hs));
+    cp->streaming = 0;
+  } else {
+    sum_add(&cp->sum_hi, &cp->sum_lo, XXH3_128bits(cp->buf + cp->row_start, cp->n - cp->row_start));
+  }
+  cp->row_start = cp->n;
+}
+
+/* One field: its length then its bytes; large values go out unbuffered. */
+static int put_field(copier *cp, const void *p, size_t len) {
+  if (len > COPY_BUFSIZE / 2) {
+    if (reserve(cp, 4)) return -1;
+    put_be32(cp->buf + cp->n, (uint32_t)len);
+    cp->n += 4;
+    if (flush(cp)) return -1;
+    XXH3_128bits_update(cp->hs, p, len);
+    return send_data(cp, p, len);
+  }
+  if (reserve(cp, len + 4)) return -1;
+  put_be32(cp->buf + cp->n, (uint32_t)len);
+  if (len) memcpy(cp->buf + cp->n + 4, p, len);  /* an empty blob may be NULL */
+  cp->n += len + 4;
+  return 0;
+}
+
+static int put_fixed(copier *cp, uint32_t len, uint64_t v) {
+  if (reserve(cp, 4 + len)) return -1;
+  unsigned char *p = cp->buf + cp->n;
+  put_be32(p, len);
+  if (len == 1) p[4] = (unsigned char)v;
+  else if (len == 2) put_be16(p + 4, (uint16_t)v);
+  else if (len == 4) put_be32(p + 4, (uint32_t)v);
+  else put_be64(p + 4, v);
+  cp->n += 4 + len;
+  return 0;
+}
+
+/* ---- error messages for values ----------------------------------------- */
+
+static const char *storage_name(int t) {
+  switch (t) {
+    case SQLITE_INTEGER: return "integer";
+    case SQLITE_FLOAT: return "real";
+    case SQLITE_TEXT: return "text";
+    case SQLITE_BLOB: return "blob";
+    default: return "null";
+  }
+}
+
+/* Renders the value of column i of st for an error message: text quoted,
+ * control characters and bytes that are not UTF-8 escaped as \xNN, cut
+ * after about 60 bytes. */
+static void render_value(sqlite3_stmt *st, int i, char *out, size_t size) {
+  int t = sqlite3_column_type(st, i);
+  if (t == SQLITE_NULL) { snprintf(out, size, "NULL"); return; }
+  if (t == SQLITE_INTEGER) { snprintf(out, size, "%lld", (long long)sqlite3_column_int64(st, i)); return; }
+  if (t == SQLITE_FLOAT) { snprintf(out, size, "%.17g", sqlite3_column_double(st, i)); return; }
+  const unsigned char *p = t == SQLITE_BLOB ? sqlite3_column_blob(st, i) : sqlite3_column_text(st, i);
+  size_t n = (size_t)sqlite3_column_bytes(st, i), o, k = 0;
+  o = (size_t)snprintf(out, size, t == SQLITE_BLOB ? "x'" : "'");
+  while (k < n && k < 60 && o + 32 < size) {
+    unsigned c = p[k];
+    size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    const char *why;
+    size_t at;
+    if (t == SQLITE_BLOB) {
+      o += (size_t)snprintf(out + o, size - o, "%02x", c);
+      k++;
+    } else if (c == '\n' || c == '\t') {
+      o += (size_t)snprintf(out + o, size - o, c == '\n' ? "\\n" : "\\t");
+      k++;
+    } else if (c < 0x20 || c == 0x7f || (c >= 0x80 && (len > n - k || copy_utf8_check(p + k, len, &why, &at) != 1))) {
+      o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+      k++;
+    } else {
+      memcpy(out + o, p + k, len);
+      o += len;
+      k += len;
+    }
+  }
+  if (k < n) snprintf(out + o, size - o, "...' (%zu bytes)", n);
+  else snprintf(out + o, size - o, "'");
+}
+
+/* ---- copy_table --------------------------------------------------------- */
+
+typedef struct value_error {
+  const char *sqlstate;
+  const char *why;
+  char buf[96];  /* for a why that needs numbers */
+} value_error;
+
+static int bad(value_error *ve, const char *sqlstate, const char *why) {
+  ve->sqlstate = sqlstate;
+  ve->why = why;
+  return 1;
+}
+
+/* Converts column i of the current row into a field. Returns 0 when done, 1
+ * when the value cannot be converted (ve says why), -1 when sending failed. */
+static int convert(copier *cp, sqlite3_stmt *st, int i, const copy_column *col, value_error *ve) {
+  int t = sqlite3_column_type(st, i);
+  if (t == SQLITE_NULL) {
+    if (col->not_null) return bad(ve, "23502", "NULL in a NOT NULL column");
+    if (reserve(cp, 4)) return -1;
+    put_be32(cp->buf + cp->n, UINT32_MAX);
+    cp->n += 4;
+    return 0;
+  }
+  switch (col->type) {
+    case COPY_BOOL: {
+      if (t != SQLITE_INTEGER) return bad(ve, "22P02", "expected 0 or 1");
+      sqlite3_int64 v = sqlite3_column_int64(st, i);
+      if (v != 0 && v != 1) return bad(ve, "22P02", "expected 0 or 1");
+      return put_fixed(cp, 1, (uint64_t)v);
+    }
+    case COPY_INT2: case COPY_INT4: case COPY_INT8: {
+      if (t != SQLITE_INTEGER) return bad(ve, "22P02", "expected an integer");
+      sqlite3_int64 v = sqlite3_column_int64(st, i);
+      if (col->type == COPY_INT2 && (v < INT16_MIN || v > INT16_MAX))
+        return bad(ve, "22003", "out of range for smallint");
+      if (col->type == COPY_INT4 && (v < INT32_MIN || v > INT32_MAX))
+        return bad(ve, "22003", "out of range for integer");
+      uint32_t len = col->type == COPY_INT2 ? 2 : col->type == COPY_INT4 ? 4 : 8;
+      return put_fixed(cp, len, (uint64_t)v);
+    }
+    case COPY_FLOAT4: case COPY_FLOAT8: {
+      double d;
+      if (t == SQLITE_FLOAT) d = sqlite3_column_double(st, i);
+      else if (t == SQLITE_INTEGER) {
+        sqlite3_int64 v = sqlite3_column_int64(st, i);
+        d = (double)v;
+        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || (sqlite3_int64)d != v)
+          return bad(ve, "22003", "integer not exactly representable as a floating-point number");
+      } else return bad(ve, "22P02", "expected a number");
+      if (col->type == COPY_FLOAT8) {
+        uint64_t bits;
+        memcpy(&bits, &d, 8);
+        return put_fixed(cp, 8, bits);
+      }
+      if (!isinf(d) && fabs(d) > FLT_MAX)
+        return bad(ve, "22003", "out of range for real");
+      float f = (float)d;
+      if ((double)f != d) return bad(ve, "22003", "not exactly representable as real (float4)");
+      uint32_t bits;
+      memcpy(&bits, &f, 4);
+      return put_fixed(cp, 4, bits);
+    }
+    case COPY_TEXT: {
+      if (t != SQLITE_TEXT && t != SQLITE_INTEGER) return bad(ve, "22P02", "expected text");
+      const unsigned char *p = sqlite3_column_text(st, i);
+      size_t n = (size_t)sqlite3_column_bytes(st, i), at;
+      int64_t chars = copy_utf8_check(p, n, &ve->why, &at);
+      if (chars < 0) return bad(ve, "22021", ve->why);
+      if (col->max_chars >= 0 && chars > col->max_chars) {
+        snprintf(ve->buf, sizeof ve->buf, "%lld characters, the column holds at most %d",
+                 (long long)chars, (int)col->max_chars);
+        return bad(ve, "22001", ve->buf);
+      }
+      return put_field(cp, p, n);
+    }
+    case COPY_BYTEA: {
+      if (t != SQLITE_BLOB && t != SQLITE_TEXT) return bad(ve, "22P02", "expected a blob");
+      const void *p = t == SQLITE_BLOB ? sqlite3_column_blob(st, i) : (const void *)sqlite3_column_text(st, i);
+      return put_field(cp, p, (size_t)sqlite3_column_bytes(st, i));
+    }
+    case COPY_DATE: case COPY_TIMESTAMP: case COPY_TIMESTAMPTZ: {
+      if (t != SQLITE_TEXT)
+        return bad(ve, "22007", col->type == COPY_DATE ? "expected a date text YYYY-MM-DD"
+                                                       : "expected a datetime text like 2024-01-31 12:00:00[.ffffff][+HH:MM]");
+      const char *p = (const char *)sqlite3_column_text(st, i);
+      size_t n = (size_t)sqlite3_column_bytes(st, i);
+      if (col->type == COPY_DATE) {
+        int32_t days;
+        if (copy_parse_date(p, n, &days, &ve->why)) return bad(ve, "22007", ve->why);
+        return put_fixed(cp, 4, (uint32_t)days);
+      }
+      int64_t us;
+      if (copy_parse_datetime(p, n, &us, &ve->why)) return bad(ve, "22007", ve->why);
+      return put_fixed(cp, 8, (uint64_t)us);
+    }
+    case COPY_UUID: {
+      unsigned char u[16];
+      if (t == SQLITE_BLOB) {
+        if (sqlite3_column_bytes(st, i) != 16) return bad(ve, "22P02", "a uuid blob must be 16 bytes");
+        memcpy(u, sqlite3_column_blob(st, i), 16);
+      } else if (t == SQLITE_TEXT) {
+        const char *p = (const char *)sqlite3_column_text(st, i);
+        size_t n = (size_t)sqlite3_column_bytes(st, i), k = 0;
+        int nib = 0;
+        for (; k < n && nib < 32; k++) {
+          char c = p[k];
+          int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+          if (v < 0) {
+            if (n == 36 && c == '-' && (k == 8 || k == 13 || k == 18 || k == 23)) continue;
+            return bad(ve, "22P02", "not a uuid");
+          }
+          if (nib % 2 == 0) u[nib / 2] = (unsigned char)(v << 4);
+          else u[nib / 2] |= (unsigned char)v;
+          nib++;
+        }
+        if (nib != 32 || k != n || (n != 32 && n != 36)) return bad(ve, "22P02", "not a uuid");
+      } else return bad(ve, "22P02", "expected a uuid");
+      if (reserve(cp, 20)) return -1;
+      put_be32(cp->buf + cp->n, 16);
+      memcpy(cp->buf + cp->n + 4, u, 16);
+      cp->n += 20;
+      return 0;
+    }
+    default:
+      return bad(ve, "0A000", "type not supported");
+  }
+}
+
+/* Ends a COPY IN that failed or is being abandoned and drains its results,
+ * keeping the first error: err is filled from the server's error unless
+ * have_err says it already holds the reason. reason (may be NULL when the
+ * COPY already stopped) is sent as the client's CopyFail message. */
+static void abort_copy(PGconn *pg, const char *reason, db_error *err, int have_err) {
+  if (reason) PQputCopyEnd(pg, reason);
+  PGresult *r;
+  while ((r = PQgetResult(pg)) != NULL) {
+    ExecStatusType s = PQresultStatus(r);
+    if (!have_err && s == PGRES_FATAL_ERROR) {
+      fail_pg(err, pg, r, "the copy failed");
+      have_err = 1;
+    }
+    PQclear(r);
+    if (s == PGRES_COPY_IN && PQputCopyEnd(pg, "copy aborted") != 1) break;
+  }
+  if (!have_err) fail_pg(err, pg, NULL, "the copy failed");
+}
+
+int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *stats,
+               db_error *err) {
+  double t0 = now_seconds();
+  int rc = -1, ncol = spec->ncolumns, copying = 0;
+  copy_column *cols = NULL;
+  sqlite3_stmt *st = NULL;
+  copier cp = {0};
+  sbuf sql = {0};
+  memset(stats, 0, sizeof *stats);
+
+  if (ncol <= 0) {
+    fail(err, "42601", NULL, "table %s: no columns to copy", spec->table);
+    return -1;
+  }
+  const char *idt = PQparameterStatus(dst, "integer_datetimes");
+  if (!idt || strcmp(idt, "on") != 0) {
+    fail(err, "0A000", NULL, "the target server does not use integer timestamps; copy needs it");
+    return -1;
+  }
+  const char *enc = PQparameterStatus(dst, "client_encoding");
+  if ((!enc || strcmp(enc, "UTF8") != 0) && PQsetClientEncoding(dst, "UTF8")) {
+    fail_pg(err, dst, NULL, "cannot set client_encoding to UTF8");
+    return -1;
+  }
+  cols = calloc((size_t)ncol, sizeof *cols);
+  cp.buf = malloc(COPY_BUFSIZE);
+  cp.hs = XXH3_createState();
+  if (!cols || !cp.buf || !cp.hs) { fail(err, "53200", NULL, "out of memory"); goto done; }
+  if (copy_describe(dst, spec->table, spec->columns, ncol, cols, ncol, err) < 0) goto done;
+  for (int k = 0; k < ncol; k++)
+    if (cols[k].type == COPY_UNSUPPORTED) {
+      fail(err, "0A000", "leave the column out of the copy (--tables) or change its type",
+           "column %s.%s has type %s, which the copy cannot convert yet", spec->table,
+           cols[k].name, cols[k].type_name);
+      goto done;
+    }
+
+  /* the source: SELECT <row id>, columns FROM table (rowid order) */
+  sb_str(&sql, "SELECT ");
+  if (spec->id_column) sb_ident(&sql, spec->id_column);
+  else sb_str(&sql, "rowid");
+  sb_str(&sql, ", ");
+  sb_column_list(&sql, spec->columns, ncol);
+  sb_str(&sql, " FROM ");
+  sb_ident(&sql, spec->table);
+  if (sql.oom) { fail(err, "53200", NULL, "out of memory"); goto done; }
+  if (sqlite3_prepare_v2(src, sql.p, (int)sql.n, &st, NULL) != SQLITE_OK) {
+    fail(err, "42P01", "check the table and column names in the source database",
+         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
+    goto done;
+  }
+
+  /* the target: COPY table (columns) FROM STDIN (FORMAT binary) */
+  sql.n = 0;
+  sb_str(&sql, "COPY ");
+  sb_ident(&sql, spec->table);
+  sb_str(&sql, " (");
+  sb_column_list(&sql, spec->columns, ncol);
+  sb_str(&sql, spec->freeze ? ") FROM STDIN (FORMAT binary, FREEZE)" : ") FROM STDIN (FORMAT binary)");
+  if (sql.oom) { fail(err, "53200", NULL, "out of memory"); goto done; }
+  PGresult *r = PQexec(dst, sql.p);
+  if (PQresultStatus(r) != PGRES_COPY_IN) {
+    fail_pg(err, dst, r, "cannot start the copy");
+    PQclear(r);
+    goto done;
+  }
+  PQclear(r);
+  copying = 1;
+  cp.pg = dst;
+
+  memcpy(cp.buf, COPY_SIGNATURE, 11);
+  put_be32(cp.buf + 11, 0);  /* flags */
+  put_be32(cp.buf + 15, 0);  /* header extension length */
+  cp.n = cp.row_start = 19;
+
+  int64_t every = spec->progress_every > 0 ? spec->progress_every : 16384, rows = 0;
+  int s;
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    if (reserve(&cp, 2)) goto send_failed;
+    put_be16(cp.buf + cp.n, (uint16_t)ncol);
+    cp.n += 2;
+    for (int k = 0; k < ncol; k++) {
+      value_error ve = {0};
+      int c = convert(&cp, st, k + 1, &cols[k], &ve);
+      if (c < 0) goto send_failed;
+      if (c > 0) {
+        char id[96], val[160];
+        render_value(st, 0, id, sizeof id);
+        render_value(st, k + 1, val, sizeof val);
+        fail(err, ve.sqlstate, HINT_FIX_SOURCE,
+             "%s.%s, row %s %s: value %s (%s) cannot be stored in %s: %s", spec->table,
+             cols[k].name, spec->id_column ? spec->id_column : "rowid", id, val,
+             storage_name(sqlite3_column_type(st, k + 1)), cols[k].type_name, ve.why);
+        abort_copy(dst, "value cannot be converted", err, 1);
+        copying = 0;
+        goto done;
+      }
+    }
+    end_row(&cp);
+    rows++;
+    if (spec->on_progress && rows % every == 0 &&
+        spec->on_progress(spec->ud, rows, cp.bytes + (int64_t)cp.n)) {
+      fail(err, "57014", NULL, "copy of %s cancelled", spec->table);
+      abort_copy(dst, "copy cancelled", err, 1);
+      copying = 0;
+      goto done;
+    }
+  }
+  if (s != SQLITE_DONE) {
+    fail(err, "58030", "check the source database file (sqlite3 FILE 'PRAGMA integrity_check')",
+         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
+    abort_copy(dst, "source read failed", err, 1);
+    copying = 0;
+    goto done;
+  }
+  if (reserve(&cp, 2)) goto send_failed;
+  put_be16(cp.buf + cp.n, UINT16_MAX);  /* trailer: -1 */
+  cp.n += 2;
+  cp.row_start = cp.n;
+  if (flush(&cp) || PQputCopyEnd(dst, NULL) != 1) goto send_failed;
+  copying = 0;
+  r = PQgetResult(dst);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    fail_pg(err, dst, r, "the copy failed");
+    PQclear(r);
+    while ((r = PQgetResult(dst)) != NULL) PQclear(r);
+    goto done;
+  }
+  int64_t stored = strtoll(PQcmdTuples(r), NULL, 10);
+  PQclear(r);
+  while ((r = PQgetResult(dst)) != NULL) PQclear(r);
+  if (stored != rows) {
+    fail(err, "XX000", NULL, "table %s: %lld rows sent but the server stored %lld",
+         spec->table, (long long)rows, (long long)stored);
+    goto done;
+  }
+  if (spec->on_progress) spec->on_progress(spec->ud, rows, cp.bytes);
+  stats->rows = rows;
+  stats->bytes = cp.bytes;
+  stats->sum_hi = cp.sum_hi;
+  stats->sum_lo = cp.sum_lo;
+  rc = 0;
+  goto done;
+
+send_failed:
+  abort_copy(dst, NULL, err, 0);
+  copying = 0;
+done:
+  if (copying) abort_copy(dst, "copy aborted", err, 1);
+  sqlite3_finalize(st);
+  XXH3_freeState(cp.hs);
+  free(cp.buf);
+  free(cols);
+  free(sql.p);
+  stats->seconds = now_seconds() - t0;
+  return rc;
+}
+
+/* ---- copy_checksum ------------------------------------------------------ */
+
+int copy_checksum(PGconn *dst, const char *table, const char *const *columns, int ncolumns,
+                  copy_stats *stats, db_error *err) {
+  double t0 = now_seconds();
+  sbuf sql = {0};
+  memset(stats, 0, sizeof *stats);
+  sb_str(&sql, "COPY ");
+  sb_ident(&sql, table);
+  sb_str(&sql, " (");
+  sb_column_list(&sql, columns, ncolumns);
+  sb_str(&sql, ") TO STDOUT (FORMAT binary)");
+  if (sql.oom) { free(sql.p); fail(err, "53200", NULL, "out of memory"); return -1; }
+  PGresult *r = PQexec(dst, sql.p);
+  free(sql.p);
+  if (PQresultStatus(r) != PGRES_COPY_OUT) {
+    fail_pg(err, dst, r, "cannot read the target table back");
+    PQclear(r);
+    return -1;
+  }
+  PQclear(r);
+  int header = 1, trailer = 0, bad_layout = 0;
+  char *msg;
+  int len;
+  while ((len = PQgetCopyData(dst, &msg, 0)) > 0) {
+    const unsigned char *p = (const unsigned char *)msg;
+    size_t n = (size_t)len, off = 0;
+    if (header) {
+      if (n < 19 || memcmp(p, COPY_SIGNATURE, 11) != 0) bad_layout = 1;
+      else off = 19 + get_be32(p + 15);
+      header = 0;
+    }
+    while (!bad_layout && off < n) {
+      if (trailer || n - off < 2) { bad_layout = 1; break; }
+      size_t start = off;
+      int16_t nf = (int16_t)get_be16(p + off);
+      off += 2;
+      if (nf == -1) { trailer = 1; continue; }
+      for (int k = 0; k < nf && !bad_layout; k++) {
+        if (n - off < 4) { bad_layout = 1; break; }
+        int32_t fl = (int32_t)get_be32(p + off);
+        off += 4;
+        if (fl > 0) {
+          if ((size_t)fl > n - off) bad_layout = 1;
+          else off += (size_t)fl;
+        }
+      }
+      if (!bad_layout) {
+        sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits(p + start, off - start));
+        stats->rows++;
+        stats->bytes += (int64_t)(off - start);
+      }
+    }
+    PQfreemem(msg);
+  }
+  int failed = 0;
+  if (len == -2) {
+    fail_pg(err, dst, NULL, "cannot read the target table back");
+    failed = 1;
+  }
+  while ((r = PQgetResult(dst)) != NULL) {
+    if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK) {
+      fail_pg(err, dst, r, "cannot read the target table back");
+      failed = 1;
+    }
+    PQclear(r);
+  }
+  if (failed) return -1;
+  if (bad_layout || !trailer) {
+    fail(err, "XX000", NULL, "table %s: unexpected COPY data from the server", table);
+    return -1;
+  }
+  stats->seconds = now_seconds() - t0;
+  return 0;
+}
+
+void copy_checksum_hex(const copy_stats *stats, char buf[33]) {
+  snprintf(buf, 33, "%016llx%016llx", (unsigned long long)stats->sum_hi,
+           (unsigned long long)stats->sum_lo);
+}

@@ -1,0 +1,119 @@
+/*
+ * copy.h: the bulk copy engine: every row of one SQLite table into one
+ * PostgreSQL table, each value converted exactly by the TARGET column's type,
+ * streamed through COPY ... FROM STDIN (FORMAT binary), and the checksum that
+ * proves what arrived.
+ *
+ * The engine works on native handles (sqlite3 *, PGconn *) and knows nothing
+ * of Lua; transactions belong to the caller: it runs one COPY per table and
+ * leaves BEGIN / COMMIT / ROLLBACK (and the source's read snapshot) to whoever
+ * orchestrates the copy (scripts/copy.lua through lua_copy.c, or a C test).
+ *
+ * The checksum ("canonical typed values"): each row is encoded as a tuple of
+ * PostgreSQL's binary COPY format (int16 field count, then per field an int32
+ * length, -1 for NULL, and the type's binary representation); the row's hash
+ * is XXH3-128 of those bytes; the table's checksum is the sum of the row
+ * hashes (two 64-bit lanes, each modulo 2^64), so row order does not matter.
+ * The source side hashes what it sends; the target side hashes what the
+ * server sends back from the table (COPY ... TO STDOUT (FORMAT binary)): the
+ * two agree only when every stored value is exactly the converted one.
+ *
+ * Conventions: functions return 0 on success and -1 on error, with err filled
+ * (message naming table, column, row id and value for a value that cannot be
+ * converted; sqlstate 22xxx for bad data). Nothing here allocates anything
+ * that outlives a call.
+ */
+#ifndef TODOHOST_COPY_H
+#define TODOHOST_COPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "db.h"
+
+/* The target column types the engine converts to. */
+typedef enum copy_type {
+  COPY_UNSUPPORTED = 0,
+  COPY_BOOL, COPY_INT2, COPY_INT4, COPY_INT8, COPY_FLOAT4, COPY_FLOAT8,
+  COPY_TEXT,          /* text, varchar(n), enum labels, json: UTF-8, no NUL */
+  COPY_BYTEA, COPY_DATE, COPY_TIMESTAMP, COPY_TIMESTAMPTZ, COPY_UUID
+} copy_type;
+
+/* One target column, as read from the PostgreSQL catalog. */
+typedef struct copy_column {
+  char name[64];        /* NAMEDATALEN */
+  char type_name[64];   /* format_type(): "character varying(200)", ... */
+  copy_type type;
+  int32_t max_chars;    /* varchar(n): n characters; -1 when unlimited */
+  int not_null;
+} copy_column;
+
+/* Called every spec->progress_every rows and once at the end; a non-zero
+ * return stops the copy (the error is "copy cancelled"; the callback keeps
+ * its own reason). */
+typedef int (*copy_progress_fn)(void *ud, int64_t rows, int64_t bytes);
+
+typedef struct copy_spec {
+  const char *table;              /* same name on both sides */
+  const char *const *columns;     /* the columns to copy, same names */
+  int ncolumns;
+  const char *id_column;          /* names a row in errors; NULL: SQLite rowid */
+  int freeze;                     /* COPY ... FREEZE: the table was created or
+                                     truncated in the current transaction */
+  int64_t progress_every;         /* rows between callbacks; 0: 16384 */
+  copy_progress_fn on_progress;   /* may be NULL */
+  void *ud;
+} copy_spec;
+
+typedef struct copy_stats {
+  int64_t rows;
+  int64_t bytes;                  /* COPY data bytes (binary tuples) */
+  uint64_t sum_hi, sum_lo;        /* the checksum, see above */
+  double seconds;
+} copy_stats;
+
+/* Reads the columns of `table` in the target catalog (pg_attribute), domains
+ * resolved to their base type. columns/ncolumns select and order them; with
+ * columns == NULL every column is described. Writes at most max entries to
+ * out and returns the number of columns (which may exceed max), or -1 (table
+ * or a selected column missing, SQL error). A type the engine cannot convert
+ * is reported with type COPY_UNSUPPORTED, not as an error. */
+int copy_describe(PGconn *dst, const char *table, const char *const *columns,
+                  int ncolumns, copy_column *out, int max, db_error *err);
+
+/* Copies every row of spec->table from src into dst with one COPY. On error
+ * the COPY is aborted (the caller's transaction is then failed and must be
+ * rolled back) and -1 returned. stats (never NULL) gets rows, bytes, the
+ * source-side checksum and the elapsed time. */
+int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
+               copy_stats *stats, db_error *err);
+
+/* The target-side count and checksum of the same columns of `table`, read
+ * back with COPY ... TO STDOUT (FORMAT binary). */
+int copy_checksum(PGconn *dst, const char *table, const char *const *columns,
+                  int ncolumns, copy_stats *stats, db_error *err);
+
+/* The checksum as 32 lowercase hex digits in buf (33 bytes). */
+void copy_checksum_hex(const copy_stats *stats, char buf[33]);
+
+/* ---- conversions, exposed for tests ----------------------------------- */
+
+/* Parses a SQLite datetime text: YYYY-MM-DD, optionally followed by ' ' or
+ * 'T' and HH:MM[:SS[.fraction]], optionally followed by Z or +HH[:MM] /
+ * -HH[:MM] (naive means UTC). Fraction digits past the sixth must be zero.
+ * Writes microseconds since 2000-01-01 00:00:00 UTC (PostgreSQL's epoch) and
+ * returns 0, or returns -1 and a short reason in *why. */
+int copy_parse_datetime(const char *s, size_t n, int64_t *usec, const char **why);
+
+/* Parses YYYY-MM-DD into days since 2000-01-01; 0, or -1 and *why. */
+int copy_parse_date(const char *s, size_t n, int32_t *days, const char **why);
+
+/* Checks that s[0..n) is UTF-8 without NUL bytes (no overlong forms, no
+ * surrogates, nothing past U+10FFFF). Returns the number of characters, or
+ * -1 with *why and the byte offset of the first bad byte in *at. */
+int64_t copy_utf8_check(const unsigned char *s, size_t n, const char **why, size_t *at);
+
+#endif

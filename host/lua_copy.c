@@ -1,0 +1,218 @@
+/*
+ * lua_copy.c: the `todohost.copy` Lua module: argument checks, results as
+ * tables and errors as todohost.db error tables around the copy engine
+ * (copy.h). The copying itself lives in copy.c.
+ *
+ *   copy.describe(dst, table [, columns])
+ *       -> { {name=, type=, supported=, not_null=, max_chars=}, ... }
+ *          the target columns as the catalog has them (type: format_type)
+ *   copy.table(src, dst, opts) -> { rows=, bytes=, checksum=, seconds= }
+ *       opts.table       table name, the same on both sides
+ *       opts.columns     array of column names to copy
+ *       opts.id_column   column naming a row in error messages (default rowid)
+ *       opts.freeze      COPY ... FREEZE (the table was truncated in this
+ *                        transaction)
+ *       opts.on_progress function(rows, bytes), called every
+ *       opts.progress_every rows (default 16384) and once at the end
+ *   copy.checksum(dst, table, columns) -> { rows=, bytes=, checksum=, seconds= }
+ *       the count and checksum of what the target table holds
+ *   copy.now() -> seconds on a monotonic clock (for rates and ETAs)
+ *   copy.isatty(fd) -> true when file descriptor fd is a terminal
+ *
+ * src is a SQLite and dst a PostgreSQL todohost.db connection. An error in
+ * on_progress stops the copy and is re-raised as it was.
+ */
+#include "lua_copy.h"
+
+#include <lauxlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "copy.h"
+#include "lua_db.h"
+
+/* The connection at idx, which must be of the given kind and idle. */
+static db_conn *check_kind(lua_State *L, int idx, db_kind kind) {
+  db_conn *c = th_checkconn(L, idx);
+  if (db_conn_kind(c) != kind)
+    luaL_argerror(L, idx, kind == DB_SQLITE ? "the source must be a SQLite connection"
+                                            : "the target must be a PostgreSQL connection");
+  if (db_conn_busy(c))
+    luaL_argerror(L, idx, "the connection is busy with an open cursor; finish it first");
+  return c;
+}
+
+/* Reads the array of column names at idx into a private table pushed on the
+ * stack (so the strings stay alive whatever the caller's table becomes) and
+ * an array of pointers to them, also pushed (Lua-owned scratch memory).
+ * Returns the pointers; *n gets the count. Stack: +2. */
+static const char **check_columns(lua_State *L, int idx, const char *what, int *n) {
+  idx = lua_absindex(L, idx);
+  if (!lua_istable(L, idx)) luaL_error(L, "%s: expected an array of column names", what);
+  lua_Integer len = luaL_len(L, idx);
+  luaL_argcheck(L, len > 0 && len <= 1600, idx, "expected 1 to 1600 column names");
+  lua_createtable(L, (int)len, 0);
+  const char **names = lua_newuserdatauv(L, (size_t)len * sizeof *names, 0);
+  for (lua_Integer i = 1; i <= len; i++) {
+    if (lua_geti(L, idx, i) != LUA_TSTRING)
+      luaL_error(L, "%s: column %d is not a string", what, (int)i);
+    names[i - 1] = lua_tostring(L, -1);
+    lua_rawseti(L, -3, i);
+  }
+  *n = (int)len;
+  return names;
+}
+
+static void push_stats(lua_State *L, const copy_stats *st) {
+  char hex[33];
+  copy_checksum_hex(st, hex);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, st->rows);
+  lua_setfield(L, -2, "rows");
+  lua_pushinteger(L, st->bytes);
+  lua_setfield(L, -2, "bytes");
+  lua_pushstring(L, hex);
+  lua_setfield(L, -2, "checksum");
+  lua_pushnumber(L, st->seconds);
+  lua_setfield(L, -2, "seconds");
+}
+
+/* copy.describe(dst, table [, columns]) */
+static int l_describe(lua_State *L) {
+  db_conn *dst = check_kind(L, 1, DB_POSTGRESQL);
+  const char *table = luaL_checkstring(L, 2);
+  const char **cols = NULL;
+  int ncols = 0;
+  if (!lua_isnoneornil(L, 3)) cols = check_columns(L, 3, "copy.describe", &ncols);
+  db_error err;
+  PGconn *pg = db_native(dst);
+  int count = copy_describe(pg, table, cols, ncols, NULL, 0, &err);
+  if (count < 0) return th_raise_dberror(L, &err);
+  copy_column *out = lua_newuserdatauv(L, (size_t)count * sizeof *out, 0);
+  if (copy_describe(pg, table, cols, ncols, out, count, &err) < 0) return th_raise_dberror(L, &err);
+  lua_createtable(L, count, 0);
+  for (int i = 0; i < count; i++) {
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, out[i].name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, out[i].type_name);
+    lua_setfield(L, -2, "type");
+    lua_pushboolean(L, out[i].type != COPY_UNSUPPORTED);
+    lua_setfield(L, -2, "supported");
+    lua_pushboolean(L, out[i].not_null);
+    lua_setfield(L, -2, "not_null");
+    if (out[i].max_chars >= 0) {
+      lua_pushinteger(L, out[i].max_chars);
+      lua_setfield(L, -2, "max_chars");
+    }
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* The on_progress bridge: calls the Lua function under lua_pcall so that no
+ * error unwinds through the engine (which holds a statement and a COPY). */
+typedef struct progress_ctx {
+  lua_State *L;
+  int fn;        /* stack index of the function */
+  int err_slot;  /* stack index receiving the error object */
+  int failed;
+} progress_ctx;
+
+static int progress_bridge(void *ud, int64_t rows, int64_t bytes) {
+  progress_ctx *ctx = ud;
+  lua_State *L = ctx->L;
+  lua_pushvalue(L, ctx->fn);
+  lua_pushinteger(L, rows);
+  lua_pushinteger(L, bytes);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    lua_replace(L, ctx->err_slot);
+    ctx->failed = 1;
+    return 1;
+  }
+  return 0;
+}
+
+/* copy.table(src, dst, opts) */
+static int l_table(lua_State *L) {
+  db_conn *src = check_kind(L, 1, DB_SQLITE);
+  db_conn *dst = check_kind(L, 2, DB_POSTGRESQL);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  copy_spec spec = {0};
+  progress_ctx ctx = {L, 0, 0, 0};
+
+  lua_getfield(L, 3, "table");  /* stays on the stack: keeps the string alive */
+  spec.table = lua_tostring(L, -1);
+  luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 3, "opts.table must be a table name");
+  lua_getfield(L, 3, "columns");
+  spec.columns = check_columns(L, -1, "opts.columns", &spec.ncolumns);
+  lua_getfield(L, 3, "id_column");
+  if (!lua_isnil(L, -1)) {
+    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 3, "opts.id_column must be a column name");
+    spec.id_column = lua_tostring(L, -1);
+  }
+  lua_getfield(L, 3, "freeze");
+  spec.freeze = lua_toboolean(L, -1);
+  lua_getfield(L, 3, "progress_every");
+  spec.progress_every = luaL_optinteger(L, -1, 0);
+  lua_getfield(L, 3, "on_progress");
+  if (!lua_isnil(L, -1)) {
+    luaL_argcheck(L, lua_isfunction(L, -1), 3, "opts.on_progress must be a function");
+    ctx.fn = lua_gettop(L);
+    lua_pushnil(L);
+    ctx.err_slot = lua_gettop(L);
+    spec.on_progress = progress_bridge;
+    spec.ud = &ctx;
+  }
+  luaL_checkstack(L, 8, "copy.table");  /* room for the bridge's calls */
+
+  copy_stats st;
+  db_error err;
+  int rc = copy_table(db_native(src), db_native(dst), &spec, &st, &err);
+  if (ctx.failed) {
+    lua_pushvalue(L, ctx.err_slot);
+    return lua_error(L);
+  }
+  if (rc < 0) return th_raise_dberror(L, &err);
+  push_stats(L, &st);
+  return 1;
+}
+
+/* copy.checksum(dst, table, columns) */
+static int l_checksum(lua_State *L) {
+  db_conn *dst = check_kind(L, 1, DB_POSTGRESQL);
+  const char *table = luaL_checkstring(L, 2);
+  int ncols;
+  const char **cols = check_columns(L, 3, "copy.checksum", &ncols);
+  copy_stats st;
+  db_error err;
+  if (copy_checksum(db_native(dst), table, cols, ncols, &st, &err) < 0)
+    return th_raise_dberror(L, &err);
+  push_stats(L, &st);
+  return 1;
+}
+
+static int l_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+int luaopen_todohost_copy(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"describe", l_describe},
+    {"table", l_table},
+    {"checksum", l_checksum},
+    {"now", l_now},
+    {"isatty", l_isatty},
+    {NULL, NULL}
+  };
+  luaL_newlib(L, funcs);
+  return 1;
+}

@@ -1,0 +1,297 @@
+/*
+ * lua_http.c: the `todohost.http` Lua module: glue between Lua and the
+ * server core of http.c.
+ *
+ *   http.serve{app = "app", host, port, workers, max_body, access_log,
+ *              reload, timeout, max_connections, max_connections_per_ip}
+ *       blocks until SIGINT/SIGTERM; returns true after a graceful stop,
+ *       raises a one-line error when it cannot start.
+ *   http.unescape(s)      percent-decoding, '+' as a space
+ *   http.parse_query(s)   "a=1&b=x+y" -> {a = "1", b = "x y"} (last wins)
+ *
+ * Each pool thread's worker is its own lua_State (th_newstate()) that ran
+ * require(app) once; the module returned handler(req) -> status, headers,
+ * body. The state is used by that thread only and closed on it.
+ * req.headers has lower-case names; a repeated header's values are joined
+ * with ", ". Stack of a worker state between requests: [1] = the handler.
+ */
+#include "lua_http.h"
+
+#include <lauxlib.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "runtime.h"
+
+/* ---- workers: one lua_State per pool thread -------------------------- */
+
+/* [-1, +1] require(name) in a fresh state; the module must return a
+ * function. */
+static int load_app(lua_State *L) {
+  const char *name = lua_tostring(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  if (!lua_isfunction(L, -1))
+    return luaL_error(L, "module '%s' must return a function handler(req), not a %s", name,
+                      luaL_typename(L, -1));
+  return 1;
+}
+
+/* http_app.open: ud is the app module's name. The worker is the state. */
+static void *worker_open(void *ud, char *err, size_t errsize) {
+  const char *app = ud;
+  lua_State *L = th_newstate();
+  if (!L) {
+    snprintf(err, errsize, "out of memory creating a Lua state");
+    return NULL;
+  }
+  lua_gc(L, LUA_GCGEN, 0, 0);   /* request garbage dies young */
+  lua_pushcfunction(L, load_app);
+  lua_pushstring(L, app);
+  if (th_pcall(L, 1, 1) != LUA_OK) {
+    snprintf(err, errsize, "cannot load the app '%s': %s", app, th_errline(L, -1));
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}
+
+static void worker_close(void *worker) { lua_close(worker); }
+
+/* [-2, +0] Protected part of a request: builds req, calls the handler,
+ * checks what it returned and hands it to http_reply. Arguments: the
+ * handler, the http_request (light userdata). A reply made before an error
+ * is discarded by the server, so nothing here leaks when it raises. */
+static int call_handler(lua_State *L) {
+  http_request *req = lua_touserdata(L, 2);
+  lua_settop(L, 1);
+
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, req->method);
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, req->path);
+  lua_setfield(L, -2, "path");
+  lua_pushlstring(L, req->query, req->query_len);
+  lua_setfield(L, -2, "query");
+  lua_createtable(L, 0, (int)req->nheaders);
+  for (size_t i = 0; i < req->nheaders; i++) {   /* a repeated header: "v1, v2" */
+    const http_header *h = &req->headers[i];
+    lua_pushlstring(L, h->name, h->name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, h->value, h->value_len);
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, h->value, h->value_len);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, -2, "headers");
+  if (req->body) {
+    lua_pushlstring(L, req->body, req->body_len);
+    lua_setfield(L, -2, "body");
+  }
+
+  lua_call(L, 1, 3);   /* status, headers, body at 1, 2, 3 */
+
+  int isint;
+  lua_Integer status = lua_tointegerx(L, 1, &isint);
+  if (!isint || status < 200 || status > 599)
+    return luaL_error(L, "the handler returned status %s (a %s): want an integer from 200 to 599",
+                      luaL_tolstring(L, 1, NULL), luaL_typename(L, 1));
+  int ht = lua_type(L, 2), bt = lua_type(L, 3);
+  if (ht != LUA_TNIL && ht != LUA_TTABLE)
+    return luaL_error(L, "the handler returned headers as a %s: want a table or nil", lua_typename(L, ht));
+  if (bt != LUA_TNIL && bt != LUA_TSTRING)
+    return luaL_error(L, "the handler returned a body that is a %s: want a string or nil", lua_typename(L, bt));
+  size_t blen = 0;
+  const char *body = bt == LUA_TSTRING ? lua_tolstring(L, 3, &blen) : NULL;
+  if (http_reply(req, (int)status, body, blen) != 0)
+    return luaL_error(L, "out of memory building the response");
+  if (ht == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+      int vt = lua_type(L, -1);
+      if (lua_type(L, -2) != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER))
+        return luaL_error(L, "the handler returned a header %s = %s: want string names and string values",
+                          luaL_tolstring(L, -2, NULL),    /* the name; pushes a string, so */
+                          luaL_tolstring(L, -2, NULL));   /* the value is now at -2 */
+      size_t klen, vlen;
+      const char *k = lua_tolstring(L, -2, &klen);
+      const char *v = lua_tolstring(L, -1, &vlen);   /* a number value becomes a string in place */
+      if (strlen(k) != klen || strlen(v) != vlen || http_reply_header(req, k, v) != 0)
+        return luaL_error(L, "the handler returned an invalid header '%s' (bad name, or CR/LF in it)", k);
+      lua_pop(L, 1);
+    }
+  }
+  return 0;
+}
+
+/* http_app.handle: everything touching the state runs under th_pcall. */
+static int worker_handle(void *worker, http_request *req, char *err, size_t errsize) {
+  lua_State *L = worker;
+  lua_settop(L, 1);
+  lua_pushcfunction(L, call_handler);
+  lua_pushvalue(L, 1);
+  lua_pushlightuserdata(L, req);
+  int status = th_pcall(L, 2, 0);
+  if (status != LUA_OK) {
+    if (status == LUA_ERRMEM) snprintf(err, errsize, "not enough memory");
+    else snprintf(err, errsize, "%s", th_errline(L, -1));
+    lua_settop(L, 1);
+    return -1;
+  }
+  lua_settop(L, 1);
+  return 0;
+}
+
+/* ---- http.serve ------------------------------------------------------- */
+
+static const char *const serve_options[] = {
+  "app", "host", "port", "workers", "max_body", "access_log", "reload", "timeout",
+  "max_connections", "max_connections_per_ip", NULL
+};
+
+/* opts.key as an integer in [lo, hi], def when nil. */
+static lua_Integer opt_integer(lua_State *L, const char *key, lua_Integer def, lua_Integer lo,
+                               lua_Integer hi) {
+  int t = lua_getfield(L, 1, key);
+  lua_Integer v = def;
+  if (t != LUA_TNIL) {
+    int isint;
+    v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < lo || v > hi)
+      luaL_error(L, "http.serve: %s must be an integer from %I to %I, got %s", key, lo, hi,
+                 luaL_tolstring(L, -1, NULL));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int opt_boolean(lua_State *L, const char *key, int def) {
+  int t = lua_getfield(L, 1, key);
+  int v = def;
+  if (t == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
+  else if (t != LUA_TNIL) luaL_error(L, "http.serve: %s must be true or false, got a %s", key, lua_typename(L, t));
+  lua_pop(L, 1);
+  return v;
+}
+
+/* opts.key as a string that stays alive in opts (the table is argument 1
+ * for the whole call), def when nil. */
+static const char *opt_string(lua_State *L, const char *key, const char *def) {
+  int t = lua_getfield(L, 1, key);
+  const char *v = def;
+  if (t == LUA_TSTRING) v = lua_tostring(L, -1);
+  else if (t != LUA_TNIL) luaL_error(L, "http.serve: %s must be a string, got a %s", key, lua_typename(L, t));
+  lua_pop(L, 1);
+  return v;
+}
+
+static int l_serve(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    int known = 0;
+    if (lua_type(L, -2) == LUA_TSTRING)
+      for (const char *const *o = serve_options; *o; o++)
+        if (strcmp(*o, lua_tostring(L, -2)) == 0) known = 1;
+    if (!known) return luaL_error(L, "http.serve: unknown option %s", luaL_tolstring(L, -2, NULL));
+    lua_pop(L, 1);
+  }
+  const char *app = opt_string(L, "app", NULL);
+  if (!app || !*app) return luaL_error(L, "http.serve: app (the handler module's name) is required");
+
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  http_config cfg = {0};
+  cfg.host = opt_string(L, "host", "127.0.0.1");
+  cfg.port = (unsigned)opt_integer(L, "port", 8080, 0, 65535);
+  cfg.workers = (unsigned)opt_integer(L, "workers", cores > 0 ? cores : 1, 1, 1024);
+  cfg.max_body = (size_t)opt_integer(L, "max_body", 1048576, 0, (lua_Integer)1 << 40);
+  cfg.access_log = opt_boolean(L, "access_log", 1);
+  cfg.reload = opt_boolean(L, "reload", 0);
+  cfg.timeout = (unsigned)opt_integer(L, "timeout", 30, 0, 86400);
+  cfg.max_connections = (unsigned)opt_integer(L, "max_connections", 1000, 1, 1000000);
+  cfg.max_per_ip = (unsigned)opt_integer(L, "max_connections_per_ip", 0, 0, 1000000);
+
+  /* Watched: scripts/, seeds/, migrations/ here and in the todohost home
+   * (where require also looks). A directory twice does no harm. */
+  static const char *const watched[] = {"scripts", "seeds", "migrations"};
+  char paths[6][PATH_MAX];
+  const char *dirs[7];
+  int n = 0;
+  for (int i = 0; i < 3; i++) {
+    snprintf(paths[n], sizeof paths[n], "%s", watched[i]);
+    dirs[n] = paths[n];
+    n++;
+    snprintf(paths[n], sizeof paths[n], "%s/%s", th_home(), watched[i]);
+    dirs[n] = paths[n];
+    n++;
+  }
+  dirs[n] = NULL;
+  cfg.watch_dirs = dirs;
+
+  http_app happ = {worker_open, worker_close, worker_handle, (void *)app};
+  char err[1024];
+  if (http_serve(&cfg, &happ, err, sizeof err) != 0) {
+    lua_pushstring(L, err);   /* an operational error: no script position */
+    return lua_error(L);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- query strings ---------------------------------------------------- */
+
+/* Pushes the decoded s[0..len). */
+static void push_unescaped(lua_State *L, const char *s, size_t len) {
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, len + 1);
+  luaL_pushresultsize(&b, http_unescape(s, len, out));
+}
+
+static int l_unescape(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  push_unescaped(L, s, len);
+  return 1;
+}
+
+static int l_parse_query(lua_State *L) {
+  size_t len;
+  const char *s = luaL_optlstring(L, 1, "", &len);
+  const char *end = s + len;
+  lua_newtable(L);
+  while (s < end) {
+    const char *amp = memchr(s, '&', (size_t)(end - s));
+    if (!amp) amp = end;
+    if (amp > s) {
+      const char *eq = memchr(s, '=', (size_t)(amp - s));
+      const char *name_end = eq ? eq : amp;
+      push_unescaped(L, s, (size_t)(name_end - s));
+      if (eq) push_unescaped(L, eq + 1, (size_t)(amp - eq - 1));
+      else lua_pushliteral(L, "");
+      lua_rawset(L, -3);
+    }
+    s = amp + 1;
+  }
+  return 1;
+}
+
+static const luaL_Reg http_funcs[] = {
+  {"serve", l_serve},
+  {"unescape", l_unescape},
+  {"parse_query", l_parse_query},
+  {NULL, NULL}
+};
+
+int luaopen_todohost_http(lua_State *L) {
+  luaL_newlib(L, http_funcs);
+  return 1;
+}

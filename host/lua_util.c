@@ -1,0 +1,108 @@
+/*
+ * lua_util.c: the `todohost.util` module.
+ *
+ *   util.sha256(s)   -> 64 lower-case hex digits (OpenSSL's libcrypto)
+ *   util.clock()     -> seconds from a monotonic clock, as a float
+ *   util.sleep(s)    -> sleeps s seconds (a float)
+ *   util.isatty(f)   -> true when f (io.stdout, io.stderr...) is a terminal
+ *   util.listdir(d)  -> sorted array of the names in directory d (no . and ..),
+ *                       or nil, message when it cannot be read
+ */
+#include "lua_util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int util_sha256(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!EVP_Digest(s, len, md, &n, EVP_sha256(), NULL))
+    return luaL_error(L, "sha256: OpenSSL failed");
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned int i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  lua_pushlstring(L, hex, 2 * (size_t)n);
+  return 1;
+}
+
+static int util_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+static int util_sleep(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s >= 0, 1, "must not be negative");
+  struct timespec ts = {(time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9)};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+  return 0;
+}
+
+static int util_isatty(lua_State *L) {
+  luaL_Stream *p = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  lua_pushboolean(L, p->f != NULL && isatty(fileno(p->f)));
+  return 1;
+}
+
+/* The DIR* is owned by a userdata so an error while filling the table
+ * (out of memory) cannot leak it. */
+static int dir_gc(lua_State *L) {
+  DIR **d = lua_touserdata(L, 1);
+  if (*d) { closedir(*d); *d = NULL; }
+  return 0;
+}
+
+static int util_listdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR **d = lua_newuserdatauv(L, sizeof *d, 0);
+  *d = NULL;
+  if (luaL_newmetatable(L, "todohost.util.dir")) {
+    lua_pushcfunction(L, dir_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  if (!(*d = opendir(path))) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_newtable(L);
+  lua_Integer n = 0;
+  struct dirent *e;
+  while ((e = readdir(*d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(*d);
+  *d = NULL;
+  /* sorted, so revision files and seeds come in a stable order */
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+  return 1;
+}
+
+int luaopen_todohost_util(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"sha256", util_sha256},
+    {"clock", util_clock},
+    {"sleep", util_sleep},
+    {"isatty", util_isatty},
+    {"listdir", util_listdir},
+    {NULL, NULL}
+  };
+  luaL_newlib(L, funcs);
+  return 1;
+}

@@ -1,0 +1,19 @@
+-- add_updated_at_to_todos
+--
+-- Revision ID: 2026_02_21_002
+-- Revises: 2026_02_21_001
+-- Create Date: 2026-02-21
+return {
+  revision = "2026_02_21_002",
+  down_revision = "2026_02_21_001",
+  message = "add_updated_at_to_todos",
+  create_date = "2026-02-21",
+
+  upgrade = function(op)
+    op.add_column("todos", op.column("updated_at", op.types.datetime { timezone = true }, { nullable = true }))
+  end,
+
+  downgrade = function(op)
+    op.drop_column("todos", "updated_at")
+  end,
+}

@@ -1,0 +1,28 @@
+-- health.lua: GET /health, the liveness check: the database kind and the
+-- revision it is at. When the database cannot be reached the query raises a
+-- connection error, which the router answers with 503.
+
+local schema = require "web.schema"
+local json = require "web.json"
+local router = require "web.router"
+
+local Health = schema.model("Health", {
+  { "status", "string", required = true },
+  { "database", "string", required = true, description = "sqlite or postgresql" },
+  { "revision", "string", nullable = true, description = "the applied migration (alembic_version)" },
+})
+
+local KEYS = { "status", "database", "revision" }
+
+local function health(_, db)
+  local row = db:first("SELECT version_num FROM alembic_version")
+  return 200, router.JSON_HEADERS, json.encode(json.object({
+    status = "ok", database = db.kind, revision = row and row.version_num or json.null,
+  }, KEYS))
+end
+
+return {
+  { method = "GET", path = "/health", name = "health", summary = "Health", tags = { "health" },
+    description = "200 when the database answers; 503 when it cannot be reached.",
+    response = Health, handler = health },
+}

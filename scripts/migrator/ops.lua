@@ -1,0 +1,293 @@
+-- migrator/ops.lua: the `op` object handed to a revision's upgrade(op) and
+-- downgrade(op): Alembic's operations, rendered for the database at hand.
+--
+--   op.create_table(name, op.column(...), ..., op.primary_key("id"))
+--   op.drop_table(name)
+--   op.add_column(table, op.column(name, type, {nullable=, server_default=, ...}))
+--   op.drop_column(table, column)
+--   op.alter_column(table, column, {nullable=, type=, server_default=, new_column_name=, using=})
+--   op.create_index(name, table, {columns}, {unique=, where=})
+--   op.drop_index(name, table)
+--   op.rename_table(old, new)
+--   op.execute(sql, ...)            -- $1..$n parameters, bound
+--   op.bulk_insert(table, rows, {columns = {...}})
+--   op.query(sql, ...)              -- rows, for data migrations (not in --sql mode)
+--   op.batch_alter_table(table, function(batch) batch.alter_column(...) ... end)
+-- and the constructors op.column, op.types.*, op.text, op.no_default,
+-- op.primary_key, op.unique, op.foreign_key, op.check; op.dialect is
+-- "sqlite" or "postgresql". Both op.f(...) and op:f(...) work.
+--
+-- On PostgreSQL every change is a plain ALTER. On SQLite, changes ALTER
+-- TABLE cannot make (alter_column, drop_column, add_column with an
+-- expression default or a constraint) rebuild the table (sqlite_batch),
+-- exactly where Alembic's batch mode would.
+
+local ddl = require "migrator.ddl"
+local sqlite_batch = require "migrator.sqlite_batch"
+
+local ops = {}
+
+local function check_name(v, what)
+  if type(v) ~= "string" or v == "" then
+    error(("%s must be a non-empty string, got %s"):format(what, type(v)), 3)
+  end
+end
+
+local ALTER_KEYS = {
+  nullable = true, type = true, server_default = true, new_column_name = true, using = true,
+  existing_type = true, existing_nullable = true, existing_server_default = true, comment = true,
+}
+
+-- Builds the op object over an executor (see migrator/executor.lua).
+function ops.new(ctx)
+  local d = ctx.dialect
+  local op = {
+    dialect = d,
+    types = ddl.types,
+    text = ddl.text,
+    no_default = ddl.no_default,
+    column = ddl.column,
+    primary_key = ddl.primary_key,
+    unique = ddl.unique,
+    foreign_key = ddl.foreign_key,
+    check = ddl.check,
+  }
+  local q = function(name) return ddl.quote(name, d) end
+
+  -- Lets users write op:f(...) as well as op.f(...).
+  local function method(fn)
+    return function(first, ...)
+      if first == op then return fn(...) end
+      return fn(first, ...)
+    end
+  end
+
+  -- SQLite changes that need a rebuild, grouped per table while a batch is
+  -- open (nil otherwise).
+  local pending
+
+  local function rebuild(table_name, changes)
+    if pending then
+      for _, c in ipairs(changes) do pending.changes[#pending.changes + 1] = c end
+    else
+      sqlite_batch.rebuild(ctx, table_name, changes)
+    end
+  end
+
+  -- Statements that must run after the pending rebuild (index changes).
+  local function after_rebuild(fn)
+    if pending then pending.after[#pending.after + 1] = fn else fn() end
+  end
+
+  function op.create_table(name, ...)
+    check_name(name, "create_table: table name")
+    ctx:note("create_table", name)
+    if ctx.dry then return end
+    local sql, indexes = ddl.create_table_sql(name, { ... }, d)
+    ctx:exec(sql)
+    for _, ix in ipairs(indexes) do ctx:exec(ix) end
+  end
+
+  function op.drop_table(name)
+    check_name(name, "drop_table: table name")
+    ctx:note("drop_table", name)
+    if ctx.dry then return end
+    ctx:exec("DROP TABLE " .. q(name))
+  end
+
+  function op.rename_table(old, new)
+    check_name(old, "rename_table: old name")
+    check_name(new, "rename_table: new name")
+    ctx:note("rename_table", old)
+    if ctx.dry then return end
+    ctx:exec("ALTER TABLE " .. q(old) .. " RENAME TO " .. q(new))
+  end
+
+  function op.add_column(table_name, col)
+    check_name(table_name, "add_column: table name")
+    if type(col) ~= "table" or col.element ~= "column" then
+      error("add_column(table, op.column(name, type, opts)): the second argument must be op.column(...)", 2)
+    end
+    ctx:note("add_column", table_name, col.name)
+    if ctx.dry then return end
+    if d == "sqlite" and (ddl.default_is_expression(col.server_default) or col.primary_key or col.unique) then
+      rebuild(table_name, { { op = "add", column = col } })
+    elseif d == "sqlite" and pending then
+      -- keep the batch's order: an ADD COLUMN before a rebuild of the same table
+      pending.changes[#pending.changes + 1] = { op = "add", column = col }
+    else
+      ctx:exec("ALTER TABLE " .. q(table_name) .. " ADD COLUMN " .. ddl.column_spec(col, d, nil))
+    end
+    if col.index then
+      after_rebuild(function()
+        ctx:exec(ddl.create_index_sql("ix_" .. table_name .. "_" .. col.name, table_name, { col.name }, { unique = col.unique }, d))
+      end)
+    end
+  end
+
+  function op.drop_column(table_name, column)
+    check_name(table_name, "drop_column: table name")
+    check_name(column, "drop_column: column name")
+    ctx:note("drop_column", table_name, column)
+    if ctx.dry then return end
+    if d == "sqlite" then
+      rebuild(table_name, { { op = "drop", column = column } })
+    else
+      ctx:exec("ALTER TABLE " .. q(table_name) .. " DROP COLUMN " .. q(column))
+    end
+  end
+
+  function op.alter_column(table_name, column, opts)
+    check_name(table_name, "alter_column: table name")
+    check_name(column, "alter_column: column name")
+    opts = opts or {}
+    for k in pairs(opts) do
+      if not ALTER_KEYS[k] then
+        error(("alter_column: unknown option %q (nullable, type, server_default, new_column_name, using)"):format(k), 2)
+      end
+    end
+    local new_type = opts.type and ddl.to_type(opts.type)
+    ctx:note("alter_column", table_name, column)
+    if new_type then ctx:note("alter_column_type", table_name, column) end
+    if ctx.dry then return end
+    if d == "postgresql" then
+      local head = "ALTER TABLE " .. q(table_name) .. " ALTER COLUMN " .. q(column)
+      if new_type then
+        ctx:exec(head .. " TYPE " .. ddl.render_type(new_type, d) .. (opts.using and (" USING " .. opts.using) or ""))
+      end
+      if opts.nullable ~= nil then
+        ctx:exec(head .. (opts.nullable and " DROP NOT NULL" or " SET NOT NULL"))
+      end
+      if opts.server_default ~= nil then
+        local expr = ddl.default_expr(opts.server_default, d)
+        ctx:exec(head .. (expr and (" SET DEFAULT " .. expr) or " DROP DEFAULT"))
+      end
+    elseif opts.nullable ~= nil or new_type or opts.server_default ~= nil then
+      rebuild(table_name, { {
+        op = "alter", column = column, nullable = opts.nullable, type = new_type,
+        server_default = opts.server_default,
+      } })
+    end
+    if opts.new_column_name then
+      check_name(opts.new_column_name, "alter_column: new_column_name")
+      after_rebuild(function()
+        ctx:exec("ALTER TABLE " .. q(table_name) .. " RENAME " .. (d == "sqlite" and "COLUMN " or "")
+          .. q(column) .. " TO " .. q(opts.new_column_name))
+      end)
+    end
+  end
+
+  function op.create_index(name, table_name, columns, opts)
+    check_name(name, "create_index: index name")
+    check_name(table_name, "create_index: table name")
+    if type(columns) == "string" then columns = { columns } end
+    ctx:note("create_index", table_name)
+    if ctx.dry then return end
+    after_rebuild(function()
+      ctx:exec(ddl.create_index_sql(name, table_name, columns, opts, d))
+    end)
+  end
+
+  function op.drop_index(name, table_name)
+    check_name(name, "drop_index: index name")
+    ctx:note("drop_index", table_name)
+    if ctx.dry then return end
+    if pending then
+      -- the index must be gone before the rebuild would re-create it
+      ctx:exec("DROP INDEX " .. q(name))
+    else
+      ctx:exec("DROP INDEX " .. q(name))
+    end
+  end
+
+  function op.execute(sql, ...)
+    check_name(sql, "execute: SQL")
+    ctx:note("execute")
+    if ctx.dry then return 0 end
+    return ctx:exec(sql, ...)
+  end
+
+  function op.query(sql, ...)
+    check_name(sql, "query: SQL")
+    if ctx.dry then return {} end
+    if ctx.offline then
+      error({ migrate_error = "op.query cannot run in --sql mode (no database is opened); run the migration without --sql" }, 0)
+    end
+    return ctx:query(sql, ...)
+  end
+
+  -- Inserts rows (tables keyed by column name). Each row inserts the keys
+  -- it has (so server defaults fill the others), in sorted order; with
+  -- opts.columns every row inserts exactly those columns (absent = NULL).
+  function op.bulk_insert(table_name, rows, opts)
+    check_name(table_name, "bulk_insert: table name")
+    if type(rows) ~= "table" then error("bulk_insert(table, rows): rows must be a list of tables", 2) end
+    ctx:note("bulk_insert", table_name)
+    if ctx.dry then return end
+    for _, row in ipairs(rows) do
+      local columns = opts and opts.columns
+      if not columns then
+        columns = {}
+        for k in pairs(row) do columns[#columns + 1] = k end
+        table.sort(columns)
+      end
+      local marks, values = {}, {}
+      for i, c in ipairs(columns) do
+        marks[i] = "$" .. i
+        values[i] = row[c]
+      end
+      ctx:exec("INSERT INTO " .. q(table_name) .. " (" .. ddl.quote_list(columns, d) .. ") VALUES ("
+        .. table.concat(marks, ", ") .. ")", table.unpack(values, 1, #columns))
+    end
+  end
+
+  -- Groups changes to one table so that SQLite rebuilds it once.
+  function op.batch_alter_table(table_name, fn)
+    check_name(table_name, "batch_alter_table: table name")
+    if type(fn) ~= "function" then error("batch_alter_table(table, function(batch) ... end)", 2) end
+    if pending then error("batch_alter_table cannot be nested", 2) end
+    local batch = {}
+    for _, name in ipairs({ "add_column", "drop_column", "alter_column", "create_index", "drop_index" }) do
+      local f = op[name]
+      batch[name] = function(first, ...)
+        if first == batch then return f(table_name, ...) end
+        if name == "create_index" or name == "drop_index" then
+          local args = { first, ... }
+          return f(args[1], table_name, table.unpack(args, 2, 3))
+        end
+        return f(table_name, first, ...)
+      end
+    end
+    if d ~= "sqlite" or ctx.dry then
+      fn(batch)
+      return
+    end
+    pending = { changes = {}, after = {} }
+    local ok, err = pcall(fn, batch)
+    local work = pending
+    pending = nil
+    if not ok then error(err, 0) end
+    local needs_rebuild = false
+    for _, c in ipairs(work.changes) do
+      if c.op ~= "add" or ddl.default_is_expression(c.column.server_default) or c.column.primary_key or c.column.unique then
+        needs_rebuild = true
+      end
+    end
+    if needs_rebuild then
+      sqlite_batch.rebuild(ctx, table_name, work.changes)
+    else
+      for _, c in ipairs(work.changes) do
+        ctx:exec("ALTER TABLE " .. q(table_name) .. " ADD COLUMN " .. ddl.column_spec(c.column, d, nil))
+      end
+    end
+    for _, f in ipairs(work.after) do f() end
+  end
+
+  for _, name in ipairs({ "create_table", "drop_table", "rename_table", "add_column", "drop_column",
+      "alter_column", "create_index", "drop_index", "execute", "query", "bulk_insert", "batch_alter_table" }) do
+    op[name] = method(op[name])
+  end
+  return op
+end
+
+return ops

@@ -1,0 +1,132 @@
+-- migrator/version.lua: the database's record of applied revisions.
+--
+-- alembic_version is Alembic's own table, created and updated with the very
+-- statements Alembic issues, so that either tool can take over a database.
+-- todohost_migration_checksums is todohost's side table: the SHA-256 of each
+-- revision file when it was applied, to notice edited migrations. On
+-- PostgreSQL a session advisory lock serialises concurrent migrators.
+
+local version = {}
+
+version.TABLE = "alembic_version"
+version.CHECKSUMS = "todohost_migration_checksums"
+-- pg_advisory_lock key: the bytes of "todohost" as a 64-bit integer.
+version.LOCK_KEY = 0x746f646f686f7374
+
+-- True when the table exists (in the current schema on PostgreSQL). A
+-- table seen once is remembered in ctx.known_tables: migrators hold the
+-- migration lock, and nothing but a migration drops these tables.
+function version.has_table(ctx, name)
+  ctx.known_tables = ctx.known_tables or {}
+  if ctx.known_tables[name] ~= nil then return ctx.known_tables[name] end
+  local rows
+  if ctx.dialect == "postgresql" then
+    rows = ctx:query("SELECT 1 AS found FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = $1", name)
+  else
+    rows = ctx:query("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = $1", name)
+  end
+  -- Under PostgreSQL's migration lock an absent table stays absent until
+  -- this migrator creates it, so that answer can be kept too.
+  if #rows > 0 or ctx.locked then ctx.known_tables[name] = #rows > 0 end
+  return #rows > 0
+end
+
+-- The revision ids in alembic_version (empty at base or without the table).
+function version.current(ctx)
+  if not version.has_table(ctx, version.TABLE) then return {} end
+  local ids = {}
+  for _, row in ipairs(ctx:query("SELECT version_num FROM alembic_version")) do
+    ids[#ids + 1] = row.version_num
+  end
+  table.sort(ids)
+  return ids
+end
+
+-- Creates alembic_version as Alembic does, when it is missing (offline:
+-- always, as Alembic's --sql output does).
+function version.ensure_table(ctx)
+  if not ctx.offline and version.has_table(ctx, version.TABLE) then return end
+  ctx:exec("CREATE TABLE alembic_version (\n\tversion_num VARCHAR(32) NOT NULL, \n\t"
+    .. "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n)")
+  if ctx.known_tables then ctx.known_tables[version.TABLE] = true end
+end
+
+-- Forgets remembered tables (after a rolled-back transaction).
+function version.forget(ctx)
+  ctx.known_tables = nil
+end
+
+-- Alembic's version-table statements for one step: removed ids leave the
+-- table, added ids enter it (an UPDATE when one replaces another).
+-- Online, an UPDATE/DELETE that matches no row means another migrator moved
+-- the database meanwhile: raise so that the transaction rolls back.
+function version.step(ctx, removed, added)
+  local function expect_one(n, sql)
+    if not ctx.offline and n ~= 1 then
+      error({ migrate_error = ("the version table changed while migrating (expected one row for: %s); "
+        .. "is another migrator running? run the command again"):format(sql) }, 0)
+    end
+  end
+  local r, a = { table.unpack(removed) }, { table.unpack(added) }
+  while #r > 0 and #a > 0 do
+    local from, to = table.remove(r, 1), table.remove(a, 1)
+    local sql = "UPDATE alembic_version SET version_num=$1 WHERE alembic_version.version_num = $2"
+    expect_one(ctx:exec(sql, to, from), sql)
+  end
+  for _, id in ipairs(r) do
+    local sql = "DELETE FROM alembic_version WHERE alembic_version.version_num = $1"
+    expect_one(ctx:exec(sql, id), sql)
+  end
+  for _, id in ipairs(a) do
+    ctx:exec("INSERT INTO alembic_version (version_num) VALUES ($1)", id)
+  end
+end
+
+-- ---- checksums ---------------------------------------------------------------
+
+-- revision -> checksum, from the side table ({} when it does not exist).
+function version.checksums(ctx)
+  local map = {}
+  if not version.has_table(ctx, version.CHECKSUMS) then return map end
+  for _, row in ipairs(ctx:query("SELECT revision, checksum FROM todohost_migration_checksums")) do
+    map[row.revision] = row.checksum
+  end
+  return map
+end
+
+local function ensure_checksum_table(ctx)
+  if version.has_table(ctx, version.CHECKSUMS) then return end
+  ctx:exec("CREATE TABLE todohost_migration_checksums (\n\trevision VARCHAR(32) NOT NULL, \n\t"
+    .. "checksum VARCHAR(64) NOT NULL, \n\t"
+    .. "CONSTRAINT todohost_migration_checksums_pkc PRIMARY KEY (revision)\n)")
+  ctx.known_tables[version.CHECKSUMS] = true
+end
+
+-- Records (checksum given) or forgets (nil) the checksum of revision id.
+-- Not part of --sql output: the side table is todohost's, not Alembic's.
+function version.set_checksum(ctx, id, checksum)
+  if ctx.offline then return end
+  if checksum == nil and not version.has_table(ctx, version.CHECKSUMS) then return end
+  ensure_checksum_table(ctx)
+  if checksum then
+    ctx:exec("INSERT INTO todohost_migration_checksums (revision, checksum) VALUES ($1, $2) "
+      .. "ON CONFLICT (revision) DO UPDATE SET checksum = excluded.checksum", id, checksum)
+  else
+    ctx:exec("DELETE FROM todohost_migration_checksums WHERE revision = $1", id)
+  end
+end
+
+-- ---- locking -------------------------------------------------------------------
+
+-- Waits for the migration lock (PostgreSQL; SQLite serialises writers with
+-- BEGIN IMMEDIATE and the version re-check inside each transaction).
+function version.lock(conn)
+  if conn.kind == "postgresql" then
+    conn:exec("SELECT pg_advisory_lock($1)", version.LOCK_KEY)
+  end
+end
+
+-- (No unlock: the session lock ends with the connection, which the
+-- migrator closes as soon as it is done.)
+
+return version

@@ -1,0 +1,59 @@
+-- seeding.lua: runs the seed scripts of seeds/ into a database whose todos
+-- table has no rows at all (deleted ones included), so a database with data,
+-- for example one copied from SQLite, is never touched.
+--
+-- A seed script is seeds/NAME.lua returning function(conn); the scripts run
+-- in file name order, all in one transaction: either every seed lands or
+-- none does.
+--
+--   seeding.run(conn [, dir]) -> number of scripts run (0: todos had rows)
+
+local revisions = require "migrator.revisions"
+
+local seeding = {}
+
+-- seeds/ next to the scripts/ directory this module was loaded from.
+function seeding.default_dir()
+  local here = package.searchpath("seeding", package.path)
+  local home = here and here:match("^(.*)/scripts/seeding%.lua$")
+  return (home or ".") .. "/seeds"
+end
+
+-- The *.lua files of dir, sorted by name; an error when dir is missing.
+function seeding.files(dir)
+  local f = io.open(dir .. "/.", "r")
+  if not f then error(string.format("seed directory %s not found", dir), 0) end
+  f:close()
+  return revisions.lua_files(dir)   -- the migrator's listing of *.lua files
+end
+
+-- true when the todos table has no rows at all.
+function seeding.needed(conn)
+  return conn:first("SELECT 1 AS present FROM todos LIMIT 1") == nil
+end
+
+function seeding.run(conn, dir)
+  dir = dir or seeding.default_dir()
+  local names = seeding.files(dir)
+  local ran = 0
+  conn:transaction(function()
+    -- checked inside the transaction: two processes starting at once
+    -- cannot both seed (SQLite's BEGIN IMMEDIATE; PostgreSQL sees the rows
+    -- of the other once it commits, and the seed rows make it skip)
+    if not seeding.needed(conn) then return end
+    for _, name in ipairs(names) do
+      local path = dir .. "/" .. name
+      local chunk, err = loadfile(path, "t")
+      if not chunk then error("seed " .. err, 0) end
+      local seed = chunk()
+      if type(seed) ~= "function" then
+        error(string.format("seed %s must return function(conn), it returned a %s", path, type(seed)), 0)
+      end
+      seed(conn)
+      ran = ran + 1
+    end
+  end)
+  return ran
+end
+
+return seeding
