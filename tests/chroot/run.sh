@@ -3,11 +3,14 @@
 # `make test` and `make run` in a debootstrap chroot that has nothing but
 # Debian's minbase and the make package. Run as root on a Debian host:
 #
-#   tests/chroot/run.sh [--worktree] [--keep]
+#   tests/chroot/run.sh [--fresh] [--worktree] [--keep]
 #
 #   1. debootstrap --variant=minbase bookworm into $CHROOT
-#      (/var/tmp/todohost-chroot; kept and reused: delete it to start over),
-#      then apt-get install make, and nothing else;
+#      (/var/tmp/todohost-chroot), then apt-get install make, and nothing
+#      else; that state is saved in $CHROOT.minbase+make.tar. The chroot is
+#      reused as the last run left it (packages installed by make included);
+#      --fresh puts it back to minbase + make first (from the tar, else a new
+#      debootstrap);
 #   2. bind-mounts /proc, /sys, /dev, /dev/pts and copies /etc/resolv.conf
 #      (apt and npm inside need the network);
 #   3. puts a clean `git clone` of this repository in $CHROOT/root/todohost
@@ -27,13 +30,16 @@ cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 CHROOT=${CHROOT:-/var/tmp/todohost-chroot}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
+PRISTINE=$CHROOT.minbase+make.tar
 WORKTREE=0
 KEEP=0
+FRESH=0
 for a in "$@"; do
   case "$a" in
     --worktree) WORKTREE=1 ;;
     --keep) KEEP=1 ;;
-    *) echo "usage: tests/chroot/run.sh [--worktree] [--keep]" >&2; exit 2 ;;
+    --fresh) FRESH=1 ;;
+    *) echo "usage: tests/chroot/run.sh [--fresh] [--worktree] [--keep]" >&2; exit 2 ;;
   esac
 done
 
@@ -64,6 +70,17 @@ in_chroot() {
 }
 
 # ---- 1. the machine: minbase + make ------------------------------------------------
+
+if [ "$FRESH" = 1 ] && [ -d "$CHROOT" ]; then
+  # never delete through a mount (/dev of the host is bound in there during a run)
+  if grep -q " $CHROOT/" /proc/mounts; then die "something is still mounted under $CHROOT; umount it first"; fi
+  say "--fresh: removing $CHROOT"
+  rm -rf --one-file-system "$CHROOT" || die "cannot remove $CHROOT"
+  if [ -f "$PRISTINE" ]; then
+    say "--fresh: restoring minbase + make from $PRISTINE"
+    mkdir -p "$CHROOT" && tar -xpf "$PRISTINE" -C "$CHROOT" || die "cannot restore $PRISTINE"
+  fi
+fi
 
 if [ ! -x "$CHROOT/usr/bin/apt-get" ] || [ ! -f "$CHROOT/etc/debian_version" ]; then
   command -v debootstrap >/dev/null 2>&1 || apt-get install -y -qq debootstrap >/dev/null ||
@@ -100,7 +117,11 @@ if ! in_chroot dpkg-query -W -f '${Status}' make 2>/dev/null | grep -q 'install 
   say "apt-get install make (the only package added by hand)"
   in_chroot apt-get update -qq >/dev/null && in_chroot env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make >/dev/null ||
     die "apt-get install make failed in the chroot"
+  in_chroot apt-get clean
+  say "saving minbase + make as $PRISTINE"
+  tar --one-file-system -cpf "$PRISTINE" -C "$CHROOT" . || die "cannot write $PRISTINE"
 fi
+say "packages in the chroot: $(in_chroot dpkg-query -W -f '.\n' | wc -l)"
 
 # ---- 2. the project ------------------------------------------------------------------
 

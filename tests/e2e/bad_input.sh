@@ -100,4 +100,36 @@ mk copy
 expect_one_line "make copy without database.db: one line" $? "database.db"
 check "make copy did not create database.db" test ! -e "$WORK/database.db"
 
+# ---- the fixes docs/troubleshooting.md gives -------------------------------------------------
+
+mk copy ARGS="--from sqlite:///elsewhere.db"
+check "make copy ARGS=\"--from sqlite:///path\" reads that file (then needs PostgreSQL)" \
+  eval 'lacks "$out" "cannot open SQLite" && contains "$out" "make db-start"'
+status=$(cd "$WORK" && scripts/db.sh status 2>&1)
+check "scripts/db.sh status: not running (start it: make db-start)" contains "$status" "not running (start it: make db-start)"
+mk db-start
+env_url "postgresql://todo_user:todo_pass@localhost:$PG_PORT/todo_db2"
+mk doctor
+check "make doctor, missing database: the createdb command" \
+  contains "$out" "fix: createdb -h localhost -p $PG_PORT -U todo_user todo_db2"
+mk db-stop
+rm -rf "$WORK/localdev/data/personal_todo_pgdata"
+mk db-start
+env_url "postgresql://todo_user:todo_pass@localhost:$PG_PORT/todo_db"
+mk migrate
+check "make db-stop; rm -rf localdev/data/personal_todo_pgdata; make db-start: a new empty todo_db" \
+  eq "$(grep -c 'Running upgrade' <<<"$out")" 4
+current=$(cd "$WORK" && "$TODOHOST" run migrate.lua current 2>&1)
+check "migrate.lua current names the revision" contains "$current" "2026_02_21_004 (head)"
+history=$(cd "$WORK" && "$TODOHOST" run migrate.lua history -i 2>&1)
+check "migrate.lua history -i marks the current revision" contains "$history" "(head) (current)"
+export DATABASE_URL="sqlite:///./elsewhere.db"
+mk doctor
+check "a DATABASE_URL in the environment wins over .env (make doctor says so)" \
+  contains "$out" "DATABASE_URL=sqlite:///./elsewhere.db (from the environment)"
+unset DATABASE_URL
+mk doctor
+check "after unset DATABASE_URL, .env counts again" contains "$out" "(from .env)"
+mk db-stop
+
 [ "$failed" -eq 0 ]
