@@ -96,11 +96,29 @@ describe("todohost.db on " .. (is_pg and "PostgreSQL" or "SQLite"), function()
       assert.is_nil(tostring(err):find(helper.pg_password(), 1, true))
     end)
 
-    it("configures SQLite files: WAL, foreign keys, busy timeout", function()
+    it("configures SQLite files: WAL and foreign keys", function()
       if is_pg then return end
       assert.equal("wal", conn:first("PRAGMA journal_mode").journal_mode)
       assert.equal(1, conn:first("PRAGMA foreign_keys").foreign_keys)
-      assert.equal(5000, conn:first("PRAGMA busy_timeout").timeout)
+    end)
+
+    it("makes a SQLite writer wait for the lock up to its busy timeout", function()
+      if is_pg then return end
+      local util = require "todohost.util"
+      local holder = db.connect(url)
+      local waiter = db.connect(url, { busy_timeout = 300 })
+      holder:exec("BEGIN IMMEDIATE")
+      holder:exec("INSERT INTO spec_items (title) VALUES ('held')")
+      local t0 = util.clock()
+      local ok, err = pcall(waiter.exec, waiter, "INSERT INTO spec_items (title) VALUES ('blocked')")
+      local waited = util.clock() - t0
+      assert.is_false(ok)
+      assert.equal("55P03", err.sqlstate)
+      assert.is_true(waited >= 0.25 and waited < 2, "waited " .. waited .. " s")
+      holder:exec("COMMIT")
+      assert.equal(1, waiter:exec("INSERT INTO spec_items (title) VALUES ('after')"))
+      holder:close()
+      waiter:close()
     end)
   end)
 
