@@ -107,6 +107,7 @@ row() {
 }
 
 echo "== bench-http: $("$BIN" version | head -n 1), wrk -t2 -c$CONNS, ${SECS}s per run, $(nproc) cores, ACCESS_LOG=$ACCESS_LOG"
+echo "   load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the figures)"
 
 for db in $DBS; do
   if [ "$db" = postgresql ]; then

@@ -11,7 +11,6 @@
 
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,20 +36,6 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void fail(db_error *err, const char *sqlstate, const char *hint, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static void fail(db_error *err, const char *sqlstate, const char *hint, const char *fmt, ...) {
-  va_list ap;
-  snprintf(err->sqlstate, sizeof err->sqlstate, "%s", sqlstate);
-  snprintf(err->hint, sizeof err->hint, "%s", hint ? hint : "");
-  va_start(ap, fmt);
-  vsnprintf(err->message, sizeof err->message, fmt, ap);
-  va_end(ap);
-}
-
 /* Fills err from a failed PostgreSQL result (res may be NULL: the
  * connection's message is used). what says which step failed. */
 static void fail_pg(db_error *err, PGconn *pg, const PGresult *res, const char *what) {
@@ -67,7 +52,7 @@ static void fail_pg(db_error *err, PGconn *pg, const PGresult *res, const char *
     primary = n ? conn_msg : "unknown error";
   }
   int lost = PQstatus(pg) == CONNECTION_BAD;
-  fail(err, state ? state : (lost ? "08006" : "XX000"),
+  db_error_set(err, state ? state : (lost ? "08006" : "XX000"),
        hint ? hint : (lost ? "the connection to PostgreSQL was lost; nothing was committed: "
                              "check the server and run the copy again" : NULL),
        "%s: %s%s%s%s", what, primary, detail ? " (" : "", detail ? detail : "",
@@ -341,7 +326,7 @@ int copy_describe(PGconn *dst, const char *table, const char *const *columns,
   int rows = PQntuples(r);
   if (rows == 0) {
     PQclear(r);
-    fail(err, "42P01", "run `make migrate` against the target so its schema matches the source",
+    db_error_set(err, "42P01", "run `make migrate` against the target so its schema matches the source",
          "table \"%s\" does not exist in the target database", table);
     return -1;
   }
@@ -357,7 +342,7 @@ int copy_describe(PGconn *dst, const char *table, const char *const *columns,
         if (strcmp(PQgetvalue(r, i, 0), columns[k]) == 0) found = i;
       if (found < 0) {
         PQclear(r);
-        fail(err, "42703", "run `make migrate` against the target so its schema matches the source",
+        db_error_set(err, "42703", "run `make migrate` against the target so its schema matches the source",
              "column %s.%s does not exist in the target database", table, columns[k]);
         return -1;
       }
@@ -668,12 +653,12 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
   memset(stats, 0, sizeof *stats);
 
   if (ncol <= 0) {
-    fail(err, "42601", NULL, "table %s: no columns to copy", spec->table);
+    db_error_set(err, "42601", NULL, "table %s: no columns to copy", spec->table);
     return -1;
   }
   const char *idt = PQparameterStatus(dst, "integer_datetimes");
   if (!idt || strcmp(idt, "on") != 0) {
-    fail(err, "0A000", NULL, "the target server does not use integer timestamps; copy needs it");
+    db_error_set(err, "0A000", NULL, "the target server does not use integer timestamps; copy needs it");
     return -1;
   }
   const char *enc = PQparameterStatus(dst, "client_encoding");
@@ -684,11 +669,11 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
   cols = calloc((size_t)ncol, sizeof *cols);
   cp.buf = malloc(COPY_BUFSIZE);
   cp.hs = XXH3_createState();
-  if (!cols || !cp.buf || !cp.hs) { fail(err, "53200", NULL, "out of memory"); goto done; }
+  if (!cols || !cp.buf || !cp.hs) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
   if (copy_describe(dst, spec->table, spec->columns, ncol, cols, ncol, err) < 0) goto done;
   for (int k = 0; k < ncol; k++)
     if (cols[k].type == COPY_UNSUPPORTED) {
-      fail(err, "0A000", "leave the column out of the copy (--tables) or change its type",
+      db_error_set(err, "0A000", "leave the column out of the copy (--tables) or change its type",
            "column %s.%s has type %s, which the copy cannot convert yet", spec->table,
            cols[k].name, cols[k].type_name);
       goto done;
@@ -702,9 +687,9 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
   sb_column_list(&sql, spec->columns, ncol);
   sb_str(&sql, " FROM ");
   sb_ident(&sql, spec->table);
-  if (sql.oom) { fail(err, "53200", NULL, "out of memory"); goto done; }
+  if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
   if (sqlite3_prepare_v2(src, sql.p, (int)sql.n, &st, NULL) != SQLITE_OK) {
-    fail(err, "42P01", "check the table and column names in the source database",
+    db_error_set(err, "42P01", "check the table and column names in the source database",
          "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
     goto done;
   }
@@ -716,7 +701,7 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
   sb_str(&sql, " (");
   sb_column_list(&sql, spec->columns, ncol);
   sb_str(&sql, spec->freeze ? ") FROM STDIN (FORMAT binary, FREEZE)" : ") FROM STDIN (FORMAT binary)");
-  if (sql.oom) { fail(err, "53200", NULL, "out of memory"); goto done; }
+  if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
   PGresult *r = PQexec(dst, sql.p);
   if (PQresultStatus(r) != PGRES_COPY_IN) {
     fail_pg(err, dst, r, "cannot start the copy");
@@ -746,7 +731,7 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
         char id[96], val[160];
         render_value(st, 0, id, sizeof id);
         render_value(st, k + 1, val, sizeof val);
-        fail(err, ve.sqlstate, HINT_FIX_SOURCE,
+        db_error_set(err, ve.sqlstate, HINT_FIX_SOURCE,
              "%s.%s, row %s %s: value %s (%s) cannot be stored in %s: %s", spec->table,
              cols[k].name, spec->id_column ? spec->id_column : "rowid", id, val,
              storage_name(sqlite3_column_type(st, k + 1)), cols[k].type_name, ve.why);
@@ -759,14 +744,14 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
     rows++;
     if (spec->on_progress && rows % every == 0 &&
         spec->on_progress(spec->ud, rows, cp.bytes + (int64_t)cp.n)) {
-      fail(err, "57014", NULL, "copy of %s cancelled", spec->table);
+      db_error_set(err, "57014", NULL, "copy of %s cancelled", spec->table);
       abort_copy(dst, "copy cancelled", err, 1);
       copying = 0;
       goto done;
     }
   }
   if (s != SQLITE_DONE) {
-    fail(err, "58030", "check the source database file (sqlite3 FILE 'PRAGMA integrity_check')",
+    db_error_set(err, "58030", "check the source database file (sqlite3 FILE 'PRAGMA integrity_check')",
          "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
     abort_copy(dst, "source read failed", err, 1);
     copying = 0;
@@ -789,7 +774,7 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
   PQclear(r);
   while ((r = PQgetResult(dst)) != NULL) PQclear(r);
   if (stored != rows) {
-    fail(err, "XX000", NULL, "table %s: %lld rows sent but the server stored %lld",
+    db_error_set(err, "XX000", NULL, "table %s: %lld rows sent but the server stored %lld",
          spec->table, (long long)rows, (long long)stored);
     goto done;
   }
@@ -827,7 +812,7 @@ int copy_checksum(PGconn *dst, const char *table, const char *const *columns, in
   sb_str(&sql, " (");
   sb_column_list(&sql, columns, ncolumns);
   sb_str(&sql, ") TO STDOUT (FORMAT binary)");
-  if (sql.oom) { free(sql.p); fail(err, "53200", NULL, "out of memory"); return -1; }
+  if (sql.oom) { free(sql.p); db_error_set(err, "53200", NULL, "out of memory"); return -1; }
   PGresult *r = PQexec(dst, sql.p);
   free(sql.p);
   if (PQresultStatus(r) != PGRES_COPY_OUT) {
@@ -884,7 +869,7 @@ int copy_checksum(PGconn *dst, const char *table, const char *const *columns, in
   }
   if (failed) return -1;
   if (bad_layout || !trailer) {
-    fail(err, "XX000", NULL, "table %s: unexpected COPY data from the server", table);
+    db_error_set(err, "XX000", NULL, "table %s: unexpected COPY data from the server", table);
     return -1;
   }
   stats->seconds = now_seconds() - t0;

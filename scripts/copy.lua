@@ -370,8 +370,8 @@ local function progress_printer(t)
 end
 
 -- Count and checksum on both sides must agree, else the transaction rolls back.
-local function verify(t)
-  t.target = copy.checksum(t.dst, t.name, t.columns)
+local function verify(dst, t)
+  t.target = copy.checksum(dst, t.name, t.columns)
   t.verified = t.load.rows == t.source_rows and t.target.rows == t.source_rows
     and t.target.checksum == t.load.checksum
   if not t.verified then
@@ -383,7 +383,6 @@ end
 local function transfer(src, dst, tables, opts)
   lock_and_empty(dst, tables, opts.replace)
   for _, t in ipairs(tables) do
-    t.dst = dst
     local indexes = opts.keep_indexes and {} or drop_indexes(dst, t)
     t.load = copy.table(src, dst, {
       table = t.name, columns = t.columns, id_column = t.id_column, freeze = t.freeze,
@@ -393,7 +392,7 @@ local function transfer(src, dst, tables, opts)
     rebuild_indexes(dst, t, indexes)
     move_sequences(dst, t)
     t.index_seconds = copy.now() - started
-    verify(t)
+    verify(dst, t)
   end
 end
 

@@ -183,6 +183,20 @@ describe("copy.lua", function()
     end)
   end
 
+  it("fails verification and commits nothing when the target stores something else", function()
+    insert_rows(source_url, AWKWARD)
+    local t <close> = db.connect(TARGET_URL)
+    -- a trigger that quietly changes one value on its way in
+    t:exec([[CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS
+      $$ BEGIN IF NEW.id = 3 THEN NEW.title := upper(NEW.title); END IF; RETURN NEW; END $$]])
+    t:exec("CREATE TRIGGER shout BEFORE INSERT ON todos FOR EACH ROW EXECUTE FUNCTION shout()")
+    local code, out = run_copy(("--from %s --to %s"):format(helper.quote(source_url), helper.quote(TARGET_URL)))
+    assert.is_not.equal(0, code)
+    assert.matches("table todos did not verify", out)
+    assert.matches("nothing was committed", out)
+    assert.equal(0, t:first("SELECT count(*) AS n FROM todos").n)
+  end)
+
   it("refuses a non-empty target unless --replace, which replaces it in one transaction", function()
     insert_rows(source_url, AWKWARD)
     local t <close> = db.connect(TARGET_URL)
@@ -283,10 +297,11 @@ describe("copy.lua", function()
     error("timed out waiting for " .. what)
   end
 
-  -- the copier's server process while it is inside its transaction
+  -- the copier's server process while it loads rows (COPY ... FROM STDIN);
+  -- index rebuilds and the verification still follow before any COMMIT
   local function copier_backend(watch)
     return watch:first([[SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
-      AND application_name = 'todohost' AND xact_start IS NOT NULL AND query ILIKE 'COPY%']], TARGET_DB)
+      AND application_name = 'todohost' AND state = 'active' AND query ILIKE 'COPY % FROM STDIN%']], TARGET_DB)
   end
 
   for _, case in ipairs({
