@@ -809,7 +809,8 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
   sigaddset(&stopsigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stopsigs, &oldmask);
 
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                   MHD_USE_TURBO;
   struct MHD_Daemon *d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, &srv,
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)&srv,

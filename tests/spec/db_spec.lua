@@ -100,6 +100,7 @@ describe("todohost.db on " .. (is_pg and "PostgreSQL" or "SQLite"), function()
       if is_pg then return end
       assert.equal("wal", conn:first("PRAGMA journal_mode").journal_mode)
       assert.equal(1, conn:first("PRAGMA foreign_keys").foreign_keys)
+      assert.equal(1, conn:first("PRAGMA synchronous").synchronous)  -- NORMAL, safe with WAL
     end)
 
     it("makes a SQLite writer wait for the lock up to its busy timeout", function()
