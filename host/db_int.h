@@ -18,6 +18,7 @@ typedef struct db_stmt {
   char *sql;                         /* owned copy, NUL-terminated */
   void *handle;                      /* SQLite: sqlite3_stmt* */
   char name[20];                     /* PostgreSQL: server-side name */
+  int binary;                        /* PostgreSQL: results come in binary format */
   int busy;                          /* SQLite: an open cursor is stepping it */
 } db_stmt;
 
@@ -72,6 +73,7 @@ struct db_cursor {
   unsigned char small_flags[16];
   char tsbuf[64];                    /* a converted timestamp */
   unsigned char *bytea;              /* PG: the last decoded bytea value */
+  int binary;                        /* PG: the result is in binary format */
 };
 
 /* SQLite column conversions (flags[i]) */

@@ -389,6 +389,61 @@ describe("todohost.db on " .. (is_pg and "PostgreSQL" or "SQLite"), function()
     end)
   end)
 
+  describe("PostgreSQL values", function()
+    -- Statements with parameters are prepared and, when every column type
+    -- allows it, read in binary; statements without parameters run
+    -- unprepared and are read as text. Both must give the very same values.
+    local SELECT = [[SELECT
+        '2026-02-21 10:11:12.345678+00'::timestamptz AS tz_frac,
+        '2026-02-21 10:11:12+00'::timestamptz AS tz_whole,
+        '1969-07-20 20:17:40.5+00'::timestamptz AS tz_before_1970,
+        '1999-12-31 23:59:59.999999'::timestamp AS ts_naive,
+        '9999-12-31 23:59:59'::timestamp AS ts_far,
+        'infinity'::timestamptz AS tz_inf,
+        '-infinity'::timestamp AS ts_neginf,
+        '2024-02-29'::date AS leap_day,
+        '1900-03-01'::date AS old_day,
+        'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS id_uuid,
+        '\x00ff10'::bytea AS raw,
+        (-32768)::int2 AS i2, (-2147483648)::int4 AS i4, (-9223372036854775807 - 1)::int8 AS i8,
+        4294967295::oid AS an_oid,
+        0.1::float8 AS f8, (-0.0)::float8 AS negzero, 1e308::float8 AS big,
+        true AS yes, false AS no, 'naïve ✓'::text AS txt, 'ab'::char(4) AS padded,
+        '{"a": [1, 2]}'::json AS doc, 'pg_class'::name AS nm, NULL::timestamptz AS nothing]]
+
+    it("are the same read in binary (prepared) and in text (unprepared)", function()
+      if not is_pg then return end
+      local as_text = conn:first(SELECT)
+      local as_binary = conn:first(SELECT .. " WHERE $1::int = 1", 1)
+      for k, v in pairs(as_text) do
+        assert.equal(v, as_binary[k], k)
+        assert.equal(math.type(v), math.type(as_binary[k]), k)
+      end
+      for k in pairs(as_binary) do assert.is_not_nil(as_text[k], k) end
+      assert.equal("2026-02-21T10:11:12.345678+00:00", as_binary.tz_frac)
+      assert.equal("2026-02-21T10:11:12+00:00", as_binary.tz_whole)
+      assert.equal("1969-07-20T20:17:40.500000+00:00", as_binary.tz_before_1970)
+      assert.equal("1999-12-31T23:59:59.999999", as_binary.ts_naive)
+      assert.equal("infinity", as_binary.tz_inf)
+      assert.equal("2024-02-29", as_binary.leap_day)
+      assert.equal("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", as_binary.id_uuid)
+      assert.equal("\0\255\16", as_binary.raw)
+      assert.equal(math.mininteger, as_binary.i8)
+      assert.equal(0.1, as_binary.f8)
+      assert.equal("ab  ", as_binary.padded)
+      assert.is_nil(as_binary.nothing)
+    end)
+
+    it("read columns without a binary decoder (numeric, float4) as text", function()
+      if not is_pg then return end
+      local row = conn:first("SELECT 12.50::numeric(6, 2) AS money, 0.1::float4 AS f4, $1::timestamptz AS at",
+        "2026-02-21 10:11:12.5")
+      assert.equal("12.50", row.money)
+      assert.equal(0.1, row.f4)
+      assert.equal("2026-02-21T10:11:12.500000+00:00", row.at)
+    end)
+  end)
+
   describe("PostgreSQL connections", function()
     it("refuse other statements while a rows() loop reads", function()
       if not is_pg then return end
