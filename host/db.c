@@ -31,6 +31,23 @@ void db_set_depth(db_conn *c, int depth) { c->depth = depth; }
 int db_get_depth(const db_conn *c) { return c->depth; }
 int db_conn_busy(const db_conn *c) { return c->busy; }
 void *db_native(db_conn *c) { return c->native; }
+void db_pin(db_conn *c, int delta) { c->pinned += delta; }
+int db_pinned(const db_conn *c) { return c->pinned; }
+
+/* 0 when the connection may run a statement, else -1 with err set. */
+static int check_idle(const db_conn *c, db_error *err) {
+  if (c->pinned) {
+    db_error_set(err, "55000", "wait for the copy to return",
+                 "connection is in use by a running copy");
+    return -1;
+  }
+  if (c->busy) {
+    db_error_set(err, "55000", "finish the rows() loop first, or read the rows with conn:query()",
+                 "connection is busy: a rows() loop is still reading from it");
+    return -1;
+  }
+  return 0;
+}
 
 double db_now_ms(void) {
   struct timespec ts;
@@ -81,11 +98,7 @@ void db_close(db_conn *c) {
 }
 
 int db_exec_simple(db_conn *c, const char *sql, db_error *err) {
-  if (c->busy) {
-    db_error_set(err, "55000", "finish the rows() loop first, or read the rows with conn:query()",
-                 "connection is busy: a rows() loop is still reading from it");
-    return -1;
-  }
+  if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? db_now_ms() : 0;
   int rc = c->drv->exec_simple(c, sql, err);
   if (rc < 0 && recover(c, err)) rc = c->drv->exec_simple(c, sql, err);
@@ -195,11 +208,7 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
                    db_error *err) {
   if (cur->conn) db_cursor_close(cur);
   memset(cur, 0, sizeof *cur);
-  if (c->busy) {
-    db_error_set(err, "55000", "finish the rows() loop first, or read the rows with conn:query()",
-                 "connection is busy: a rows() loop is still reading from it");
-    return -1;
-  }
+  if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? db_now_ms() : 0;
   /* PostgreSQL statements without parameters (DDL, one-off queries) run
    * unprepared: one round trip instead of two, and nothing cached. */

@@ -87,6 +87,12 @@ int db_get_depth(const db_conn *c);
  * run nothing else until it ends. */
 int db_conn_busy(const db_conn *c);
 
+/* Marks the connection as lent to C code working on its native handle (the
+ * copy engine): while pinned it runs no statement and refuses to close.
+ * delta is +1 or -1. */
+void db_pin(db_conn *c, int delta);
+int db_pinned(const db_conn *c);
+
 /* The native handles, for the copy engine: a sqlite3* or a PGconn*. */
 void *db_native(db_conn *c);
 

@@ -19,6 +19,8 @@ typedef struct db_stmt {
   void *handle;                      /* SQLite: sqlite3_stmt* */
   char name[20];                     /* PostgreSQL: server-side name */
   int binary;                        /* PostgreSQL: results come in binary format */
+  int prepared;                      /* PostgreSQL: exists on the server */
+  int uses;                          /* PostgreSQL: executions so far */
   int busy;                          /* SQLite: an open cursor is stepping it */
 } db_stmt;
 
@@ -52,6 +54,7 @@ struct db_conn {
   int depth;                         /* transaction depth (lua_db.c) */
   int echo;
   int busy;                          /* PG: a streaming cursor owns the wire */
+  int pinned;                        /* lent to C code (db_pin) */
   unsigned stmt_seq;                 /* PG: statement names */
   db_stmt *buckets[DB_CACHE_BUCKETS];
   db_stmt *lru_head, *lru_tail;

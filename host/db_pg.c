@@ -177,16 +177,26 @@ static int binary_decodable(Oid t) {
   return 0;
 }
 
-/* Prepares s and describes its result columns: when every one has a binary
- * form decoded here, results are asked for in binary, which spares the
- * server its text formatting (timestamps above all) and us the parsing. */
+/* A statement is first run unprepared (one round trip: most statements
+ * of migrations and scripts run once); from its second use on it is
+ * prepared on the server. This only names it. */
 static int pq_prepare(db_conn *c, db_stmt *s, db_error *err) {
+  (void)err;
   snprintf(s->name, sizeof s->name, "th_%u", ++c->stmt_seq);
+  return 0;
+}
+
+/* Prepares s on the server and describes its result columns: when every
+ * one has a binary form decoded here, results are asked for in binary,
+ * which spares the server its text formatting (timestamps above all) and
+ * us the parsing. 0, or -1 with err. */
+static int prepare_on_server(db_conn *c, db_stmt *s, db_error *err) {
   PGresult *res = PQprepare(pg_of(c), s->name, s->sql, 0, NULL);
   int rc = 0;
   if (PQresultStatus(res) != PGRES_COMMAND_OK) rc = fail_result(c, res, err);
   PQclear(res);
   if (rc < 0) return -1;
+  s->prepared = 1;
   res = PQdescribePrepared(pg_of(c), s->name);
   if (PQresultStatus(res) != PGRES_COMMAND_OK) {
     rc = fail_result(c, res, err);
@@ -200,6 +210,7 @@ static int pq_prepare(db_conn *c, db_stmt *s, db_error *err) {
 }
 
 static void pq_finalize(db_conn *c, db_stmt *s) {
+  if (!s->prepared) return;
   char sql[48];
   snprintf(sql, sizeof sql, "DEALLOCATE %s", s->name);
   PQclear(PQexec(pg_of(c), sql));
@@ -272,14 +283,21 @@ static int pq_open(db_cursor *cur, int nparams, const db_value *params,
                    db_error *err) {
   db_conn *c = cur->conn;
   PGconn *pg = pg_of(c);
-  cur->binary = cur->stmt && cur->stmt->binary;
+  db_stmt *s = cur->stmt;
+  /* unprepared: statements without parameters, and first uses */
+  const char *unnamed = cur->adhoc_sql;
+  if (s && !s->prepared) {
+    if (s->uses == 0) unnamed = s->sql;
+    else if (prepare_on_server(c, s, err) < 0) return -1;
+  }
+  if (s) s->uses++;
+  int format = cur->binary = !unnamed && s->binary;
   pq_params p;
   if (params_build(&p, nparams, params, err) < 0) return -1;
   if (cur->stream) {
-    int ok = cur->adhoc_sql
-                 ? PQsendQueryParams(pg, cur->adhoc_sql, 0, NULL, NULL, NULL, NULL, 0)
-                 : PQsendQueryPrepared(pg, cur->stmt->name, nparams, p.values, p.lengths,
-                                       p.formats, cur->stmt->binary);
+    int ok = unnamed
+                 ? PQsendQueryParams(pg, unnamed, nparams, NULL, p.values, p.lengths, p.formats, 0)
+                 : PQsendQueryPrepared(pg, s->name, nparams, p.values, p.lengths, p.formats, format);
     params_free(&p);
     if (!ok) return fail_result(c, NULL, err);
     PQsetSingleRowMode(pg);
@@ -287,10 +305,9 @@ static int pq_open(db_cursor *cur, int nparams, const db_value *params,
     cur->started = 1;
     return 0;
   }
-  PGresult *res = cur->adhoc_sql
-                      ? PQexecParams(pg, cur->adhoc_sql, 0, NULL, NULL, NULL, NULL, 0)
-                      : PQexecPrepared(pg, cur->stmt->name, nparams, p.values, p.lengths,
-                                       p.formats, cur->stmt->binary);
+  PGresult *res = unnamed
+                      ? PQexecParams(pg, unnamed, nparams, NULL, p.values, p.lengths, p.formats, 0)
+                      : PQexecPrepared(pg, s->name, nparams, p.values, p.lengths, p.formats, format);
   params_free(&p);
   ExecStatusType st = PQresultStatus(res);
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {

@@ -110,7 +110,9 @@ struct slot {
   char log[16384];        /* access-log lines not written yet */
 };
 
-static volatile sig_atomic_t stop_requested;
+/* Set by http_stop() from any thread or a signal handler: a lock-free
+ * atomic (a volatile sig_atomic_t is not enough across threads). */
+static atomic_int stop_requested;
 static _Thread_local struct slot *my_slot;   /* the calling pool thread's */
 
 enum { BODY_KEEP = 64 * 1024 };   /* body buffers above this are freed after use */
@@ -191,9 +193,10 @@ static const char *redact(const char *s, char *out, size_t size) {
     size_t auth = strcspn(s, "/@ \t\n\"'");
     const char *colon = memchr(s, ':', auth);
     if (s[auth] == '@' && colon) {
+      const char *at = s + auth;
       while (s < colon && o + 1 < size) out[o++] = *s++;
       for (const char *r = ":***"; *r && o + 1 < size; r++) out[o++] = *r;
-      s += auth - (size_t)(colon - s);
+      s = at;   /* resume at the '@' */
     }
   }
   out[o] = '\0';
@@ -736,7 +739,7 @@ static void reload(struct server *srv) {
 
 /* ---- serving ---------------------------------------------------------- */
 
-void http_stop(void) { stop_requested = 1; }
+void http_stop(void) { atomic_store(&stop_requested, 1); }
 
 static struct timespec ms(long n) {
   struct timespec ts = {n / 1000, (n % 1000) * 1000000L};
@@ -770,7 +773,7 @@ static void free_workers(struct server *srv) {
 }
 
 int http_serve(const http_config *cfg, const http_app *app, char *err, size_t errsize) {
-  stop_requested = 0;
+  atomic_store(&stop_requested, 0);
   struct server srv = {.cfg = cfg, .app = app};
   srv.nworkers = cfg->workers ? cfg->workers : 1;
   atomic_init(&srv.gen, 0);
@@ -840,7 +843,7 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
 
   uint64_t fp = cfg->reload ? fingerprint(cfg->watch_dirs) : 0;
   unsigned tick = 0;
-  while (!stop_requested) {
+  while (!atomic_load(&stop_requested)) {
     struct timespec ts = ms(200);
     int sig = sigtimedwait(&stopsigs, NULL, &ts);
     if (sig == SIGINT || sig == SIGTERM) break;

@@ -91,7 +91,7 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
 /* Asks a running http_serve to stop (async-signal-safe; from any thread). */
 void http_stop(void);
 
-/* Percent-decodes s[0..len) into out (at least len bytes), turning '+' into
+/* Percent-decodes s[0..len) into out (at least len + 1 bytes), turning '+' into
  * a space first (form/query encoding). Returns the decoded length. */
 size_t http_unescape(const char *s, size_t len, char *out);
 

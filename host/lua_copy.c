@@ -37,8 +37,8 @@ static db_conn *check_kind(lua_State *L, int idx, db_kind kind) {
   if (db_conn_kind(c) != kind)
     luaL_argerror(L, idx, kind == DB_SQLITE ? "the source must be a SQLite connection"
                                             : "the target must be a PostgreSQL connection");
-  if (db_conn_busy(c))
-    luaL_argerror(L, idx, "the connection is busy with an open cursor; finish it first");
+  if (db_conn_busy(c) || db_pinned(c))
+    luaL_argerror(L, idx, "the connection is busy (an open cursor or a running copy); finish it first");
   return c;
 }
 
@@ -168,7 +168,11 @@ static int l_table(lua_State *L) {
 
   copy_stats st;
   db_error err;
+  db_pin(src, 1);   /* on_progress may not close or use them meanwhile */
+  db_pin(dst, 1);
   int rc = copy_table(db_native(src), db_native(dst), &spec, &st, &err);
+  db_pin(src, -1);
+  db_pin(dst, -1);
   if (ctx.failed) {
     lua_pushvalue(L, ctx.err_slot);
     return lua_error(L);

@@ -92,6 +92,8 @@ db_conn *th_checkconn(lua_State *L, int idx) {
 static int conn_close(lua_State *L) {
   lconn *lc = toconn(L, 1);
   db_conn *c = lc->conn;
+  if (c && db_pinned(c))   /* never from __gc: the C code holding it keeps it reachable */
+    return luaL_error(L, "connection is in use by a running copy: close it after the copy returns");
   lc->conn = NULL;        /* idempotent: null the handle first */
   db_close(c);            /* also closes the scratch and rows() cursors */
   return 0;

@@ -28,17 +28,43 @@
 
 /* ---- workers: one lua_State per pool thread -------------------------- */
 
-/* [-1, +1] require(name) in a fresh state; the module must return a
- * function. */
+/* [-1, +1] require(name) in a fresh state (name: a light userdata, so
+ * that pushing the string happens in here, protected); the module must
+ * return a function. */
 static int load_app(lua_State *L) {
-  const char *name = lua_tostring(L, 1);
+  const char *name = lua_touserdata(L, 1);
   lua_getglobal(L, "require");
-  lua_pushvalue(L, 1);
+  lua_pushstring(L, name);
   lua_call(L, 1, 1);
   if (!lua_isfunction(L, -1))
     return luaL_error(L, "module '%s' must return a function handler(req), not a %s", name,
                       luaL_typename(L, -1));
   return 1;
+}
+
+/* [-1, +1] th_errline of the error at 1, as a string. */
+static int errline_p(lua_State *L) {
+  th_errline(L, 1);
+  return 1;
+}
+
+/* Copies the error object on top of L (from a call that returned status)
+ * into err as one line and pops it. A worker state has no protected caller,
+ * so its __tostring (any Lua code) and the string's allocation run under
+ * lua_pcall: an error there would otherwise reach the panic handler and
+ * abort the whole server. */
+static void copy_error(lua_State *L, int status, char *err, size_t errsize) {
+  if (status == LUA_ERRMEM) {
+    snprintf(err, errsize, "not enough memory");
+  } else {
+    lua_pushcfunction(L, errline_p);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+      snprintf(err, errsize, "%s", lua_tostring(L, -1));
+    else
+      snprintf(err, errsize, "(the error object cannot be shown: its __tostring failed)");
+  }
+  lua_pop(L, 1);
 }
 
 /* http_app.open: ud is the app module's name. The worker is the state. */
@@ -51,9 +77,12 @@ static void *worker_open(void *ud, char *err, size_t errsize) {
   }
   lua_gc(L, LUA_GCGEN, 0, 0);   /* request garbage dies young */
   lua_pushcfunction(L, load_app);
-  lua_pushstring(L, app);
-  if (th_pcall(L, 1, 1) != LUA_OK) {
-    snprintf(err, errsize, "cannot load the app '%s': %s", app, th_errline(L, -1));
+  lua_pushlightuserdata(L, (void *)app);
+  int status = th_pcall(L, 1, 1);
+  if (status != LUA_OK) {
+    char why[1024];
+    copy_error(L, status, why, sizeof why);
+    snprintf(err, errsize, "cannot load the app '%s': %s", app, why);
     lua_close(L);
     return NULL;
   }
@@ -118,10 +147,13 @@ static int call_handler(lua_State *L) {
     lua_pushnil(L);
     while (lua_next(L, 2)) {
       int vt = lua_type(L, -1);
-      if (lua_type(L, -2) != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER))
+      if (lua_type(L, -2) != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER)) {
+        /* in sequence: C leaves the order of evaluating arguments open */
+        const char *name = luaL_tolstring(L, -2, NULL);   /* pushes, so the value is now at -2 */
+        const char *value = luaL_tolstring(L, -2, NULL);
         return luaL_error(L, "the handler returned a header %s = %s: want string names and string values",
-                          luaL_tolstring(L, -2, NULL),    /* the name; pushes a string, so */
-                          luaL_tolstring(L, -2, NULL));   /* the value is now at -2 */
+                          name, value);
+      }
       size_t klen, vlen;
       const char *k = lua_tolstring(L, -2, &klen);
       const char *v = lua_tolstring(L, -1, &vlen);   /* a number value becomes a string in place */
@@ -142,8 +174,7 @@ static int worker_handle(void *worker, http_request *req, char *err, size_t errs
   lua_pushlightuserdata(L, req);
   int status = th_pcall(L, 2, 0);
   if (status != LUA_OK) {
-    if (status == LUA_ERRMEM) snprintf(err, errsize, "not enough memory");
-    else snprintf(err, errsize, "%s", th_errline(L, -1));
+    copy_error(L, status, err, errsize);
     lua_settop(L, 1);
     return -1;
   }

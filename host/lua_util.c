@@ -42,6 +42,7 @@ static int util_clock(lua_State *L) {
 static int util_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
   luaL_argcheck(L, s >= 0, 1, "must not be negative");
+  if (s > 1e9) s = 1e9;   /* ~31 years: (time_t)inf would be undefined */
   struct timespec ts = {(time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9)};
   while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
   return 0;
@@ -49,7 +50,8 @@ static int util_sleep(lua_State *L) {
 
 static int util_isatty(lua_State *L) {
   luaL_Stream *p = luaL_checkudata(L, 1, LUA_FILEHANDLE);
-  lua_pushboolean(L, p->f != NULL && isatty(fileno(p->f)));
+  /* closed: liolib sets closef to NULL and leaves f dangling (fclose'd) */
+  lua_pushboolean(L, p->closef != NULL && p->f != NULL && isatty(fileno(p->f)));
   return 1;
 }
 
