@@ -818,8 +818,11 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
       flags, 0, NULL, NULL, on_request, &srv,
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)&srv,
       MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
-      /* 1 worker: the daemon's own polling thread, no pool */
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(srv.nworkers > 1 ? srv.nworkers : 0),
+      /* 1 worker: the daemon's own polling thread, no pool; a pool size of
+       * 0 would make libmicrohttpd log a warning, so the slot then repeats
+       * the (same-typed) timeout option instead */
+      srv.nworkers > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned)(srv.nworkers > 1 ? srv.nworkers : cfg->timeout),
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_per_ip,
