@@ -246,13 +246,25 @@ local function close_online(env)
   env.conn:close()
 end
 
+-- Runs fn(env) on an online connection (locked; foreign keys off on SQLite),
+-- which is restored and closed whatever happens; fn's error is re-raised.
+-- Returns the exit code 0.
+local function with_online(opts, graph, fn)
+  local env = open_online(opts, graph)
+  local ok, err = pcall(function()
+    context_lines(env.conn.kind)
+    fn(env)
+  end)
+  close_online(env)
+  if not ok then error(err, 0) end
+  return 0
+end
+
 -- Plans and runs steps until the plan is empty; re-plans when another
 -- migrator moved the database meanwhile.
 local function migrate_online(opts, direction, target_name)
   local graph = load_graph(opts)
-  local env = open_online(opts, graph)
-  local ok, err = pcall(function()
-    context_lines(env.conn.kind)
+  return with_online(opts, graph, function(env)
     local ctx = env.ctx
     for attempt = 1, 20 do
       local heads = version.current(ctx)
@@ -283,9 +295,6 @@ local function migrate_online(opts, direction, target_name)
     end
     fail("the database kept changing under this migrator; run the command again")
   end)
-  close_online(env)
-  if not ok then error(err, 0) end
-  return 0
 end
 
 -- ---- offline (--sql) runs ------------------------------------------------------
@@ -509,10 +518,8 @@ function commands.stamp(opts, args)
     io.stdout:write("COMMIT;\n\n")
     return 0
   end
-  local env = open_online(opts, graph)
-  local ok, err = pcall(function()
-    context_lines(env.conn.kind)
-    local ctx = executor.new({ dialect = env.conn.kind, conn = env.conn })
+  return with_online(opts, graph, function(env)
+    local ctx = env.ctx
     env.conn:transaction(function()
       local heads = version.current(ctx)
       log.info("Running stamp_revision %s -> %s", table.concat(heads, ", "), table.concat(targets, ", "))
@@ -536,9 +543,6 @@ function commands.stamp(opts, args)
       end
     end)
   end)
-  close_online(env)
-  if not ok then error(err, 0) end
-  return 0
 end
 
 -- ---- revision -m ---------------------------------------------------------------

@@ -492,6 +492,7 @@ describe("the router's failure handling", function()
   end
 
   it("answers 500 without details when a handler raises, and keeps serving", function()
+    local _
     local calls = 0
     local handle = handler_with({ method = "GET", path = "/boom", handler = function()
       calls = calls + 1

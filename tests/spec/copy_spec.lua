@@ -72,13 +72,7 @@ local function target_value(sql, ...)
   return row and row.v
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local read_file = helper.read
 
 local function sleep(seconds) os.execute("sleep " .. seconds) end
 

@@ -28,13 +28,7 @@ local function create_spec_database()
   admin("CREATE DATABASE " .. SPEC_DB)
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local function slurp(path) return helper.read(path) or "" end
 
 describe("the Todo API over HTTP on " .. kind, function()
   local url, base, pid, log, tmp

@@ -179,6 +179,7 @@ describe("migration operations (" .. kind .. ")", function()
   end)
 
   it("renders op.execute parameters, rename_table and drop_table, also in --sql", function()
+    local _
     local dir = revisions({
       { "r1", [[
         op.create_table("a", op.column("id", op.types.integer, { primary_key = true }), op.column("s", op.types.text))

@@ -395,6 +395,7 @@ describe("migrate.lua (" .. kind .. ")", function()
   end)
 
   it("writes a new revision from the template and runs it", function()
+    local _
     local dir = copy_migrations()
     local code, out, err = migrate(url, "-q --dir " .. h.quote(dir) .. ' revision -m "Add priority to todos!"')
     assert.equal(0, code, err)
@@ -480,6 +481,7 @@ describe("migrate.lua (" .. kind .. ")", function()
   -- ---- clear errors ------------------------------------------------------------
 
   it("names an unknown revision and the known heads", function()
+    local _
     local code, out, err = migrate(url, "upgrade nosuchrev")
     assert.equal(1, code)
     assert.equal("", out)
@@ -588,9 +590,8 @@ describe("migrate.lua (" .. kind .. ")", function()
     local tmp = h.tmpdir()
     local code, out = h.run(script:format(h.quote(url), h.quote(bin), tmp .. "/a.log", h.quote(url), h.quote(bin), tmp .. "/b.log"))
     assert.equal(0, code)
-    local function slurp(p) local f = io.open(p); local t = f:read("a"); f:close(); return t end
-    assert.equal("0 0\n", out, slurp(tmp .. "/a.log") .. slurp(tmp .. "/b.log"))
-    local all = slurp(tmp .. "/a.log") .. slurp(tmp .. "/b.log")
+    local all = h.read(tmp .. "/a.log") .. h.read(tmp .. "/b.log")
+    assert.equal("0 0\n", out, all)
     -- each revision ran exactly once between the two
     for i, rev in ipairs(REVS) do
       local _, n = all:gsub("Running upgrade [^\n]*-> " .. rev .. ", " .. MESSAGES[i], "")
@@ -627,6 +628,7 @@ describe("migrate.lua (" .. kind .. ")", function()
   end)
 
   it("prints the SQL of a downgrade range and requires one", function()
+    local _
     local code, out, err = migrate(url, "-q downgrade --sql 2026_02_21_003:2026_02_21_001")
     assert.equal(0, code, err)
     assert.matches("-- Running downgrade 2026_02_21_003 -> 2026_02_21_002", out, 1, true)

@@ -52,20 +52,25 @@ function M.todohost()
   return pwd .. "/build/todohost"
 end
 
+--- The contents of the file at path, or nil when it cannot be read.
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
 --- Runs a shell command; returns exit code, stdout, stderr.
 function M.run(cmd, dir)
   local out, err = os.tmpname(), os.tmpname()
   local full = (dir and ("cd " .. M.quote(dir) .. " && ") or "") ..
       "(" .. cmd .. ") >" .. out .. " 2>" .. err
   local ok, _, code = os.execute(full)
-  local function slurp(path)
-    local f = io.open(path, "rb")
-    local text = f and f:read("a") or ""
-    if f then f:close() end
-    os.remove(path)
-    return text
-  end
-  return ok and 0 or code, slurp(out), slurp(err)
+  local stdout, stderr = M.read(out) or "", M.read(err) or ""
+  os.remove(out)
+  os.remove(err)
+  return ok and 0 or code, stdout, stderr
 end
 
 --- Writes text to path.
