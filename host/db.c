@@ -1,10 +1,11 @@
 /*
  * db.c: the driver-independent half of db.h: connecting by URL, the
  * per-connection prepared-statement cache (LRU), cursor bookkeeping, the
- * DEBUG echo, and value helpers shared by both drivers.
+ * queue of deferred statements, the DEBUG echo, and value helpers shared by both drivers.
  */
 #include "db_int.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -31,7 +32,10 @@ void db_set_depth(db_conn *c, int depth) { c->depth = depth; }
 int db_get_depth(const db_conn *c) { return c->depth; }
 int db_conn_busy(const db_conn *c) { return c->busy; }
 void *db_native(db_conn *c) { return c->native; }
-void db_pin(db_conn *c, int delta) { c->pinned += delta; }
+void db_pin(db_conn *c, int delta) {
+  if (delta > 0 && c->dq_next < c->ndq) db_run_deferred(c);
+  c->pinned += delta;
+}
 int db_pinned(const db_conn *c) { return c->pinned; }
 
 /* 0 when the connection may run a statement, else -1 with err set. */
@@ -88,9 +92,12 @@ int db_connect(const char *url, const db_options *opt, db_conn **out,
   return 0;
 }
 
+static void dq_free(db_conn *c);
+
 void db_close(db_conn *c) {
   if (!c) return;
   while (c->cursors) db_cursor_close(c->cursors);
+  dq_free(c);
   db_cache_clear(c, c->kind == DB_POSTGRESQL);  /* the server forgets them itself */
   c->drv->disconnect(c);
   db_url_free(&c->url);
@@ -98,6 +105,7 @@ void db_close(db_conn *c) {
 }
 
 int db_exec_simple(db_conn *c, const char *sql, db_error *err) {
+  if (c->dq_next < c->ndq) db_run_deferred(c);
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? db_now_ms() : 0;
   int rc = c->drv->exec_simple(c, sql, err);
@@ -146,7 +154,7 @@ void db_cache_clear(db_conn *c, int lost) {
 
 /* The cached statement for sql, prepared on first use. The least recently
  * used idle statement is dropped when the cache is full. NULL on error. */
-static db_stmt *cache_get(db_conn *c, const char *sql, size_t len, db_error *err) {
+db_stmt *db_stmt_get(db_conn *c, const char *sql, size_t len, db_error *err) {
   unsigned h = hash_sql(sql, len);
   for (db_stmt *s = c->buckets[h % DB_CACHE_BUCKETS]; s; s = s->hnext)
     if (s->hash == h && s->len == len && memcmp(s->sql, sql, len) == 0) {
@@ -208,13 +216,14 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
                    db_error *err) {
   if (cur->conn) db_cursor_close(cur);
   memset(cur, 0, sizeof *cur);
+  if (c->dq_next < c->ndq) db_run_deferred(c);
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? db_now_ms() : 0;
   /* PostgreSQL statements without parameters (DDL, one-off queries) run
    * unprepared: one round trip instead of two, and nothing cached. */
   int adhoc = c->kind == DB_POSTGRESQL && nparams == 0;
   for (int attempt = 0;; attempt++) {
-    db_stmt *s = adhoc ? NULL : cache_get(c, sql, len, err);
+    db_stmt *s = adhoc ? NULL : db_stmt_get(c, sql, len, err);
     if (s || adhoc) {
       cur->conn = c;
       cur->stmt = s;
@@ -270,6 +279,154 @@ void db_cursor_close(db_cursor *cur) {
   cur->conn = NULL;
   cur->stmt = NULL;
   cur->prev = cur->next = NULL;
+}
+
+/* ---- deferred statements ---------------------------------------------- */
+
+/* Case-insensitive: does s[0..len) start with the keyword kw (lower case),
+ * followed by something that cannot continue a word? */
+static int keyword_at(const char *s, size_t len, const char *kw) {
+  size_t n = strlen(kw);
+  if (len < n) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((s[i] | 0x20) != kw[i]) return 0;
+  return len == n || !(isalnum((unsigned char)s[n]) || s[n] == '_' || s[n] == '$');
+}
+
+static size_t skip_space(const char *s, size_t i, size_t len) {
+  while (i < len && isspace((unsigned char)s[i])) i++;
+  return i;
+}
+
+/* A plain SELECT: starts with the keyword, and no word FOR is followed by
+ * UPDATE, SHARE, NO (KEY UPDATE) or KEY (SHARE), so it takes no row locks
+ * that would outlive it in a batch. Anything else (a leading comment too)
+ * is not deferred, which is always safe. */
+static int plain_select(const char *sql, size_t len) {
+  size_t i = skip_space(sql, 0, len);
+  while (i < len && sql[i] == '(') i = skip_space(sql, i + 1, len);
+  if (!keyword_at(sql + i, len - i, "select")) return 0;
+  for (; i + 3 < len; i++) {
+    if (isalnum((unsigned char)sql[i]) || sql[i] == '_') {
+      if (!keyword_at(sql + i, len - i, "for")) {
+        while (i < len && (isalnum((unsigned char)sql[i]) || sql[i] == '_')) i++;
+        continue;
+      }
+      size_t j = skip_space(sql, i + 3, len);
+      if (keyword_at(sql + j, len - j, "update") || keyword_at(sql + j, len - j, "share") ||
+          keyword_at(sql + j, len - j, "no") || keyword_at(sql + j, len - j, "key"))
+        return 0;
+      i += 2;
+    }
+  }
+  return 1;
+}
+
+int db_can_defer(const db_conn *c, const char *sql, size_t len) {
+  return c->drv->run_batch && !c->depth && !c->busy && !c->pinned && c->drv->idle(c) &&
+         plain_select(sql, len);
+}
+
+int db_deferred(const db_conn *c) { return c->ndq - c->dq_next; }
+
+int db_defer(db_conn *c, const char *sql, size_t len, int nparams,
+             const db_value *params, db_error *err) {
+  if (c->ndq == c->dq_cap) {
+    int cap = c->dq_cap ? c->dq_cap * 2 : 16;
+    db_queued *q = realloc(c->dq, sizeof *q * (size_t)cap);
+    if (!q) { db_error_set(err, "53200", NULL, "out of memory"); return -1; }
+    c->dq = q;
+    c->dq_cap = cap;
+  }
+  db_queued *d = &c->dq[c->ndq];
+  memset(d, 0, sizeof *d);
+  d->sql = sql;
+  d->len = len;
+  d->nparams = nparams;
+  d->params = params;
+  d->state = DB_DEFER_QUEUED;
+  c->dq_live++;
+  return c->ndq++;
+}
+
+/* Runs d alone, as db_cursor_open would, keeping its result. */
+static void run_alone(db_conn *c, db_queued *d) {
+  db_error err;
+  db_cursor tmp, *cur = &tmp;
+  db_cursor_init(cur);
+  if (db_cursor_open(cur, c, d->sql, d->len, d->nparams, d->params, 0, &err) < 0) {
+    d->err = malloc(sizeof *d->err);
+    if (d->err) *d->err = err;
+    d->state = DB_DEFER_FAILED;
+    return;
+  }
+  d->res = cur->res;       /* taken over: the cursor closes without it */
+  d->binary = cur->binary;
+  cur->res = NULL;
+  db_cursor_close(cur);
+  d->state = DB_DEFER_DONE;
+}
+
+void db_run_deferred(db_conn *c) {
+  int first = c->dq_next, n = c->ndq - first;
+  if (n <= 0) return;
+  c->dq_next = c->ndq;   /* from here on db_cursor_open does not come back here */
+  db_queued *q = c->dq + first;
+  if (n >= 2 && !c->depth && !c->busy && !c->pinned && c->drv->idle(c)) {
+    double t0 = c->echo ? db_now_ms() : 0;
+    if (c->drv->run_batch(c, q, n) == 0) {
+      for (int i = 0; i < n; i++) q[i].state = DB_DEFER_DONE;
+      if (c->echo) {
+        double ms = db_now_ms() - t0;
+        fprintf(stderr, "[todohost.db] batch of %d statements in one round trip  [%.3f ms]\n", n, ms);
+        for (int i = 0; i < n; i++) db_echo(c, q[i].sql, q[i].nparams, q[i].params, ms);
+      }
+      return;
+    }
+    if (c->echo)
+      fprintf(stderr, "[todohost.db] batch of %d statements failed: running each on its own\n", n);
+  }
+  for (int i = 0; i < n; i++) run_alone(c, &q[i]);
+}
+
+int db_cursor_take(db_cursor *cur, db_conn *c, int ticket, db_error *err) {
+  if (cur->conn) db_cursor_close(cur);
+  memset(cur, 0, sizeof *cur);
+  if (ticket < 0 || ticket >= c->ndq || c->dq[ticket].state == DB_DEFER_TAKEN) {
+    db_error_set(err, "HY000", NULL, "no such deferred statement");
+    return -1;
+  }
+  if (ticket >= c->dq_next) db_run_deferred(c);
+  db_queued *d = &c->dq[ticket];
+  int rc = 0;
+  if (d->state == DB_DEFER_FAILED) {
+    if (d->err) *err = *d->err;
+    else db_error_set(err, "53200", NULL, "out of memory");
+    free(d->err);
+    d->err = NULL;
+    rc = -1;
+  } else {
+    cur->conn = c;
+    cur->next = c->cursors;
+    if (c->cursors) c->cursors->prev = cur;
+    c->cursors = cur;
+    c->drv->adopt(cur, d->res, d->binary);
+    d->res = NULL;
+  }
+  d->state = DB_DEFER_TAKEN;
+  if (--c->dq_live == 0) c->ndq = c->dq_next = 0;   /* all taken: start over */
+  return rc;
+}
+
+/* Frees every outcome not taken, and the queue. */
+static void dq_free(db_conn *c) {
+  for (int i = 0; i < c->ndq; i++) {
+    if (c->dq[i].res) c->drv->drop(c->dq[i].res);
+    free(c->dq[i].err);
+  }
+  free(c->dq);
+  c->dq = NULL;
+  c->ndq = c->dq_cap = c->dq_next = c->dq_live = 0;
 }
 
 /* ---- values ---------------------------------------------------------- */

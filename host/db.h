@@ -126,6 +126,42 @@ int64_t db_cursor_changes(const db_cursor *cur);
 void db_cursor_close(db_cursor *cur);
 int db_cursor_is_open(const db_cursor *cur);
 
+/* ---- deferred statements (PostgreSQL) ---------------------------------- */
+
+/* A server running many requests on one connection queues their reads and
+ * runs them together, in one round trip: db_defer queues a statement,
+ * db_run_deferred runs everything queued, db_cursor_take opens a cursor on
+ * one statement's outcome.
+ *
+ * Only a plain SELECT (no FOR UPDATE/SHARE) outside any transaction on a
+ * PostgreSQL connection may wait (db_can_defer). Statements run together
+ * form one implicit transaction: they see the database as one snapshot and
+ * share one transaction timestamp. When any of them fails, that transaction
+ * is rolled back and each statement is run again on its own, so each gets
+ * the outcome it would have had alone. Any other statement on the
+ * connection (and db_pin) first runs what is queued: statements always run
+ * in the order they were issued. */
+
+/* 1 when sql may be queued on c now, else 0. */
+int db_can_defer(const db_conn *c, const char *sql, size_t len);
+
+/* Queues sql with params. Both are borrowed: they must stay valid until the
+ * statement has run (db_run_deferred, or db_cursor_take). Returns a ticket
+ * >= 0, or -1 with err (out of memory). */
+int db_defer(db_conn *c, const char *sql, size_t len, int nparams,
+             const db_value *params, db_error *err);
+
+/* Statements queued on c and not run yet. */
+int db_deferred(const db_conn *c);
+
+/* Runs every queued statement; each outcome waits for db_cursor_take. */
+void db_run_deferred(db_conn *c);
+
+/* Opens cur on the outcome of ticket (running the queue first if it has not
+ * run yet); each ticket is taken exactly once. Returns 0 with the cursor
+ * open as db_cursor_open leaves it, or -1 with the statement's error. */
+int db_cursor_take(db_cursor *cur, db_conn *c, int ticket, db_error *err);
+
 /* ---- helpers ---------------------------------------------------------- */
 
 void db_error_set(db_error *err, const char *sqlstate, const char *hint,

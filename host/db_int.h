@@ -21,8 +21,23 @@ typedef struct db_stmt {
   int binary;                        /* PostgreSQL: results come in binary format */
   int prepared;                      /* PostgreSQL: exists on the server */
   int uses;                          /* PostgreSQL: executions so far */
-  int busy;                          /* SQLite: an open cursor is stepping it */
+  int busy;                          /* SQLite: an open cursor is stepping it;
+                                        PostgreSQL: a batch is using it */
 } db_stmt;
+
+/* A statement queued by db_defer, then its outcome until db_cursor_take. */
+typedef struct db_queued {
+  const char *sql;                   /* borrowed (see db_defer) */
+  size_t len;
+  int nparams;
+  const db_value *params;            /* borrowed */
+  int state;                         /* DB_DEFER_QUEUED, _DONE, _FAILED or _TAKEN */
+  void *res;                         /* PG: the PGresult when done */
+  int binary;                        /* PG: res is in binary format */
+  db_error *err;                     /* when failed (malloc'ed) */
+} db_queued;
+
+enum { DB_DEFER_QUEUED, DB_DEFER_DONE, DB_DEFER_FAILED, DB_DEFER_TAKEN };
 
 #define DB_CACHE_BUCKETS 256
 #define DB_CACHE_MAX 200
@@ -44,6 +59,16 @@ typedef struct db_driver {
   int (*lost)(db_conn *c);
   /* Re-establishes a lost connection; 0, or -1 with err set. */
   int (*reset)(db_conn *c, db_error *err);
+  /* Deferred statements (NULL for SQLite). idle: 1 when the session is in
+   * no transaction. run_batch: runs q[0..n) (n >= 2) in one round trip as
+   * one implicit transaction; 0 when every one succeeded (q[i].res and
+   * q[i].binary set), -1 when any failed (nothing took effect, no res
+   * kept). adopt: opens cur (linked to its connection already) on such a
+   * result, taking it over. drop: frees a result never adopted. */
+  int (*idle)(const db_conn *c);
+  int (*run_batch)(db_conn *c, db_queued *q, int n);
+  void (*adopt)(db_cursor *cur, void *res, int binary);
+  void (*drop)(void *res);
 } db_driver;
 
 struct db_conn {
@@ -60,6 +85,10 @@ struct db_conn {
   db_stmt *lru_head, *lru_tail;
   int ncached;
   db_cursor *cursors;                /* open cursors, invalidated on close */
+  db_queued *dq;                     /* deferred statements: tickets index it */
+  int ndq, dq_cap;                   /* entries used, allocated */
+  int dq_next;                       /* entries from here on are queued */
+  int dq_live;                       /* entries not taken yet */
 };
 
 struct db_cursor {
@@ -87,6 +116,9 @@ extern const db_driver db_pg_driver;
 
 int db_sqlite_connect(db_conn *c, const db_options *opt, db_error *err);
 int db_pg_connect(db_conn *c, const db_options *opt, db_error *err);
+
+/* The cached statement for sql (see db.c), or NULL with err. */
+db_stmt *db_stmt_get(db_conn *c, const char *sql, size_t len, db_error *err);
 
 /* Drops every cached statement (PG after a reconnect: they died with the
  * session). finalize is called unless lost is set. */

@@ -2,9 +2,11 @@
  * db_pg.c: the PostgreSQL driver behind db.h, on libpq.
  *
  * Statements are prepared once per connection (named th_N) and executed
- * with text parameters; results come back in text format and are converted
- * by column type OID. Streaming cursors use single-row mode. The session
- * runs with TimeZone=UTC so timestamps read the same everywhere.
+ * with text parameters; results come back in binary when every column type
+ * decodes here, else in text, and are converted by column type OID.
+ * Streaming cursors use single-row mode; deferred statements go out
+ * together in pipeline mode. The session runs with TimeZone=UTC so
+ * timestamps read the same everywhere.
  */
 #include "db_int.h"
 
@@ -513,7 +515,112 @@ static void pq_close(db_cursor *cur) {
   if (cur->stream && cur->started && cur->conn->busy) drain(cur->conn);
 }
 
+/* ---- deferred statements ---------------------------------------------- */
+
+static int pq_idle(const db_conn *c) {
+  return PQtransactionStatus(pg_of(c)) == PQTRANS_IDLE && PQpipelineStatus(pg_of(c)) == PQ_PIPELINE_OFF;
+}
+
+/* Sends q (after its statement is ready on the server) into the pipeline.
+ * 1 when sent, 0 on failure (err set). */
+static int send_deferred(db_conn *c, db_queued *q, db_stmt *s, db_error *err) {
+  PGconn *pg = pg_of(c);
+  pq_params p;
+  if (params_build(&p, q->nparams, q->params, err) < 0) return 0;
+  int ok;
+  if (!s || !s->prepared) {   /* no parameters, or a first use: unnamed, in text */
+    ok = PQsendQueryParams(pg, s ? s->sql : q->sql, q->nparams, NULL, p.values, p.lengths,
+                           p.formats, 0);
+    q->binary = 0;
+  } else {
+    ok = PQsendQueryPrepared(pg, s->name, q->nparams, p.values, p.lengths, p.formats, s->binary);
+    q->binary = s->binary;
+  }
+  params_free(&p);
+  if (!ok) fail_result(c, NULL, err);
+  return ok;
+}
+
+/* One pipeline, one Sync at the end: one round trip, one implicit
+ * transaction. Statements used before are prepared on the server first
+ * (outside the pipeline, once per connection), as pq_open does. */
+static int pq_run_batch(db_conn *c, db_queued *q, int n) {
+  PGconn *pg = pg_of(c);
+  db_error err;
+  db_stmt *small[32], **stmts = n <= 32 ? small : malloc(sizeof *stmts * (size_t)n);
+  if (!stmts) return -1;
+  int ok = 1, got = 0;
+  for (int i = 0; i < n; i++) {
+    stmts[i] = NULL;
+    if (!ok || q[i].nparams == 0) continue;
+    db_stmt *s = db_stmt_get(c, q[i].sql, q[i].len, &err);
+    if (!s || (!s->prepared && s->uses > 0 && prepare_on_server(c, s, &err) < 0)) {
+      ok = 0;
+      continue;
+    }
+    s->uses++;
+    s->busy++;   /* not evicted from the cache while this batch uses it */
+    stmts[i] = s;
+  }
+  if (ok && PQenterPipelineMode(pg)) {
+    for (int i = 0; i < n && ok; i++) ok = send_deferred(c, &q[i], stmts[i], &err);
+    if (!PQpipelineSync(pg)) ok = 0;
+    /* Each statement's results end with a NULL; the Sync's own result
+     * comes last. A broken connection ends the reading early. */
+    int i = 0, synced = 0, seen = 0, nulls = 0;
+    while (!synced && PQstatus(pg) != CONNECTION_BAD && nulls < 2) {
+      PGresult *r = PQgetResult(pg);
+      if (!r) {
+        if (seen) { i++; seen = 0; nulls = 0; } else nulls++;
+        continue;
+      }
+      nulls = 0;
+      ExecStatusType st = PQresultStatus(r);
+      if (st == PGRES_PIPELINE_SYNC) {
+        synced = 1;
+      } else if (st == PGRES_TUPLES_OK && i < n && !seen) {
+        q[i].res = r;
+        r = NULL;
+        got++;
+      } else {
+        ok = 0;   /* an error, or statements skipped after one */
+      }
+      seen = st != PGRES_PIPELINE_SYNC;
+      PQclear(r);
+    }
+    if (!synced || !PQexitPipelineMode(pg)) ok = 0;
+  } else {
+    ok = 0;
+  }
+  for (int i = 0; i < n; i++) if (stmts[i]) stmts[i]->busy--;
+  if (stmts != small) free(stmts);
+  if (PQpipelineStatus(pg) != PQ_PIPELINE_OFF && PQstatus(pg) != CONNECTION_BAD) {
+    /* results left unaccounted for: a fresh session, not one stuck in a
+     * pipeline that refuses every later statement */
+    db_error ignored;
+    pq_reset(c, &ignored);
+  }
+  if (ok && got == n) return 0;
+  for (int i = 0; i < n; i++) {
+    PQclear(q[i].res);
+    q[i].res = NULL;
+  }
+  return -1;
+}
+
+static void pq_adopt(db_cursor *cur, void *res, int binary) {
+  cur->res = res;
+  cur->binary = binary;
+  cur->nrows = PQntuples(res);
+  cur->ncols = PQnfields(res);
+  cur->row = -1;
+  cur->changes = atoll(PQcmdTuples(res));
+}
+
+static void pq_drop(void *res) { PQclear(res); }
+
 const db_driver db_pg_driver = {
   pq_prepare, pq_finalize, pq_open, pq_next, pq_colname, pq_value, pq_close,
   pq_exec_simple, pq_disconnect, pq_lost, pq_reset,
+  pq_idle, pq_run_batch, pq_adopt, pq_drop,
 };

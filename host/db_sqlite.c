@@ -373,4 +373,5 @@ static void sq_close(db_cursor *cur) {
 const db_driver db_sqlite_driver = {
   sq_prepare, sq_finalize, sq_open, sq_next, sq_colname, sq_value, sq_close,
   sq_exec_simple, sq_disconnect, NULL, NULL,
+  NULL, NULL, NULL, NULL,   /* no deferred statements: SQLite has no round trips to save */
 };

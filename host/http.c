@@ -2,9 +2,14 @@
  * http.c: the HTTP/1.1 server core on GNU libmicrohttpd (see http.h).
  *
  * libmicrohttpd parses HTTP (answering malformed requests with 400 itself),
- * does keep-alive, time-outs and connection limits, and runs a pool of
- * epoll threads (MHD_OPTION_THREAD_POOL_SIZE); a connection stays on the
- * pool thread that accepted it, and so do all the calls for its requests.
+ * does keep-alive, time-outs and connection limits. Each pool thread runs
+ * a daemon of its own in external epoll mode on a copy of the one
+ * listening socket; a connection stays on the pool thread that accepted
+ * it, and so do all the calls for its requests. Owning the loop lets a
+ * pool thread, after each round of network events, have the app flush the
+ * requests it left pending (their connections suspended meanwhile): the
+ * database statements of every request that came in during the round go
+ * to the server together.
  * On top of that this file adds: our own listening socket (for clear
  * errors), the raw query string, the body buffer and its limit, the access
  * log, reload watching, the graceful stop driven by sigtimedwait on the
@@ -13,8 +18,9 @@
  * Workers are opened (and closed) by the serving thread only. It opens one
  * per pool thread before listening and again after every change when
  * reloading (all or nothing), and leaves them as "spares"; a pool thread
- * claims a spare at its first request and after a reload, under a mutex,
- * and from then on is the only thread using it. The worker it gives up is
+ * claims a spare at its first request and after a reload (once none of
+ * its requests is pending), under a mutex, and from then on is the only
+ * thread using it. The worker it gives up is
  * left in its slot's `retired` field for the serving thread to close. So a
  * worker is never used by two threads, never opened from a broken script,
  * and a broken reload leaves every pool thread on its previous worker.
@@ -51,7 +57,8 @@ struct server {
   const http_app *app;
   atomic_uint gen;        /* generation of the spares; bumped by each reload */
   atomic_int inflight;    /* requests between their first handler call and completion */
-  atomic_int stopping;    /* replies then carry Connection: close */
+  atomic_int stopping;    /* replies then carry Connection: close; pool threads stop accepting */
+  atomic_int quit;        /* pool threads end their loops */
   pthread_mutex_t mu;     /* guards spares, nspares, slots and every slot's retired */
   pthread_mutex_t conns_mu; /* guards conns (and so each listed conn's fd stays open) */
   struct conn *conns;     /* every open connection, for the slow-client reaper */
@@ -66,6 +73,17 @@ struct server {
  * in whole (head, then body) within `timeout` seconds; handling and
  * answering it are not limited. */
 enum { WAIT_HEAD, WAIT_BODY, ANSWERING };
+
+struct conn;
+
+/* The request handed to the app; pub first, so http_request* casts back. */
+struct request {
+  http_request pub;
+  struct conn *conn;
+  struct MHD_Connection *mc;
+  struct MHD_Response *resp;
+  int status;
+};
 
 /* One per TCP connection, reused by each of its keep-alive requests. It is
  * also the request's con_cls (set by on_uri). */
@@ -86,15 +104,15 @@ struct conn {
   size_t nhdrs, hdrs_cap;
   char *names;            /* lower-cased names, NUL-separated */
   size_t names_len, names_cap;
+  struct request req;     /* the request the app is answering */
+  int pending;            /* PENDING_*: the app left it pending */
+  int pending_rc;         /* once ended: what handle would have returned */
+  char *pending_err;      /* ... and its cause (malloc'ed), or NULL */
 };
 
-/* The request handed to the app; pub first, so http_request* casts back. */
-struct request {
-  http_request pub;
-  struct MHD_Connection *mc;
-  struct MHD_Response *resp;
-  int status;
-};
+/* conn.pending: NOT_PENDING; WAITING for the app's flush (the connection is
+ * suspended); ENDED by http_finish, answered at the library's next call. */
+enum { NOT_PENDING, WAITING, ENDED };
 
 /* A pool thread's worker and access-log buffer: made by the pool thread at
  * its first request, freed by the serving thread once the pool has stopped.
@@ -105,6 +123,7 @@ struct slot {
   void *worker;           /* used by this slot's thread only */
   unsigned gen;           /* generation of worker */
   void *retired;          /* a worker given up, for the serving thread to close */
+  int pending;            /* this thread's requests left pending by the app */
   pthread_mutex_t log_mu; /* guards log (this thread appends, the serving thread flushes) */
   size_t log_len;
   char log[16384];        /* access-log lines not written yet */
@@ -334,7 +353,9 @@ static struct slot *worker_slot(struct server *srv) {
   if (s->worker && s->gen == atomic_load_explicit(&srv->gen, memory_order_acquire)) return s;
 
   pthread_mutex_lock(&srv->mu);
-  if (!s->retired && srv->nspares > 0) {   /* (a retired one pending: swap next time) */
+  /* (a retired one not closed yet, or requests pending on the current
+   * one: swap at a later request) */
+  if (!s->retired && !s->pending && srv->nspares > 0) {
     s->retired = s->worker;
     s->worker = srv->spares[--srv->nspares];
     s->gen = atomic_load_explicit(&srv->gen, memory_order_relaxed);
@@ -413,11 +434,28 @@ static enum MHD_Result finish(struct server *srv, struct conn *c, struct MHD_Con
   return ret;
 }
 
+/* Answers with what the app made of c->req: its reply when rc is 0, else
+ * 500 with err (a one-line cause, may be empty) logged. */
+static enum MHD_Result answer(struct server *srv, struct conn *c, struct MHD_Connection *mc,
+                              const char *url, const char *method, int rc, const char *err) {
+  struct request *r = &c->req;
+  struct MHD_Response *resp = r->resp;
+  r->resp = NULL;
+  if (rc != 0 || !resp) {
+    char p[256], safe[1024];
+    logline("%s %s: %s", method, log_safe(url, p, sizeof p),
+            err && err[0] ? redact(err, safe, sizeof safe) : "the handler gave no reply");
+    if (resp) MHD_destroy_response(resp);
+    return finish(srv, c, mc, method, url, 500, json_response(body_500, sizeof body_500 - 1));
+  }
+  return finish(srv, c, mc, method, url, r->status, resp);
+}
+
 static enum MHD_Result run_app(struct server *srv, struct conn *c, struct MHD_Connection *mc,
                                const char *url, const char *method) {
   set_phase(c, ANSWERING);
   collect_headers(c, mc);
-  struct request r = {
+  c->req = (struct request){
     .pub = {
       .method = method,
       .path = url,
@@ -428,6 +466,7 @@ static enum MHD_Result run_app(struct server *srv, struct conn *c, struct MHD_Co
       .body = c->body_len ? c->body : NULL,
       .body_len = c->body_len,
     },
+    .conn = c,
     .mc = mc,
   };
   struct slot *s = worker_slot(srv);
@@ -435,14 +474,25 @@ static enum MHD_Result run_app(struct server *srv, struct conn *c, struct MHD_Co
     return finish(srv, c, mc, method, url, 503, json_response(body_503, sizeof body_503 - 1));
   char err[1024];
   err[0] = '\0';
-  if (srv->app->handle(s->worker, &r.pub, err, sizeof err) != 0 || !r.resp) {
-    char p[256], safe[1024];
-    logline("%s %s: %s", method, log_safe(url, p, sizeof p),
-            err[0] ? redact(err, safe, sizeof safe) : "the handler gave no reply");
-    if (r.resp) MHD_destroy_response(r.resp);
-    return finish(srv, c, mc, method, url, 500, json_response(body_500, sizeof body_500 - 1));
+  int rc = srv->app->handle(s->worker, &c->req.pub, err, sizeof err);
+  if (rc == HTTP_PENDING && srv->app->flush) {
+    /* the library calls on_request again once http_finish resumes it */
+    c->pending = WAITING;
+    s->pending++;
+    MHD_suspend_connection(mc);
+    return MHD_YES;
   }
-  return finish(srv, c, mc, method, url, r.status, r.resp);
+  return answer(srv, c, mc, url, method, rc == HTTP_PENDING ? -1 : rc, err);
+}
+
+void http_finish(http_request *req, int rc, const char *err) {
+  struct request *r = (struct request *)req;
+  struct conn *c = r->conn;
+  c->pending = ENDED;
+  c->pending_rc = rc;
+  c->pending_err = rc != 0 && err && *err ? strdup(err) : NULL;
+  if (my_slot) my_slot->pending--;
+  MHD_resume_connection(r->mc);
 }
 
 /* Grows c->body to hold need bytes. Returns 0, or -1 when out of memory. */
@@ -508,6 +558,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     return c->discarded > max_body + 1024 * 1024 ? MHD_NO : MHD_YES;
   }
 
+  if (c->pending == ENDED) {   /* resumed by http_finish */
+    c->pending = NOT_PENDING;
+    enum MHD_Result ret = answer(srv, c, mc, url, method, c->pending_rc, c->pending_err);
+    free(c->pending_err);
+    c->pending_err = NULL;
+    return ret;
+  }
   if (c->too_large)
     return finish(srv, c, mc, method, url, 413, json_response(body_413, sizeof body_413 - 1));
   return run_app(srv, c, mc, url, method);
@@ -583,6 +640,8 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     else srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     pthread_mutex_unlock(&srv->conns_mu);
+    if (c->req.resp) MHD_destroy_response(c->req.resp);
+    free(c->pending_err);
     free(c->query);
     free(c->body);
     free(c->hdrs);
@@ -772,6 +831,68 @@ static void free_workers(struct server *srv) {
   pthread_mutex_destroy(&srv->conns_mu);
 }
 
+/* A pool thread: its daemon and its loop. */
+struct pool_thread {
+  struct server *srv;
+  struct MHD_Daemon *d;
+  pthread_t tid;
+  int started;
+};
+
+/* Serves one daemon until the server quits: a round of network events
+ * (the library calls on_request for each request that came in whole),
+ * then the app's flush for the requests it left pending, whose
+ * connections http_finish resumes for the next round. On stopping it stops
+ * accepting; it ends once quit is set and nothing is pending. */
+static void *pool_loop(void *arg) {
+  struct pool_thread *t = arg;
+  struct server *srv = t->srv;
+  struct slot *s = thread_slot(srv);
+  int quiesced = 0;
+  for (;;) {
+    int pending = s ? s->pending : 0;
+    if (!pending && atomic_load(&srv->quit)) break;
+    if (!quiesced && atomic_load(&srv->stopping)) {
+      MHD_socket l = MHD_quiesce_daemon(t->d);
+      if (l != MHD_INVALID_SOCKET) close(l);   /* this daemon's copy of the listener */
+      quiesced = 1;
+    }
+    /* with requests pending, do not wait: their statements are queued */
+    MHD_run_wait(t->d, pending ? 0 : 100);
+    if (s && s->pending && s->worker) srv->app->flush(s->worker);
+  }
+  MHD_stop_daemon(t->d);
+  t->d = NULL;
+  return NULL;
+}
+
+/* Starts daemon i on its own copy of the listening socket lfd. Returns the
+ * daemon, or NULL. */
+static struct MHD_Daemon *start_daemon(struct server *srv, int lfd) {
+  const http_config *cfg = srv->cfg;
+  int fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return NULL;
+  /* the limits are shared out between the pool threads, as
+   * libmicrohttpd's own thread pool does */
+  unsigned n = srv->nworkers;
+  unsigned limit = (cfg->max_connections + n - 1) / n;
+  unsigned per_ip = (cfg->max_per_ip + n - 1) / n;
+  struct MHD_Daemon *d = MHD_start_daemon(
+      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO,
+      0, NULL, NULL, on_request, srv,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)srv,
+      MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout,
+      MHD_OPTION_CONNECTION_LIMIT, limit ? limit : 1,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)srv,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)srv,
+      MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)srv,
+      MHD_OPTION_END);
+  if (!d && fcntl(fd, F_GETFD) != -1) close(fd);
+  return d;
+}
+
 int http_serve(const http_config *cfg, const http_app *app, char *err, size_t errsize) {
   atomic_store(&stop_requested, 0);
   struct server srv = {.cfg = cfg, .app = app};
@@ -779,6 +900,7 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
   atomic_init(&srv.gen, 0);
   atomic_init(&srv.inflight, 0);
   atomic_init(&srv.stopping, 0);
+  atomic_init(&srv.quit, 0);
   pthread_mutex_init(&srv.mu, NULL);
   pthread_mutex_init(&srv.conns_mu, NULL);
   srv.spares = calloc(srv.nworkers, sizeof *srv.spares);
@@ -812,27 +934,26 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
   sigaddset(&stopsigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stopsigs, &oldmask);
 
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                   MHD_USE_TURBO;
-  struct MHD_Daemon *d = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, &srv,
-      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)&srv,
-      MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
-      /* 1 worker: the daemon's own polling thread, no pool; a pool size of
-       * 0 would make libmicrohttpd log a warning, so the slot then repeats
-       * the (same-typed) timeout option instead */
-      srv.nworkers > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)(srv.nworkers > 1 ? srv.nworkers : cfg->timeout),
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_per_ip,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)&srv,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)&srv,
-      MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)&srv,
-      MHD_OPTION_END);
-  if (!d) {
+  struct pool_thread *pool = calloc(srv.nworkers, sizeof *pool);
+  unsigned started = 0;
+  for (; pool && started < srv.nworkers; started++) {
+    pool[started].srv = &srv;
+    pool[started].d = start_daemon(&srv, lfd);
+    if (!pool[started].d) break;
+  }
+  close(lfd);   /* each daemon has its own copy */
+  for (unsigned i = 0; pool && started == srv.nworkers && i < srv.nworkers; i++)
+    pool[i].started = pthread_create(&pool[i].tid, NULL, pool_loop, &pool[i]) == 0;
+  int all_running = pool && started == srv.nworkers;
+  for (unsigned i = 0; all_running && i < srv.nworkers; i++) all_running = pool[i].started;
+  if (!all_running) {
+    atomic_store(&srv.quit, 1);
+    for (unsigned i = 0; pool && i < started; i++) {
+      if (pool[i].started) pthread_join(pool[i].tid, NULL);
+      else MHD_stop_daemon(pool[i].d);
+    }
+    free(pool);
     pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
-    close(lfd);
     free_workers(&srv);
     snprintf(err, errsize, "cannot start the HTTP server (libmicrohttpd refused the settings: "
              "check WORKERS and MAX_CONNECTIONS)");
@@ -864,8 +985,7 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
 
   /* Graceful stop: no new connections, in-flight requests finish (up to
    * the time-out; a second signal cuts it short), then the pool stops. */
-  atomic_store(&srv.stopping, 1);
-  MHD_socket quiet = MHD_quiesce_daemon(d);
+  atomic_store(&srv.stopping, 1);   /* the pool threads stop accepting */
   int n = atomic_load(&srv.inflight);
   if (n > 0) logline("stopping: finishing %d request%s in flight", n, n == 1 ? "" : "s");
   struct timespec t0;
@@ -876,8 +996,9 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
     int sig = sigtimedwait(&stopsigs, NULL, &ts);
     if (sig == SIGINT || sig == SIGTERM) break;
   }
-  MHD_stop_daemon(d);
-  if (quiet != MHD_INVALID_SOCKET) close(quiet);
+  atomic_store(&srv.quit, 1);
+  for (unsigned i = 0; i < srv.nworkers; i++) pthread_join(pool[i].tid, NULL);
+  free(pool);
   free_workers(&srv);
   pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
   logline("stopped");

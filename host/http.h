@@ -1,7 +1,8 @@
 /*
  * http.h: the HTTP/1.1 server core, on GNU libmicrohttpd.
  *
- * It owns the listening socket, the pool of worker threads, keep-alive,
+ * It owns the listening socket, the pool of worker threads (each running
+ * its own event loop), keep-alive,
  * request bodies and their size limit, time-outs, the connection limit, the
  * access log, reload watching and the graceful stop. It knows nothing about
  * Lua: each request goes to an http_app. Workers (the app's per-thread
@@ -46,9 +47,12 @@ int http_reply(http_request *req, int status, const char *body, size_t len);
  * bad name). */
 int http_reply_header(http_request *req, const char *name, const char *value);
 
+/* handle's answer when the request is not done yet (see http_app). */
+#define HTTP_PENDING 1
+
 /* What the server runs. open and close run on the thread calling
  * http_serve (before listening, and after each change when reloading);
- * handle runs on the pool thread the worker was handed to. */
+ * handle and flush run on the pool thread the worker was handed to. */
 typedef struct http_app {
   /* A new worker, or NULL with a one-line reason in err. */
   void *(*open)(void *ud, char *err, size_t errsize);
@@ -56,10 +60,22 @@ typedef struct http_app {
   void (*close)(void *worker);
   /* Answers one request with http_reply (+ http_reply_header). Returns 0;
    * or -1 with a one-line cause in err: the client gets 500
-   * {"detail":"Internal Server Error"} and the cause is logged. */
+   * {"detail":"Internal Server Error"} and the cause is logged; or
+   * HTTP_PENDING when the request waits for something that flush will do:
+   * req then stays valid until it is passed to http_finish. */
   int (*handle)(void *worker, http_request *req, char *err, size_t errsize);
   void *ud;
+  /* Called on the pool thread after each round of network events while
+   * any request of the worker is pending: does what the pending requests
+   * wait for, all of them together (their database statements, in one
+   * round trip), and passes each request that ends to http_finish. NULL
+   * when handle never returns HTTP_PENDING. */
+  void (*flush)(void *worker);
 } http_app;
+
+/* Ends a request that handle left pending; rc and err mean what handle's
+ * would have. Called from the app's flush only. */
+void http_finish(http_request *req, int rc, const char *err);
 
 typedef struct http_config {
   const char *host;            /* name or address to listen on */

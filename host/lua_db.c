@@ -235,9 +235,59 @@ static int conn_exec(lua_State *L) {
   return 1;
 }
 
-static int conn_query(lua_State *L) {
-  const char *sql;
-  db_cursor *cur = open_scratch(L, &sql);
+/* ---- deferred reads (see lua_db.h) ------------------------------------ */
+
+static const char BATCHING = 0;   /* its address marks a batching coroutine */
+
+void th_db_batching(lua_State *co, int on) {
+  *(const void **)lua_getextraspace(co) = on ? &BATCHING : NULL;
+}
+
+db_conn *th_db_waiting(lua_State *co, int idx) {
+  lconn *lc = luaL_testudata(co, idx, CONN_MT);
+  return lc && lc->conn && db_deferred(lc->conn) > 0 ? lc->conn : NULL;
+}
+
+/* 1 when this call (conn, sql, ...) should queue its statement and yield. */
+static int should_defer(lua_State *L) {
+  if (*(const void **)lua_getextraspace(L) != &BATCHING || !lua_isyieldable(L)) return 0;
+  lconn *lc = toconn(L, 1);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  return lc->conn && db_can_defer(lc->conn, sql, len);
+}
+
+/* Queues (conn, sql, params...) and yields the connection; k continues
+ * with the ticket once the coroutine is resumed. The parameter values live
+ * in a userdata on this call's stack, which the yield keeps (as it keeps
+ * the argument strings they point into). */
+static int defer_and_yield(lua_State *L, lua_KFunction k) {
+  lconn *lc = toconn(L, 1);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  int n = lua_gettop(L) - 2;
+  db_value *vals = lua_newuserdatauv(L, sizeof *vals * (size_t)(n > 0 ? n : 1), 0);
+  check_params(L, 3, n, vals);
+  db_error err;
+  int ticket = db_defer(lc->conn, sql, len, n, vals, &err);
+  if (ticket < 0) return raise_stmt_error(L, &err, sql);
+  lua_pushvalue(L, 1);
+  return lua_yieldk(L, 1, (lua_KContext)ticket, k);
+}
+
+/* In a continuation: the scratch cursor opened on the ticket's outcome;
+ * raises the statement's error. */
+static db_cursor *take_scratch(lua_State *L, lua_KContext ticket) {
+  lconn *lc = toconn(L, 1);
+  if (!lc->conn) luaL_error(L, "connection is closed");
+  db_error err;
+  if (db_cursor_take(lc->scratch, lc->conn, (int)ticket, &err) < 0)
+    raise_stmt_error(L, &err, lua_tostring(L, 2));
+  return lc->scratch;
+}
+
+/* Pushes every row of the open cur as a list; raises on an error. */
+static int push_all_rows(lua_State *L, db_cursor *cur, const char *sql) {
   lua_newtable(L);
   int result = lua_gettop(L), names = 0;
   db_error err;
@@ -254,9 +304,8 @@ static int conn_query(lua_State *L) {
   return 1;
 }
 
-static int conn_first(lua_State *L) {
-  const char *sql;
-  db_cursor *cur = open_scratch(L, &sql);
+/* Pushes the first row of the open cur (nil when none) and closes it. */
+static int push_first_row(lua_State *L, db_cursor *cur, const char *sql) {
   db_error err;
   int rc = db_cursor_next(cur, &err);
   if (rc > 0) push_row(L, cur, 0);
@@ -264,6 +313,30 @@ static int conn_first(lua_State *L) {
   if (rc < 0) return raise_stmt_error(L, &err, sql);
   if (rc == 0) lua_pushnil(L);
   return 1;
+}
+
+static int query_k(lua_State *L, int status, lua_KContext ticket) {
+  (void)status;
+  return push_all_rows(L, take_scratch(L, ticket), lua_tostring(L, 2));
+}
+
+static int conn_query(lua_State *L) {
+  if (should_defer(L)) return defer_and_yield(L, query_k);
+  const char *sql;
+  db_cursor *cur = open_scratch(L, &sql);
+  return push_all_rows(L, cur, sql);
+}
+
+static int first_k(lua_State *L, int status, lua_KContext ticket) {
+  (void)status;
+  return push_first_row(L, take_scratch(L, ticket), lua_tostring(L, 2));
+}
+
+static int conn_first(lua_State *L) {
+  if (should_defer(L)) return defer_and_yield(L, first_k);
+  const char *sql;
+  db_cursor *cur = open_scratch(L, &sql);
+  return push_first_row(L, cur, sql);
 }
 
 /* ---- rows(): streaming cursors ---------------------------------------- */

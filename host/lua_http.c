@@ -13,24 +13,58 @@
  * require(app) once; the module returned handler(req) -> status, headers,
  * body. The state is used by that thread only and closed on it.
  * req.headers has lower-case names; a repeated header's values are joined
- * with ", ". Stack of a worker state between requests: [1] = the handler.
+ * with ", ".
+ *
+ * Each request runs in a coroutine of the worker's state (reused from one
+ * request to the next), marked for deferred reads (lua_db.h): when the
+ * handler reads from PostgreSQL, the read is queued and the coroutine
+ * yields, and the request is left pending (HTTP_PENDING). After the round
+ * of network events, flush runs each connection's queue, every read in one
+ * round trip, and resumes the coroutines in the order they paused.
+ * Stack of a worker state between requests: [1] = the handler, [2] = a
+ * table anchoring every coroutine made.
  */
 #include "lua_http.h"
 
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "http.h"
+#include "lua_db.h"
 #include "runtime.h"
+
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define reset_thread(co, from) lua_closethread((co), (from))
+#else
+#define reset_thread(co, from) ((void)(from), lua_resetthread(co))
+#endif
 
 /* ---- workers: one lua_State per pool thread -------------------------- */
 
-/* [-1, +1] require(name) in a fresh state (name: a light userdata, so
+/* A request running in a coroutine that paused on a deferred read: the
+ * yielded connection object stays on top of co until it is resumed. */
+typedef struct waiting {
+  lua_State *co;
+  http_request *req;
+} waiting;
+
+typedef struct app_worker {
+  lua_State *L;
+  int ncoroutines;        /* made so far (all anchored in the table at [2]) */
+  lua_State **idle;       /* coroutines free for the next request */
+  int nidle;
+  waiting *wait, *spare;  /* paused requests; flush's scratch list */
+  int nwait;
+  int cap;                /* of idle, wait and spare: >= ncoroutines */
+} app_worker;
+
+/* [-1, +2] require(name) in a fresh state (name: a light userdata, so
  * that pushing the string happens in here, protected); the module must
- * return a function. */
+ * return a function. Pushes it and the coroutine anchor table. */
 static int load_app(lua_State *L) {
   const char *name = lua_touserdata(L, 1);
   lua_getglobal(L, "require");
@@ -39,7 +73,8 @@ static int load_app(lua_State *L) {
   if (!lua_isfunction(L, -1))
     return luaL_error(L, "module '%s' must return a function handler(req), not a %s", name,
                       luaL_typename(L, -1));
-  return 1;
+  lua_newtable(L);
+  return 2;
 }
 
 /* [-1, +1] th_errline of the error at 1, as a string. */
@@ -67,34 +102,85 @@ static void copy_error(lua_State *L, int status, char *err, size_t errsize) {
   lua_pop(L, 1);
 }
 
-/* http_app.open: ud is the app module's name. The worker is the state. */
+/* http_app.open: ud is the app module's name. */
 static void *worker_open(void *ud, char *err, size_t errsize) {
   const char *app = ud;
-  lua_State *L = th_newstate();
+  app_worker *w = calloc(1, sizeof *w);
+  lua_State *L = w ? th_newstate() : NULL;
   if (!L) {
+    free(w);
     snprintf(err, errsize, "out of memory creating a Lua state");
     return NULL;
   }
+  w->L = L;
   lua_gc(L, LUA_GCGEN, 0, 0);   /* request garbage dies young */
   lua_pushcfunction(L, load_app);
   lua_pushlightuserdata(L, (void *)app);
-  int status = th_pcall(L, 1, 1);
+  int status = th_pcall(L, 1, 2);
   if (status != LUA_OK) {
     char why[1024];
     copy_error(L, status, why, sizeof why);
     snprintf(err, errsize, "cannot load the app '%s': %s", app, why);
     lua_close(L);
+    free(w);
     return NULL;
   }
-  return L;
+  return w;
 }
 
-static void worker_close(void *worker) { lua_close(worker); }
+static void worker_close(void *worker) {
+  app_worker *w = worker;
+  lua_close(w->L);
+  free(w->idle);
+  free(w->wait);
+  free(w->spare);
+  free(w);
+}
 
-/* [-2, +0] Protected part of a request: builds req, calls the handler,
- * checks what it returned and hands it to http_reply. Arguments: the
- * handler, the http_request (light userdata). A reply made before an error
- * is discarded by the server, so nothing here leaks when it raises. */
+/* [-1, +1] A new coroutine, anchored in the table given. */
+static int new_coroutine(lua_State *L) {
+  th_db_batching(lua_newthread(L), 1);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, 1, (lua_Integer)luaL_len(L, 1) + 1);
+  return 1;
+}
+
+/* A coroutine for a new request (an idle one, else a new one), or NULL
+ * when out of memory. The lists grow first, so that keeping track of the
+ * coroutine later never fails. */
+static lua_State *take_coroutine(app_worker *w) {
+  if (w->nidle > 0) return w->idle[--w->nidle];
+  if (w->ncoroutines == w->cap) {
+    int cap = w->cap ? w->cap * 2 : 16;
+    lua_State **idle = realloc(w->idle, sizeof *idle * (size_t)cap);
+    if (idle) w->idle = idle;
+    waiting *wait = realloc(w->wait, sizeof *wait * (size_t)cap);
+    if (wait) w->wait = wait;
+    waiting *spare = realloc(w->spare, sizeof *spare * (size_t)cap);
+    if (spare) w->spare = spare;
+    if (!idle || !wait || !spare) return NULL;
+    w->cap = cap;
+  }
+  lua_State *L = w->L;
+  lua_pushcfunction(L, new_coroutine);
+  lua_pushvalue(L, 2);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_settop(L, 2);
+    return NULL;
+  }
+  lua_State *co = lua_tothread(L, -1);
+  lua_settop(L, 2);   /* anchored by the table */
+  w->ncoroutines++;
+  return co;
+}
+
+static int reply_k(lua_State *L, int st, lua_KContext ctx);
+
+/* The body of a request's coroutine: builds req, calls the handler (which
+ * may pause, see the top of this file), checks what it returned and hands
+ * it to http_reply. Arguments: the handler, the http_request (light
+ * userdata). A reply made before an error is discarded by the server, so
+ * nothing here leaks when it raises. */
 static int call_handler(lua_State *L) {
   http_request *req = lua_touserdata(L, 2);
   lua_settop(L, 1);
@@ -127,8 +213,14 @@ static int call_handler(lua_State *L) {
     lua_setfield(L, -2, "body");
   }
 
-  lua_call(L, 1, 3);   /* status, headers, body at 1, 2, 3 */
+  lua_callk(L, 1, 3, (lua_KContext)req, reply_k);   /* status, headers, body at 1, 2, 3 */
+  return reply_k(L, LUA_OK, (lua_KContext)req);
+}
 
+/* The rest of call_handler, once the handler has returned. */
+static int reply_k(lua_State *L, int st, lua_KContext ctx) {
+  (void)st;
+  http_request *req = (http_request *)ctx;
   int isint;
   lua_Integer status = lua_tointegerx(L, 1, &isint);
   if (!isint || status < 200 || status > 599)
@@ -165,21 +257,68 @@ static int call_handler(lua_State *L) {
   return 0;
 }
 
-/* http_app.handle: everything touching the state runs under th_pcall. */
+/* Resumes co (running req) with nargs arguments on its stack. Returns 0
+ * when the request is answered, HTTP_PENDING when it paused on a deferred
+ * read (then it is on the wait list), or -1 with the cause in err. */
+static int resume(app_worker *w, lua_State *co, http_request *req, int nargs, char *err, size_t errsize) {
+  int nres;
+  int status = lua_resume(co, w->L, nargs, &nres);
+  if (status == LUA_YIELD) {
+    if (nres == 1 && lua_checkstack(co, 3) && th_db_waiting(co, -1)) {
+      w->wait[w->nwait++] = (waiting){co, req};   /* room made by take_coroutine */
+      return HTTP_PENDING;
+    }
+    snprintf(err, errsize, "the handler called coroutine.yield outside a coroutine of its own");
+    status = LUA_ERRRUN;
+    lua_settop(co, 0);
+    reset_thread(co, w->L);
+  } else if (status != LUA_OK) {
+    lua_xmove(co, w->L, 1);
+    copy_error(w->L, status, err, errsize);
+    reset_thread(co, w->L);
+  }
+  lua_settop(co, 0);
+  w->idle[w->nidle++] = co;
+  return status == LUA_OK ? 0 : -1;
+}
+
+/* http_app.handle: runs the handler in a coroutine. */
 static int worker_handle(void *worker, http_request *req, char *err, size_t errsize) {
-  lua_State *L = worker;
-  lua_settop(L, 1);
-  lua_pushcfunction(L, call_handler);
-  lua_pushvalue(L, 1);
-  lua_pushlightuserdata(L, req);
-  int status = th_pcall(L, 2, 0);
-  if (status != LUA_OK) {
-    copy_error(L, status, err, errsize);
-    lua_settop(L, 1);
+  app_worker *w = worker;
+  lua_State *co = take_coroutine(w);
+  if (!co) {
+    snprintf(err, errsize, "not enough memory");
     return -1;
   }
-  lua_settop(L, 1);
-  return 0;
+  lua_pushcfunction(co, call_handler);
+  lua_pushvalue(w->L, 1);
+  lua_xmove(w->L, co, 1);
+  lua_pushlightuserdata(co, req);
+  return resume(w, co, req, 2, err, errsize);
+}
+
+/* http_app.flush: runs the queue of each connection a paused request
+ * waits on (all its reads in one round trip), then resumes the paused
+ * requests in the order they paused; those that pause again wait for the
+ * next flush. */
+static void worker_flush(void *worker) {
+  app_worker *w = worker;
+  int n = w->nwait;
+  waiting *batch = w->wait;
+  for (int i = 0; i < n; i++) {
+    db_conn *c = th_db_waiting(batch[i].co, -1);   /* NULL once run, or closed */
+    if (c) db_run_deferred(c);
+  }
+  w->wait = w->spare;
+  w->spare = batch;
+  w->nwait = 0;
+  for (int i = 0; i < n; i++) {
+    char err[1024];
+    err[0] = '\0';
+    lua_pop(batch[i].co, 1);   /* the yielded connection */
+    int rc = resume(w, batch[i].co, batch[i].req, 0, err, sizeof err);
+    if (rc != HTTP_PENDING) http_finish(batch[i].req, rc, err);
+  }
 }
 
 /* ---- http.serve ------------------------------------------------------- */
@@ -268,7 +407,7 @@ static int l_serve(lua_State *L) {
   dirs[n] = NULL;
   cfg.watch_dirs = dirs;
 
-  http_app happ = {worker_open, worker_close, worker_handle, (void *)app};
+  http_app happ = {worker_open, worker_close, worker_handle, (void *)app, worker_flush};
   char err[1024];
   if (http_serve(&cfg, &happ, err, sizeof err) != 0) {
     lua_pushstring(L, err);   /* an operational error: no script position */

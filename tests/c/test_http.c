@@ -115,7 +115,7 @@ static int app_handle(void *p, http_request *req, char *err, size_t errsize) {
   return 0;
 }
 
-static const http_app app = {app_open, app_close, app_handle, NULL};
+static const http_app app = {app_open, app_close, app_handle, NULL, NULL};
 
 /* ---- a raw client ----------------------------------------------------- */
 

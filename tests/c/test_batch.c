@@ -1,0 +1,195 @@
+/* test_batch.c: deferred statements (db_defer, db_run_deferred,
+ * db_cursor_take) on the real PostgreSQL server of TEST_PG_URL: what may be
+ * deferred, one round trip and one snapshot for a batch, each statement's
+ * own outcome when one fails, issue order kept against synchronous
+ * statements, recovery from a lost connection. On SQLite nothing defers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "db.h"
+
+static db_cursor *new_cursor(void) { return calloc(1, db_cursor_size()); }
+
+/* Takes ticket and returns column col of its first row as text (copied into
+ * out), or "ERROR sqlstate". */
+static const char *take_text(db_conn *c, int ticket, int col, char *out, size_t size) {
+  db_cursor *cur = new_cursor();
+  db_error err;
+  if (db_cursor_take(cur, c, ticket, &err) < 0) {
+    snprintf(out, size, "ERROR %s", err.sqlstate);
+  } else if (db_cursor_next(cur, &err) != 1) {
+    snprintf(out, size, "NO ROW");
+  } else {
+    db_value v;
+    db_cursor_value(cur, col, &v);
+    if (v.type == DB_INT) snprintf(out, size, "%lld", (long long)v.u.i);
+    else if (v.type == DB_NULL) snprintf(out, size, "NULL");
+    else snprintf(out, size, "%.*s", (int)v.u.s.n, v.u.s.p);
+  }
+  db_cursor_close(cur);
+  free(cur);
+  return out;
+}
+
+static int exec(db_conn *c, const char *sql) {
+  db_error err;
+  return db_exec_simple(c, sql, &err);
+}
+
+static void what_defers(db_conn *c) {
+  static const struct { const char *sql; int want; } cases[] = {
+    {"SELECT 1", 1},
+    {"  select id FROM todos WHERE id = $1", 1},
+    {"(SELECT 1) UNION (SELECT 2)", 1},
+    {"SELECT * FROM formats WHERE forum = 'for'", 1},
+    {"SELECT * FROM t FOR UPDATE", 0},
+    {"select * from t for\n share", 0},
+    {"SELECT * FROM t FOR NO KEY UPDATE", 0},
+    {"SELECT * FROM t for key share", 0},
+    {"INSERT INTO t VALUES (1)", 0},
+    {"UPDATE t SET a = 1", 0},
+    {"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", 0},
+    {"-- a comment\nSELECT 1", 0},
+    {"selected", 0},
+    {"BEGIN", 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    CHECK_INT(db_can_defer(c, cases[i].sql, strlen(cases[i].sql)), cases[i].want,
+              "db_can_defer(%s)", cases[i].sql);
+  exec(c, "BEGIN");
+  CHECK_INT(db_can_defer(c, "SELECT 1", 8), 0, "nothing defers inside a transaction");
+  exec(c, "ROLLBACK");
+  db_set_depth(c, 1);
+  CHECK_INT(db_can_defer(c, "SELECT 1", 8), 0, "nothing defers inside conn:transaction");
+  db_set_depth(c, 0);
+}
+
+static void one_round_trip(db_conn *c) {
+  db_error err;
+  const char *sql = "SELECT $1::int * 2 AS v, now()::text AS t";
+  db_value p[8];
+  int ticket[8];
+  for (int round = 0; round < 3; round++) {   /* first use, preparing, prepared */
+    for (int i = 0; i < 8; i++) {
+      p[i] = (db_value){.type = DB_INT, .u.i = i + 10 * round};
+      ticket[i] = db_defer(c, sql, strlen(sql), 1, &p[i], &err);
+    }
+    CHECK_INT(db_deferred(c), 8, "round %d: 8 statements queued", round);
+    db_run_deferred(c);
+    CHECK_INT(db_deferred(c), 0, "round %d: the queue ran", round);
+    int values_ok = 1, same_snapshot = 1;
+    char first_t[64] = "", buf[64];
+    for (int i = 0; i < 8; i++) {
+      values_ok &= atoi(take_text(c, ticket[i], 0, buf, sizeof buf)) == 2 * (i + 10 * round);
+      take_text(c, ticket[i] + 0, 1, buf, sizeof buf);   /* taken: an error now */
+      if (strncmp(buf, "ERROR", 5) != 0) values_ok = 0;
+    }
+    /* now() is the transaction's start: one value for the whole batch */
+    for (int i = 0; i < 8; i++) {
+      p[i] = (db_value){.type = DB_INT, .u.i = i};
+      ticket[i] = db_defer(c, sql, strlen(sql), 1, &p[i], &err);
+    }
+    db_run_deferred(c);
+    for (int i = 0; i < 8; i++) {
+      take_text(c, ticket[i], 1, buf, sizeof buf);
+      if (i == 0) snprintf(first_t, sizeof first_t, "%s", buf);
+      else if (strcmp(buf, first_t) != 0) same_snapshot = 0;
+    }
+    CHECK(values_ok, "round %d: every ticket gets its own row, once", round);
+    CHECK(same_snapshot, "round %d: the batch ran as one transaction (one now())", round);
+  }
+}
+
+static void failures_stay_apart(db_conn *c) {
+  db_error err;
+  exec(c, "DROP TABLE IF EXISTS batch_t; CREATE TABLE batch_t (id int PRIMARY KEY)");
+  exec(c, "INSERT INTO batch_t VALUES (1), (2)");
+  const char *good = "SELECT count(*) FROM batch_t WHERE id <= $1";
+  const char *bad = "SELECT 1 / ($1::int - 7)";
+  db_value p[3] = {{.type = DB_INT, .u.i = 1}, {.type = DB_INT, .u.i = 7}, {.type = DB_INT, .u.i = 2}};
+  int t0 = db_defer(c, good, strlen(good), 1, &p[0], &err);
+  int t1 = db_defer(c, bad, strlen(bad), 1, &p[1], &err);
+  int t2 = db_defer(c, good, strlen(good), 1, &p[2], &err);
+  char a[64], b[64], d[64];
+  /* taking a ticket runs the queue when nobody did */
+  take_text(c, t0, 0, a, sizeof a);
+  take_text(c, t1, 0, b, sizeof b);
+  take_text(c, t2, 0, d, sizeof d);
+  CHECK_STR(a, "1", "a statement before a failing one still answers");
+  CHECK_STR(b, "ERROR 22012", "the failing one gets its own error (division by zero)");
+  CHECK_STR(d, "2", "a statement after a failing one is not skipped");
+}
+
+static void issue_order(db_conn *c) {
+  db_error err;
+  const char *count = "SELECT count(*) FROM batch_t";
+  int before = db_defer(c, count, strlen(count), 0, NULL, &err);
+  CHECK_INT(exec(c, "INSERT INTO batch_t VALUES (3)"), 0, "a synchronous statement after a queued one");
+  int after = db_defer(c, count, strlen(count), 0, NULL, &err);
+  char a[64], b[64];
+  take_text(c, before, 0, a, sizeof a);
+  take_text(c, after, 0, b, sizeof b);
+  CHECK_STR(a, "2", "the queued SELECT ran before the INSERT issued after it");
+  CHECK_STR(b, "3", "the SELECT queued after the INSERT sees it");
+}
+
+static void lost_connection(const char *url, db_conn *c) {
+  db_error err;
+  db_conn *killer;
+  if (!CHECK(db_connect(url, NULL, &killer, &err) == 0, "a second connection")) return;
+  char sql[160];
+  db_cursor *cur = new_cursor();
+  const char *pid_sql = "SELECT pg_backend_pid()";
+  int64_t pid = 0;
+  if (db_cursor_open(cur, c, pid_sql, strlen(pid_sql), 0, NULL, 0, &err) == 0 &&
+      db_cursor_next(cur, &err) == 1) {
+    db_value v;
+    db_cursor_value(cur, 0, &v);
+    pid = v.u.i;
+  }
+  db_cursor_close(cur);
+  free(cur);
+  snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)", (long long)pid);
+  CHECK_INT(db_exec_simple(killer, sql, &err), 0, "the batch's connection is terminated");
+  db_close(killer);
+  const char *q = "SELECT $1::int + 1";
+  db_value p[2] = {{.type = DB_INT, .u.i = 41}, {.type = DB_INT, .u.i = 99}};
+  int t0 = db_defer(c, q, strlen(q), 1, &p[0], &err);
+  int t1 = db_defer(c, q, strlen(q), 1, &p[1], &err);
+  db_run_deferred(c);
+  char a[64], b[64];
+  take_text(c, t0, 0, a, sizeof a);
+  take_text(c, t1, 0, b, sizeof b);
+  CHECK_STR(a, "42", "after a lost connection the batch reconnects and answers");
+  CHECK_STR(b, "100", "... every statement of it");
+}
+
+int main(void) {
+  const char *dir = getenv("TEST_TMPDIR");
+  char url[600];
+  snprintf(url, sizeof url, "sqlite:///%s/test_batch.db", dir ? dir : "/tmp");
+  db_conn *c;
+  db_error err;
+  if (CHECK(db_connect(url, NULL, &c, &err) == 0, "sqlite: connect")) {
+    CHECK_INT(db_can_defer(c, "SELECT 1", 8), 0, "sqlite: nothing defers (no round trips to save)");
+    db_close(c);
+  }
+  const char *pg = getenv("TEST_PG_URL");
+  if (!pg || !*pg) return check_summary();
+  if (!CHECK(db_connect(pg, NULL, &c, &err) == 0, "postgresql: connect (%s)", err.message))
+    return check_summary();
+  what_defers(c);
+  one_round_trip(c);
+  failures_stay_apart(c);
+  issue_order(c);
+  lost_connection(pg, c);
+  /* outcomes never taken are freed with the connection (ASan checks) */
+  const char *q = "SELECT 1";
+  db_defer(c, q, strlen(q), 0, NULL, &err);
+  db_defer(c, q, strlen(q), 0, NULL, &err);
+  db_run_deferred(c);
+  exec(c, "DROP TABLE batch_t");
+  db_close(c);
+  return check_summary();
+}
