@@ -298,33 +298,25 @@ static size_t skip_space(const char *s, size_t i, size_t len) {
   return i;
 }
 
-/* A plain SELECT: starts with the keyword, and no word FOR is followed by
- * UPDATE, SHARE, NO (KEY UPDATE) or KEY (SHARE), so it takes no row locks
- * that would outlive it in a batch. Anything else (a leading comment too)
- * is not deferred, which is always safe. */
-static int plain_select(const char *sql, size_t len) {
+/* A statement that reads or writes rows: it starts with SELECT, INSERT,
+ * UPDATE, DELETE, WITH, VALUES or TABLE (after blanks and parentheses).
+ * Anything else (transaction control, SET, DDL, a leading comment) is never
+ * deferred, since it changes the session for whatever follows it. */
+static int row_statement(const char *sql, size_t len) {
+  static const char *const verbs[] = {"select", "insert", "update", "delete", "with", "values", "table"};
   size_t i = skip_space(sql, 0, len);
   while (i < len && sql[i] == '(') i = skip_space(sql, i + 1, len);
-  if (!keyword_at(sql + i, len - i, "select")) return 0;
-  for (; i + 3 < len; i++) {
-    if (isalnum((unsigned char)sql[i]) || sql[i] == '_') {
-      if (!keyword_at(sql + i, len - i, "for")) {
-        while (i < len && (isalnum((unsigned char)sql[i]) || sql[i] == '_')) i++;
-        continue;
-      }
-      size_t j = skip_space(sql, i + 3, len);
-      if (keyword_at(sql + j, len - j, "update") || keyword_at(sql + j, len - j, "share") ||
-          keyword_at(sql + j, len - j, "no") || keyword_at(sql + j, len - j, "key"))
-        return 0;
-      i += 2;
-    }
-  }
-  return 1;
+  for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
+    if (keyword_at(sql + i, len - i, verbs[v])) return 1;
+  return 0;
+}
+
+int db_idle(const db_conn *c) {
+  return !c->depth && !c->busy && !c->pinned && !c->cursors && c->drv->idle(c);
 }
 
 int db_can_defer(const db_conn *c, const char *sql, size_t len) {
-  return c->drv->run_batch && !c->depth && !c->busy && !c->pinned && c->drv->idle(c) &&
-         plain_select(sql, len);
+  return c->drv->run_batch && db_idle(c) && row_statement(sql, len);
 }
 
 int db_deferred(const db_conn *c) { return c->ndq - c->dq_next; }
@@ -372,21 +364,20 @@ void db_run_deferred(db_conn *c) {
   if (n <= 0) return;
   c->dq_next = c->ndq;   /* from here on db_cursor_open does not come back here */
   db_queued *q = c->dq + first;
-  if (n >= 2 && !c->depth && !c->busy && !c->pinned && c->drv->idle(c)) {
+  if (n >= 2 && db_idle(c)) {
     double t0 = c->echo ? db_now_ms() : 0;
-    if (c->drv->run_batch(c, q, n) == 0) {
-      for (int i = 0; i < n; i++) q[i].state = DB_DEFER_DONE;
-      if (c->echo) {
-        double ms = db_now_ms() - t0;
-        fprintf(stderr, "[todohost.db] batch of %d statements in one round trip  [%.3f ms]\n", n, ms);
-        for (int i = 0; i < n; i++) db_echo(c, q[i].sql, q[i].nparams, q[i].params, ms);
-      }
-      return;
+    c->drv->run_batch(c, q, n);
+    double ms = c->echo ? db_now_ms() - t0 : 0;
+    if (c->echo) fprintf(stderr, "[todohost.db] %d statements in one round trip  [%.3f ms]\n", n, ms);
+    for (int i = 0; i < n; i++) {
+      if (q[i].state == DB_DEFER_FAILED && q[i].err)
+        db_scrub(q[i].err->message, sizeof q[i].err->message, c->url.password);
+      if (c->echo && q[i].state != DB_DEFER_QUEUED)
+        db_echo(c, q[i].sql, q[i].nparams, q[i].params, q[i].state == DB_DEFER_DONE ? ms : -1);
     }
-    if (c->echo)
-      fprintf(stderr, "[todohost.db] batch of %d statements failed: running each on its own\n", n);
   }
-  for (int i = 0; i < n; i++) run_alone(c, &q[i]);
+  for (int i = 0; i < n; i++)
+    if (q[i].state == DB_DEFER_QUEUED) run_alone(c, &q[i]);
 }
 
 int db_cursor_take(db_cursor *cur, db_conn *c, int ticket, db_error *err) {

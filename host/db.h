@@ -128,19 +128,23 @@ int db_cursor_is_open(const db_cursor *cur);
 
 /* ---- deferred statements (PostgreSQL) ---------------------------------- */
 
-/* A server running many requests on one connection queues their reads and
- * runs them together, in one round trip: db_defer queues a statement,
- * db_run_deferred runs everything queued, db_cursor_take opens a cursor on
- * one statement's outcome.
+/* A server running many requests on one connection queues their
+ * statements and runs them together, in one round trip: db_defer queues a
+ * statement, db_run_deferred runs everything queued, db_cursor_take opens a
+ * cursor on one statement's outcome.
  *
- * Only a plain SELECT (no FOR UPDATE/SHARE) outside any transaction on a
- * PostgreSQL connection may wait (db_can_defer). Statements run together
- * form one implicit transaction: they see the database as one snapshot and
- * share one transaction timestamp. When any of them fails, that transaction
- * is rolled back and each statement is run again on its own, so each gets
- * the outcome it would have had alone. Any other statement on the
- * connection (and db_pin) first runs what is queued: statements always run
- * in the order they were issued. */
+ * A statement that reads or writes rows (SELECT, INSERT, UPDATE, DELETE,
+ * WITH, VALUES, TABLE) may wait on a PostgreSQL connection that is idle:
+ * outside any transaction, with no cursor open (db_can_defer). Queued
+ * statements go out in one pipeline, each followed by its own Sync: each
+ * runs in its own implicit transaction, in queue order, exactly as it would
+ * have run alone, and an error touches nothing but its own statement. Any
+ * other statement on the connection (and db_pin) first runs what is queued:
+ * statements always run in the order they were issued. */
+
+/* 1 when c is in no transaction, has no open cursor and is not lent to C
+ * code: another user could run statements on it without noticing. */
+int db_idle(const db_conn *c);
 
 /* 1 when sql may be queued on c now, else 0. */
 int db_can_defer(const db_conn *c, const char *sql, size_t len);

@@ -60,13 +60,14 @@ typedef struct db_driver {
   /* Re-establishes a lost connection; 0, or -1 with err set. */
   int (*reset)(db_conn *c, db_error *err);
   /* Deferred statements (NULL for SQLite). idle: 1 when the session is in
-   * no transaction. run_batch: runs q[0..n) (n >= 2) in one round trip as
-   * one implicit transaction; 0 when every one succeeded (q[i].res and
-   * q[i].binary set), -1 when any failed (nothing took effect, no res
-   * kept). adopt: opens cur (linked to its connection already) on such a
-   * result, taking it over. drop: frees a result never adopted. */
+   * no transaction. run_batch: runs q[0..n) (n >= 2) in one round trip,
+   * each statement on its own as if it ran alone; leaves each one DONE
+   * (res, binary set), FAILED (err set), or still QUEUED when it cannot
+   * tell (the connection broke): the caller then runs those alone. adopt:
+   * opens cur (linked to its connection already) on such a result, taking
+   * it over. drop: frees a result never adopted. */
   int (*idle)(const db_conn *c);
-  int (*run_batch)(db_conn *c, db_queued *q, int n);
+  void (*run_batch)(db_conn *c, db_queued *q, int n);
   void (*adopt)(db_cursor *cur, void *res, int binary);
   void (*drop)(void *res);
 } db_driver;

@@ -541,71 +541,77 @@ static int send_deferred(db_conn *c, db_queued *q, db_stmt *s, db_error *err) {
   return ok;
 }
 
-/* One pipeline, one Sync at the end: one round trip, one implicit
- * transaction. Statements used before are prepared on the server first
- * (outside the pipeline, once per connection), as pq_open does. */
-static int pq_run_batch(db_conn *c, db_queued *q, int n) {
+/* Marks q failed with err (copied). */
+static void defer_failed(db_queued *q, const db_error *err) {
+  q->err = malloc(sizeof *q->err);
+  if (q->err) *q->err = *err;
+  q->state = DB_DEFER_FAILED;
+}
+
+/* One pipeline, one round trip: each statement followed by its own Sync,
+ * so each runs in its own implicit transaction exactly as it would alone
+ * (an error skips nothing but itself). Statements used before are
+ * prepared on the server first (outside the pipeline, once per
+ * connection), as pq_open does. */
+static void pq_run_batch(db_conn *c, db_queued *q, int n) {
   PGconn *pg = pg_of(c);
   db_error err;
   db_stmt *small[32], **stmts = n <= 32 ? small : malloc(sizeof *stmts * (size_t)n);
-  if (!stmts) return -1;
-  int ok = 1, got = 0;
+  if (!stmts) return;   /* (all left queued: run one by one) */
   for (int i = 0; i < n; i++) {
     stmts[i] = NULL;
-    if (!ok || q[i].nparams == 0) continue;
+    if (q[i].nparams == 0) continue;
     db_stmt *s = db_stmt_get(c, q[i].sql, q[i].len, &err);
     if (!s || (!s->prepared && s->uses > 0 && prepare_on_server(c, s, &err) < 0)) {
-      ok = 0;
+      if (PQstatus(pg) != CONNECTION_BAD) defer_failed(&q[i], &err);   /* else: left queued */
       continue;
     }
     s->uses++;
     s->busy++;   /* not evicted from the cache while this batch uses it */
     stmts[i] = s;
   }
-  if (ok && PQenterPipelineMode(pg)) {
-    for (int i = 0; i < n && ok; i++) ok = send_deferred(c, &q[i], stmts[i], &err);
-    if (!PQpipelineSync(pg)) ok = 0;
-    /* Each statement's results end with a NULL; the Sync's own result
-     * comes last. A broken connection ends the reading early. */
-    int i = 0, synced = 0, seen = 0, nulls = 0;
-    while (!synced && PQstatus(pg) != CONNECTION_BAD && nulls < 2) {
-      PGresult *r = PQgetResult(pg);
-      if (!r) {
-        if (seen) { i++; seen = 0; nulls = 0; } else nulls++;
-        continue;
+  int *sent = malloc(sizeof *sent * (size_t)n), nsent = 0;
+  if (sent && PQstatus(pg) != CONNECTION_BAD && PQenterPipelineMode(pg)) {
+    for (int i = 0; i < n; i++) {
+      if (q[i].state != DB_DEFER_QUEUED) continue;
+      if (!send_deferred(c, &q[i], stmts[i], &err) || !PQpipelineSync(pg)) break;
+      sent[nsent++] = i;
+    }
+    /* Per statement: its result, a NULL, then its Sync's result. A broken
+     * connection ends the reading: statements without an answer stay
+     * queued, and run alone (reconnecting once, as any statement would). */
+    for (int k = 0; k < nsent && PQstatus(pg) != CONNECTION_BAD; k++) {
+      db_queued *d = &q[sent[k]];
+      PGresult *r;
+      while ((r = PQgetResult(pg)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        if (d->state != DB_DEFER_QUEUED) {
+          PQclear(r);   /* a statement gives one result */
+        } else if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+          d->res = r;
+          d->state = DB_DEFER_DONE;
+        } else {
+          fail_result(c, r, &err);
+          PQclear(r);
+          if (PQstatus(pg) == CONNECTION_BAD) break;
+          defer_failed(d, &err);
+        }
       }
-      nulls = 0;
-      ExecStatusType st = PQresultStatus(r);
-      if (st == PGRES_PIPELINE_SYNC) {
-        synced = 1;
-      } else if (st == PGRES_TUPLES_OK && i < n && !seen) {
-        q[i].res = r;
-        r = NULL;
-        got++;
-      } else {
-        ok = 0;   /* an error, or statements skipped after one */
-      }
-      seen = st != PGRES_PIPELINE_SYNC;
+      if (PQstatus(pg) == CONNECTION_BAD) break;
+      r = PQgetResult(pg);   /* the Sync */
       PQclear(r);
     }
-    if (!synced || !PQexitPipelineMode(pg)) ok = 0;
-  } else {
-    ok = 0;
+    if (PQstatus(pg) != CONNECTION_BAD && !PQexitPipelineMode(pg)) {
+      /* results left unaccounted for: a fresh session, not one stuck in a
+       * pipeline that refuses every later statement */
+      db_error ignored;
+      for (int i = 0; i < n; i++) if (stmts[i]) stmts[i]->busy--, stmts[i] = NULL;
+      pq_reset(c, &ignored);
+    }
   }
+  free(sent);
   for (int i = 0; i < n; i++) if (stmts[i]) stmts[i]->busy--;
   if (stmts != small) free(stmts);
-  if (PQpipelineStatus(pg) != PQ_PIPELINE_OFF && PQstatus(pg) != CONNECTION_BAD) {
-    /* results left unaccounted for: a fresh session, not one stuck in a
-     * pipeline that refuses every later statement */
-    db_error ignored;
-    pq_reset(c, &ignored);
-  }
-  if (ok && got == n) return 0;
-  for (int i = 0; i < n; i++) {
-    PQclear(q[i].res);
-    q[i].res = NULL;
-  }
-  return -1;
 }
 
 static void pq_adopt(db_cursor *cur, void *res, int binary) {

@@ -90,6 +90,7 @@ struct request {
 struct conn {
   struct conn *prev, *next;   /* in server.conns */
   int fd;
+  struct sockaddr_storage peer;   /* the client's address (per-IP limit) */
   atomic_int phase;           /* WAIT_HEAD, WAIT_BODY or ANSWERING */
   atomic_llong since_ms;      /* when the current phase began (monotonic) */
   int started;            /* the current request reached on_request */
@@ -625,6 +626,12 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     if (!c) return;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
     c->fd = ci ? ci->connect_fd : -1;
+    ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+      size_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                   : ci->client_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in) : 0;
+      memcpy(&c->peer, ci->client_addr, len);
+    }
     set_phase(c, WAIT_HEAD);
     pthread_mutex_lock(&srv->conns_mu);
     c->next = srv->conns;
@@ -648,6 +655,33 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     free(c->names);
     free(c);
   }
+}
+
+/* 1 when a and b are the same IP address (ports aside). */
+static int same_ip(const struct sockaddr_storage *a, const struct sockaddr *b) {
+  if (a->ss_family != b->sa_family) return 0;
+  if (b->sa_family == AF_INET)
+    return memcmp(&((const struct sockaddr_in *)a)->sin_addr, &((const struct sockaddr_in *)b)->sin_addr,
+                  sizeof(struct in_addr)) == 0;
+  if (b->sa_family == AF_INET6)
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
+                  sizeof(struct in6_addr)) == 0;
+  return 0;
+}
+
+/* The accept policy: the per-IP connection limit, over every pool
+ * thread's connections (each daemon only sees its own). Pool threads that
+ * accept from one address at the very same moment may each let one more
+ * in: the limit holds within the number of pool threads. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+  (void)addrlen;
+  struct server *srv = cls;
+  unsigned limit = srv->cfg->max_per_ip, n = 0;
+  if (!limit || !addr) return MHD_YES;
+  pthread_mutex_lock(&srv->conns_mu);
+  for (struct conn *c = srv->conns; c && n < limit; c = c->next) n += same_ip(&c->peer, addr);
+  pthread_mutex_unlock(&srv->conns_mu);
+  return n < limit ? MHD_YES : MHD_NO;
 }
 
 /* Shuts down connections whose request has not come in whole within the
@@ -872,19 +906,17 @@ static struct MHD_Daemon *start_daemon(struct server *srv, int lfd) {
   const http_config *cfg = srv->cfg;
   int fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return NULL;
-  /* the limits are shared out between the pool threads, as
-   * libmicrohttpd's own thread pool does */
+  /* the connection limit is shared out between the pool threads, as
+   * libmicrohttpd's own thread pool does; the per-IP limit is on_accept's */
   unsigned n = srv->nworkers;
   unsigned limit = (cfg->max_connections + n - 1) / n;
-  unsigned per_ip = (cfg->max_per_ip + n - 1) / n;
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO,
-      0, NULL, NULL, on_request, srv,
+      0, on_accept, srv, on_request, srv,
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)srv,
       MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout,
       MHD_OPTION_CONNECTION_LIMIT, limit ? limit : 1,
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)srv,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)srv,
       MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)srv,

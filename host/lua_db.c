@@ -4,6 +4,7 @@
  * Types (one metatable each, made in luaopen_todohost_db):
  *   connection  full userdata { lconn, scratch cursor storage }; the scratch
  *               cursor serves exec/query/first, so they allocate nothing;
+ *               open ones are listed per state (see should_defer);
  *   cursor      full userdata for rows(); user value 1 is its connection (a
  *               child keeps its parent alive), user value 2 caches the
  *               column names as Lua strings;
@@ -23,10 +24,23 @@ static const char CONN_MT[] = "todohost.db.connection";
 static const char CURSOR_MT[] = "todohost.db.cursor";
 static const char ERROR_MT[] = "todohost.db.error";
 
+struct conn_list;
+
 typedef struct lconn {
   db_conn *conn;          /* NULL once closed */
   db_cursor *scratch;     /* storage right after this struct */
+  struct lconn *prev, *next;   /* in list while open */
+  struct conn_list *list;
 } lconn;
+
+/* Every open connection of a Lua state (all its coroutines), for the rule
+ * that a request pauses only when all of them are idle. A userdata in the
+ * registry, so it outlives every connection's __gc. */
+typedef struct conn_list {
+  lconn *head;
+} conn_list;
+
+static const char CONN_LIST = 0;   /* its address is the registry key */
 
 typedef struct lcursor {
   lconn *owner;           /* kept alive through user value 1 */
@@ -95,6 +109,11 @@ static int conn_close(lua_State *L) {
   if (c && db_pinned(c))   /* never from __gc: the C code holding it keeps it reachable */
     return luaL_error(L, "connection is in use by a running copy: close it after the copy returns");
   lc->conn = NULL;        /* idempotent: null the handle first */
+  if (lc->list) {
+    if (lc->prev) lc->prev->next = lc->next; else lc->list->head = lc->next;
+    if (lc->next) lc->next->prev = lc->prev;
+    lc->list = NULL;
+  }
   db_close(c);            /* also closes the scratch and rows() cursors */
   return 0;
 }
@@ -119,11 +138,21 @@ static int db_connect_l(lua_State *L) {
   size_t off = ALIGN16(sizeof(lconn));
   lconn *lc = lua_newuserdatauv(L, off + db_cursor_size(), 0);
   lc->conn = NULL;
+  lc->prev = lc->next = NULL;
+  lc->list = NULL;
   lc->scratch = (db_cursor *)((char *)lc + off);
   db_cursor_init(lc->scratch);
   luaL_setmetatable(L, CONN_MT);
   db_error err;
   if (db_connect(url, &opt, &lc->conn, &err) < 0) return th_raise_dberror(L, &err);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CONN_LIST);
+  lc->list = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (lc->list) {
+    lc->next = lc->list->head;
+    if (lc->next) lc->next->prev = lc;
+    lc->list->head = lc;
+  }
   return 1;
 }
 
@@ -222,9 +251,8 @@ static db_cursor *open_scratch(lua_State *L, const char **sqlp) {
   return lc->scratch;
 }
 
-static int conn_exec(lua_State *L) {
-  const char *sql;
-  db_cursor *cur = open_scratch(L, &sql);
+/* Runs the open cur to its end; pushes the rows changed. */
+static int push_changes(lua_State *L, db_cursor *cur, const char *sql) {
   db_error err;
   int rc;
   while ((rc = db_cursor_next(cur, &err)) > 0) {}
@@ -235,7 +263,7 @@ static int conn_exec(lua_State *L) {
   return 1;
 }
 
-/* ---- deferred reads (see lua_db.h) ------------------------------------ */
+/* ---- deferred statements (see lua_db.h) ------------------------------- */
 
 static const char BATCHING = 0;   /* its address marks a batching coroutine */
 
@@ -248,13 +276,20 @@ db_conn *th_db_waiting(lua_State *co, int idx) {
   return lc && lc->conn && db_deferred(lc->conn) > 0 ? lc->conn : NULL;
 }
 
-/* 1 when this call (conn, sql, ...) should queue its statement and yield. */
+/* 1 when this call (conn, sql, ...) should queue its statement and yield:
+ * in a batching coroutine that can yield, the statement may wait on its
+ * connection, and every other connection of the state is idle, so that
+ * the requests running while this one pauses cannot land in the middle of
+ * its transaction or rows() loop elsewhere. */
 static int should_defer(lua_State *L) {
   if (*(const void **)lua_getextraspace(L) != &BATCHING || !lua_isyieldable(L)) return 0;
   lconn *lc = toconn(L, 1);
   size_t len;
   const char *sql = luaL_checklstring(L, 2, &len);
-  return lc->conn && db_can_defer(lc->conn, sql, len);
+  if (!lc->conn || !lc->list || !db_can_defer(lc->conn, sql, len)) return 0;
+  for (lconn *o = lc->list->head; o; o = o->next)
+    if (o != lc && o->conn && !db_idle(o->conn)) return 0;
+  return 1;
 }
 
 /* Queues (conn, sql, params...) and yields the connection; k continues
@@ -313,6 +348,18 @@ static int push_first_row(lua_State *L, db_cursor *cur, const char *sql) {
   if (rc < 0) return raise_stmt_error(L, &err, sql);
   if (rc == 0) lua_pushnil(L);
   return 1;
+}
+
+static int exec_k(lua_State *L, int status, lua_KContext ticket) {
+  (void)status;
+  return push_changes(L, take_scratch(L, ticket), lua_tostring(L, 2));
+}
+
+static int conn_exec(lua_State *L) {
+  if (should_defer(L)) return defer_and_yield(L, exec_k);
+  const char *sql;
+  db_cursor *cur = open_scratch(L, &sql);
+  return push_changes(L, cur, sql);
 }
 
 static int query_k(lua_State *L, int status, lua_KContext ticket) {
@@ -515,6 +562,12 @@ static int db_is_error(lua_State *L) {
 }
 
 int luaopen_todohost_db(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CONN_LIST) == LUA_TNIL) {   /* once per state */
+    conn_list *list = lua_newuserdatauv(L, sizeof *list, 0);
+    list->head = NULL;
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CONN_LIST);
+  }
+  lua_pop(L, 1);
   luaL_newmetatable(L, CONN_MT);
   luaL_setfuncs(L, conn_meta, 0);
   luaL_newlib(L, conn_methods);

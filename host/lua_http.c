@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "http.h"
 #include "lua_db.h"
 #include "runtime.h"
@@ -257,6 +258,13 @@ static int reply_k(lua_State *L, int st, lua_KContext ctx) {
   return 0;
 }
 
+/* [-2, +1] (message, coroutine as a light userdata) -> the message with
+ * the coroutine's traceback (as debug.traceback(co, message) gives). */
+static int traceback_p(lua_State *L) {
+  luaL_traceback(L, lua_touserdata(L, 2), lua_tostring(L, 1), 0);
+  return 1;
+}
+
 /* Resumes co (running req) with nargs arguments on its stack. Returns 0
  * when the request is answered, HTTP_PENDING when it paused on a deferred
  * read (then it is on the wait list), or -1 with the cause in err. */
@@ -274,6 +282,14 @@ static int resume(app_worker *w, lua_State *co, http_request *req, int nargs, ch
     reset_thread(co, w->L);
   } else if (status != LUA_OK) {
     lua_xmove(co, w->L, 1);
+    if (status == LUA_ERRRUN && lua_type(w->L, -1) == LUA_TSTRING && th_truthy(getenv("DEBUG"))) {
+      /* with DEBUG, the traceback th_pcall's message handler would add */
+      lua_pushcfunction(w->L, traceback_p);
+      lua_pushvalue(w->L, -2);
+      lua_pushlightuserdata(w->L, co);
+      if (lua_pcall(w->L, 2, 1, 0) == LUA_OK) lua_remove(w->L, -2);
+      else lua_pop(w->L, 1);
+    }
     copy_error(w->L, status, err, errsize);
     reset_thread(co, w->L);
   }

@@ -1,8 +1,10 @@
 /* test_batch.c: deferred statements (db_defer, db_run_deferred,
  * db_cursor_take) on the real PostgreSQL server of TEST_PG_URL: what may be
- * deferred, one round trip and one snapshot for a batch, each statement's
- * own outcome when one fails, issue order kept against synchronous
- * statements, recovery from a lost connection. On SQLite nothing defers. */
+ * deferred, one round trip for a batch (read from libpq's protocol trace),
+ * each statement in its own transaction with its own outcome, issue order
+ * kept against synchronous statements, recovery from a lost connection. On
+ * SQLite nothing defers. */
+#include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,17 +44,20 @@ static void what_defers(db_conn *c) {
     {"SELECT 1", 1},
     {"  select id FROM todos WHERE id = $1", 1},
     {"(SELECT 1) UNION (SELECT 2)", 1},
-    {"SELECT * FROM formats WHERE forum = 'for'", 1},
-    {"SELECT * FROM t FOR UPDATE", 0},
-    {"select * from t for\n share", 0},
-    {"SELECT * FROM t FOR NO KEY UPDATE", 0},
-    {"SELECT * FROM t for key share", 0},
-    {"INSERT INTO t VALUES (1)", 0},
-    {"UPDATE t SET a = 1", 0},
-    {"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", 0},
+    {"SELECT * FROM t FOR UPDATE", 1},
+    {"INSERT INTO t VALUES (1)", 1},
+    {"update t SET a = 1", 1},
+    {"DELETE FROM t", 1},
+    {"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", 1},
+    {"VALUES (1)", 1},
     {"-- a comment\nSELECT 1", 0},
     {"selected", 0},
     {"BEGIN", 0},
+    {"COMMIT", 0},
+    {"SET search_path = x", 0},
+    {"CREATE TABLE t (a int)", 0},
+    {"VACUUM t", 0},
+    {"CALL p()", 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     CHECK_INT(db_can_defer(c, cases[i].sql, strlen(cases[i].sql)), cases[i].want,
@@ -63,42 +68,92 @@ static void what_defers(db_conn *c) {
   db_set_depth(c, 1);
   CHECK_INT(db_can_defer(c, "SELECT 1", 8), 0, "nothing defers inside conn:transaction");
   db_set_depth(c, 0);
+  db_cursor *cur = new_cursor();
+  db_error err;
+  db_cursor_open(cur, c, "SELECT 1", 8, 0, NULL, 1, &err);
+  CHECK_INT(db_can_defer(c, "SELECT 1", 8), 0, "nothing defers while a cursor is open");
+  db_cursor_close(cur);
+  free(cur);
+  CHECK_INT(db_can_defer(c, "SELECT 1", 8), 1, "... and again once it is closed");
 }
 
 static void one_round_trip(db_conn *c) {
   db_error err;
-  const char *sql = "SELECT $1::int * 2 AS v, now()::text AS t";
+  const char *sql = "SELECT $1::int * 2 AS v, txid_current()::text AS x";
   db_value p[8];
   int ticket[8];
   for (int round = 0; round < 3; round++) {   /* first use, preparing, prepared */
+    FILE *trace = tmpfile();
+    PGconn *pg = db_native(c);
+    if (round == 2 && trace) {
+      PQtrace(pg, trace);
+      PQsetTraceFlags(pg, PQTRACE_SUPPRESS_TIMESTAMPS);
+    }
     for (int i = 0; i < 8; i++) {
       p[i] = (db_value){.type = DB_INT, .u.i = i + 10 * round};
       ticket[i] = db_defer(c, sql, strlen(sql), 1, &p[i], &err);
     }
     CHECK_INT(db_deferred(c), 8, "round %d: 8 statements queued", round);
     db_run_deferred(c);
+    if (round == 2 && trace) PQuntrace(pg);
     CHECK_INT(db_deferred(c), 0, "round %d: the queue ran", round);
-    int values_ok = 1, same_snapshot = 1;
-    char first_t[64] = "", buf[64];
+    int values_ok = 1, own_transactions = 1;
+    char xids[8][64], buf[64];
     for (int i = 0; i < 8; i++) {
-      values_ok &= atoi(take_text(c, ticket[i], 0, buf, sizeof buf)) == 2 * (i + 10 * round);
-      take_text(c, ticket[i] + 0, 1, buf, sizeof buf);   /* taken: an error now */
+      db_cursor *cur = new_cursor();
+      values_ok &= db_cursor_take(cur, c, ticket[i], &err) == 0 && db_cursor_next(cur, &err) == 1;
+      db_value v, x;
+      if (values_ok) {
+        db_cursor_value(cur, 0, &v);
+        db_cursor_value(cur, 1, &x);
+        values_ok &= v.type == DB_INT && v.u.i == 2 * (i + 10 * round);
+        snprintf(xids[i], sizeof xids[i], "%.*s", (int)x.u.s.n, x.u.s.p);
+        for (int j = 0; j < i; j++) own_transactions &= strcmp(xids[i], xids[j]) != 0;
+      }
+      db_cursor_close(cur);
+      free(cur);
+      take_text(c, ticket[i], 0, buf, sizeof buf);   /* taken: an error now */
       if (strncmp(buf, "ERROR", 5) != 0) values_ok = 0;
     }
-    /* now() is the transaction's start: one value for the whole batch */
-    for (int i = 0; i < 8; i++) {
-      p[i] = (db_value){.type = DB_INT, .u.i = i};
-      ticket[i] = db_defer(c, sql, strlen(sql), 1, &p[i], &err);
-    }
-    db_run_deferred(c);
-    for (int i = 0; i < 8; i++) {
-      take_text(c, ticket[i], 1, buf, sizeof buf);
-      if (i == 0) snprintf(first_t, sizeof first_t, "%s", buf);
-      else if (strcmp(buf, first_t) != 0) same_snapshot = 0;
-    }
     CHECK(values_ok, "round %d: every ticket gets its own row, once", round);
-    CHECK(same_snapshot, "round %d: the batch ran as one transaction (one now())", round);
+    CHECK(own_transactions, "round %d: each statement ran in a transaction of its own", round);
+    if (round == 2 && trace) {
+      /* one round trip: every message we sent precedes the first answer */
+      rewind(trace);
+      char line[512];
+      int sent = 0, answered = 0, sent_after_answer = 0;
+      while (fgets(line, sizeof line, trace)) {
+        if (line[0] == 'F') { sent++; if (answered) sent_after_answer++; }
+        else if (line[0] == 'B') answered++;
+      }
+      CHECK(sent >= 16 && answered > 0 && sent_after_answer == 0,
+            "one round trip: %d messages out before the first of %d answers (%d after)", sent,
+            answered, sent_after_answer);
+    }
+    if (trace) fclose(trace);
   }
+}
+
+/* Writes wait too, each committed on its own: a failing INSERT in the
+ * middle leaves the one before it in place. */
+static void writes_commit_alone(db_conn *c) {
+  db_error err;
+  exec(c, "DROP TABLE IF EXISTS batch_w; CREATE TABLE batch_w (id int PRIMARY KEY)");
+  const char *ins = "INSERT INTO batch_w VALUES ($1) RETURNING id";
+  const char *count = "SELECT count(*) FROM batch_w";
+  db_value p = {.type = DB_INT, .u.i = 10};
+  int t0 = db_defer(c, ins, strlen(ins), 1, &p, &err);
+  int t1 = db_defer(c, ins, strlen(ins), 1, &p, &err);
+  int t2 = db_defer(c, count, strlen(count), 0, NULL, &err);
+  db_run_deferred(c);
+  char a[64], b[64], d[64];
+  take_text(c, t0, 0, a, sizeof a);
+  take_text(c, t1, 0, b, sizeof b);
+  take_text(c, t2, 0, d, sizeof d);
+  CHECK_STR(a, "10", "a deferred INSERT answers with its row");
+  CHECK_STR(b, "ERROR 23505", "the duplicate after it gets its own error (unique violation)");
+  CHECK_STR(d, "1", "the first INSERT stayed committed");
+  exec(c, "DROP TABLE batch_w");
 }
 
 static void failures_stay_apart(db_conn *c) {
@@ -181,6 +236,7 @@ int main(void) {
     return check_summary();
   what_defers(c);
   one_round_trip(c);
+  writes_commit_alone(c);
   failures_stay_apart(c);
   issue_order(c);
   lost_connection(pg, c);

@@ -163,6 +163,26 @@ code=$(c -o /dev/null -w '%{http_code}' "$(url /)")
 check "under max_connections again: served" eq "$code" 200
 stop TERM
 
+# the per-address limit holds over all pool threads together (each has a
+# libmicrohttpd daemon of its own; one of them may accept them all)
+start per_ip MAX_PER_IP=3 WORKERS=4 || exit 1
+for fd in 4 5; do eval "exec $fd<>/dev/tcp/127.0.0.1/$port"; done
+sleep 0.2
+code=$(c -o /dev/null -w '%{http_code}' "$(url /)")
+check "under the per-IP limit (2 of 3 taken): served" eq "$code" 200
+for fd in 6; do eval "exec $fd<>/dev/tcp/127.0.0.1/$port"; done
+sleep 0.2
+code=$(c --max-time 2 -o /dev/null -w '%{http_code}' "$(url /)")
+check "at the per-IP limit: refused" eq "$code" 000
+for fd in 4 5 6; do eval "exec $fd>&-"; done
+sleep 0.3
+served=0
+for _ in 1 2 3 4 5 6; do
+  [ "$(c -o /dev/null -w '%{http_code}' "$(url /)")" = 200 ] && served=$((served + 1))
+done
+check "under the per-IP limit again: every request served" eq "$served" 6
+stop TERM
+
 # ---- start-up errors -------------------------------------------------------
 
 start first || exit 1
