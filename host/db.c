@@ -298,17 +298,40 @@ static size_t skip_space(const char *s, size_t i, size_t len) {
   return i;
 }
 
-/* A statement that reads or writes rows: it starts with SELECT, INSERT,
- * UPDATE, DELETE, WITH, VALUES or TABLE (after blanks and parentheses).
- * Anything else (transaction control, SET, DDL, a leading comment) is never
- * deferred, since it changes the session for whatever follows it. */
-static int row_statement(const char *sql, size_t len) {
-  static const char *const verbs[] = {"select", "insert", "update", "delete", "with", "values", "table"};
+/* Identifiers whose presence makes a SELECT more than a read: it creates
+ * a table (INTO), or uses or changes the session (sequences and their
+ * lastval/currval, set_config, advisory locks, temporary tables, dblink). */
+static int session_word(const char *w, size_t n) {
+  static const char *const words[] = {"into", "nextval", "setval", "lastval", "currval",
+                                      "set_config", "pg_temp"};
+  static const char *const prefixes[] = {"pg_advisory", "pg_try_advisory", "dblink"};
+  char low[32];
+  if (n >= sizeof low) return 0;
+  for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)w[i]);
+  low[n] = '\0';
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+    if (strcmp(low, words[i]) == 0) return 1;
+  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+    if (strncmp(low, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+  return 0;
+}
+
+int db_read_statement(const char *sql, size_t len) {
   size_t i = skip_space(sql, 0, len);
   while (i < len && sql[i] == '(') i = skip_space(sql, i + 1, len);
-  for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
-    if (keyword_at(sql + i, len - i, verbs[v])) return 1;
-  return 0;
+  if (!keyword_at(sql + i, len - i, "select") && !keyword_at(sql + i, len - i, "values") &&
+      !keyword_at(sql + i, len - i, "table"))
+    return 0;
+  while (i < len) {   /* every word, string contents too: a false alarm only costs the pause */
+    if (isalnum((unsigned char)sql[i]) || sql[i] == '_') {
+      size_t start = i;
+      while (i < len && (isalnum((unsigned char)sql[i]) || sql[i] == '_' || sql[i] == '$')) i++;
+      if (session_word(sql + start, i - start)) return 0;
+    } else {
+      i++;
+    }
+  }
+  return 1;
 }
 
 int db_idle(const db_conn *c) {
@@ -316,7 +339,7 @@ int db_idle(const db_conn *c) {
 }
 
 int db_can_defer(const db_conn *c, const char *sql, size_t len) {
-  return c->drv->run_batch && db_idle(c) && row_statement(sql, len);
+  return c->drv->run_batch && db_idle(c) && db_read_statement(sql, len);
 }
 
 int db_deferred(const db_conn *c) { return c->ndq - c->dq_next; }

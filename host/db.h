@@ -128,19 +128,27 @@ int db_cursor_is_open(const db_cursor *cur);
 
 /* ---- deferred statements (PostgreSQL) ---------------------------------- */
 
-/* A server running many requests on one connection queues their
- * statements and runs them together, in one round trip: db_defer queues a
- * statement, db_run_deferred runs everything queued, db_cursor_take opens a
- * cursor on one statement's outcome.
+/* A server running many requests on one connection queues their reads
+ * and runs them together, in one round trip: db_defer queues a statement,
+ * db_run_deferred runs everything queued, db_cursor_take opens a cursor on
+ * one statement's outcome.
  *
- * A statement that reads or writes rows (SELECT, INSERT, UPDATE, DELETE,
- * WITH, VALUES, TABLE) may wait on a PostgreSQL connection that is idle:
- * outside any transaction, with no cursor open (db_can_defer). Queued
- * statements go out in one pipeline, each followed by its own Sync: each
- * runs in its own implicit transaction, in queue order, exactly as it would
- * have run alone, and an error touches nothing but its own statement. Any
- * other statement on the connection (and db_pin) first runs what is queued:
- * statements always run in the order they were issued. */
+ * A plain read (db_read_statement) may wait on a PostgreSQL connection that
+ * is idle: outside any transaction, with no cursor open (db_can_defer).
+ * Queued statements go out in one pipeline, each followed by its own Sync:
+ * each runs in its own implicit transaction, in queue order, exactly as it
+ * would have run alone, and an error touches nothing but its own
+ * statement. Any other statement on the connection (and db_pin) first runs
+ * what is queued: statements always run in the order they were issued. A
+ * statement whose answer is lost with the connection runs again alone on a
+ * new one, as db_cursor_open retries a statement once. */
+
+/* 1 when sql is a plain read: it starts with SELECT, VALUES or TABLE (after
+ * blanks and parentheses) and names nothing that creates a table (INTO) or
+ * uses or changes session state (nextval, setval, lastval, currval,
+ * set_config, advisory locks, pg_temp, dblink). Such a statement leaves the
+ * session as it found it. */
+int db_read_statement(const char *sql, size_t len);
 
 /* 1 when c is in no transaction, has no open cursor and is not lent to C
  * code: another user could run statements on it without noticing. */

@@ -577,29 +577,44 @@ static void pq_run_batch(db_conn *c, db_queued *q, int n) {
       if (!send_deferred(c, &q[i], stmts[i], &err) || !PQpipelineSync(pg)) break;
       sent[nsent++] = i;
     }
-    /* Per statement: its result, a NULL, then its Sync's result. A broken
-     * connection ends the reading: statements without an answer stay
-     * queued, and run alone (reconnecting once, as any statement would). */
+    /* Per statement, up to its Sync's result: its own result, a NULL, and
+     * when the commit at the Sync fails (a deferred constraint, a
+     * serialization failure) an error and a NULL before the Sync. The
+     * outcome is known only at the Sync: an error anywhere before it fails
+     * the statement. When the connection breaks first, the statement stays
+     * queued and runs alone (reconnecting), as any statement would. */
     for (int k = 0; k < nsent && PQstatus(pg) != CONNECTION_BAD; k++) {
       db_queued *d = &q[sent[k]];
-      PGresult *r;
-      while ((r = PQgetResult(pg)) != NULL) {
-        ExecStatusType st = PQresultStatus(r);
-        if (d->state != DB_DEFER_QUEUED) {
-          PQclear(r);   /* a statement gives one result */
-        } else if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-          d->res = r;
-          d->state = DB_DEFER_DONE;
-        } else {
-          fail_result(c, r, &err);
-          PQclear(r);
+      PGresult *res = NULL;
+      int failed = 0, synced = 0, nulls = 0;
+      while (!synced && nulls < 2) {
+        PGresult *r = PQgetResult(pg);
+        if (!r) {
           if (PQstatus(pg) == CONNECTION_BAD) break;
-          defer_failed(d, &err);
+          nulls++;   /* two in a row: libpq has nothing more for us */
+          continue;
         }
+        nulls = 0;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+          synced = 1;
+        } else if ((st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) && !res && !failed) {
+          res = r;
+          r = NULL;
+        } else if (!failed) {
+          fail_result(c, r, &err);
+          failed = 1;
+        }
+        PQclear(r);
       }
-      if (PQstatus(pg) == CONNECTION_BAD) break;
-      r = PQgetResult(pg);   /* the Sync */
-      PQclear(r);
+      if (synced && !failed) {
+        d->res = res;
+        d->state = DB_DEFER_DONE;
+      } else {
+        PQclear(res);
+        if (synced) defer_failed(d, &err);
+        else break;   /* no outcome: this one and the rest stay queued */
+      }
     }
     if (PQstatus(pg) != CONNECTION_BAD && !PQexitPipelineMode(pg)) {
       /* results left unaccounted for: a fresh session, not one stuck in a

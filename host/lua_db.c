@@ -276,17 +276,32 @@ db_conn *th_db_waiting(lua_State *co, int idx) {
   return lc && lc->conn && db_deferred(lc->conn) > 0 ? lc->conn : NULL;
 }
 
+static int batching(lua_State *L) { return *(const void **)lua_getextraspace(L) == &BATCHING; }
+
+/* A request that runs anything but a plain read (a write, SET, DDL, a
+ * transaction, a function that changes the session) never pauses again:
+ * from then on it runs to its end with no other request in between, so
+ * whatever it does to the session (lastval after its INSERT, set_config,
+ * an advisory lock, a temporary table) is still as it left it at its next
+ * statement. */
+static void note_statement(lua_State *L, const char *sql, size_t len) {
+  if (batching(L) && (!sql || !db_read_statement(sql, len))) th_db_batching(L, 0);
+}
+
 /* 1 when this call (conn, sql, ...) should queue its statement and yield:
- * in a batching coroutine that can yield, the statement may wait on its
- * connection, and every other connection of the state is idle, so that
- * the requests running while this one pauses cannot land in the middle of
- * its transaction or rows() loop elsewhere. */
+ * in a batching coroutine that can yield, the statement is a plain read
+ * that may wait on its connection, and every other connection of the state
+ * is idle, so that the requests running while this one pauses cannot land
+ * in the middle of its transaction or rows() loop elsewhere. */
 static int should_defer(lua_State *L) {
-  if (*(const void **)lua_getextraspace(L) != &BATCHING || !lua_isyieldable(L)) return 0;
+  if (!batching(L)) return 0;
   lconn *lc = toconn(L, 1);
   size_t len;
   const char *sql = luaL_checklstring(L, 2, &len);
-  if (!lc->conn || !lc->list || !db_can_defer(lc->conn, sql, len)) return 0;
+  note_statement(L, sql, len);
+  if (!batching(L) || !lua_isyieldable(L) || !lc->conn || !lc->list ||
+      !db_can_defer(lc->conn, sql, len))
+    return 0;
   for (lconn *o = lc->list->head; o; o = o->next)
     if (o != lc && o->conn && !db_idle(o->conn)) return 0;
   return 1;
@@ -430,6 +445,7 @@ static int conn_rows(lua_State *L) {
   lconn *lc = toconn(L, 1);
   size_t len;
   const char *sql = luaL_checklstring(L, 2, &len);
+  note_statement(L, sql, len);
   if (!lc->conn) return luaL_error(L, "connection is closed");
   int n = lua_gettop(L) - 2;
   db_value small[SMALL_PARAMS], *vals = small;
@@ -481,6 +497,7 @@ static int conn_transaction(lua_State *L) {
   lconn *lc = toconn(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (!lc->conn) return luaL_error(L, "connection is closed");
+  note_statement(L, NULL, 0);   /* a transaction: no more pauses for this request */
   lua_settop(L, 2);
   db_conn *c = lc->conn;
   int depth = db_get_depth(c);

@@ -20,7 +20,8 @@
  * handler reads from PostgreSQL, the read is queued and the coroutine
  * yields, and the request is left pending (HTTP_PENDING). After the round
  * of network events, flush runs each connection's queue, every read in one
- * round trip, and resumes the coroutines in the order they paused.
+ * round trip, and resumes the coroutines in the order they paused. A
+ * request that writes is unmarked by the binding and runs to its end.
  * Stack of a worker state between requests: [1] = the handler, [2] = a
  * table anchoring every coroutine made.
  */
@@ -140,7 +141,7 @@ static void worker_close(void *worker) {
 
 /* [-1, +1] A new coroutine, anchored in the table given. */
 static int new_coroutine(lua_State *L) {
-  th_db_batching(lua_newthread(L), 1);
+  lua_newthread(L);
   lua_pushvalue(L, -1);
   lua_rawseti(L, 1, (lua_Integer)luaL_len(L, 1) + 1);
   return 1;
@@ -306,6 +307,7 @@ static int worker_handle(void *worker, http_request *req, char *err, size_t errs
     snprintf(err, errsize, "not enough memory");
     return -1;
   }
+  th_db_batching(co, 1);   /* (a request that wrote unmarked it) */
   lua_pushcfunction(co, call_handler);
   lua_pushvalue(w->L, 1);
   lua_xmove(w->L, co, 1);

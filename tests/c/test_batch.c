@@ -34,6 +34,15 @@ static const char *take_text(db_conn *c, int ticket, int col, char *out, size_t 
   return out;
 }
 
+/* The integer in the first column of sql's first row, or -1. */
+static long long scalar(db_conn *c, const char *sql) {
+  char buf[64];
+  db_error err;
+  int t = db_defer(c, sql, strlen(sql), 0, NULL, &err);
+  take_text(c, t, 0, buf, sizeof buf);
+  return strncmp(buf, "ERROR", 5) == 0 ? -1 : atoll(buf);
+}
+
 static int exec(db_conn *c, const char *sql) {
   db_error err;
   return db_exec_simple(c, sql, &err);
@@ -44,16 +53,25 @@ static void what_defers(db_conn *c) {
     {"SELECT 1", 1},
     {"  select id FROM todos WHERE id = $1", 1},
     {"(SELECT 1) UNION (SELECT 2)", 1},
-    {"SELECT * FROM t FOR UPDATE", 1},
-    {"INSERT INTO t VALUES (1)", 1},
-    {"update t SET a = 1", 1},
-    {"DELETE FROM t", 1},
-    {"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", 1},
+    {"SELECT * FROM formats WHERE forum = 'for'", 1},
     {"VALUES (1)", 1},
+    {"TABLE todos", 1},
+    {"SELECT * FROM t FOR UPDATE", 1},
+    {"INSERT INTO t VALUES (1)", 0},
+    {"update t SET a = 1", 0},
+    {"DELETE FROM t", 0},
+    {"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", 0},
+    {"SELECT * INTO t2 FROM t", 0},
+    {"SELECT nextval('s')", 0},
+    {"SELECT LastVal()", 0},
+    {"SELECT currval('todos_id_seq')", 0},
+    {"SELECT set_config('app.user', $1, false)", 0},
+    {"SELECT pg_advisory_lock(42)", 0},
+    {"SELECT pg_try_advisory_xact_lock(1)", 0},
+    {"SELECT * FROM pg_temp.t", 0},
     {"-- a comment\nSELECT 1", 0},
     {"selected", 0},
     {"BEGIN", 0},
-    {"COMMIT", 0},
     {"SET search_path = x", 0},
     {"CREATE TABLE t (a int)", 0},
     {"VACUUM t", 0},
@@ -134,11 +152,17 @@ static void one_round_trip(db_conn *c) {
   }
 }
 
-/* Writes wait too, each committed on its own: a failing INSERT in the
- * middle leaves the one before it in place. */
-static void writes_commit_alone(db_conn *c) {
+/* The driver runs each queued statement as if alone, writes too (db_defer
+ * takes any statement; db_can_defer is the caller's rule): a failing
+ * INSERT in the middle leaves the one before it committed, and an error
+ * raised at the commit (a deferred foreign key) fails its own statement
+ * without shifting the answers of those after it. */
+static void each_alone(db_conn *c) {
   db_error err;
-  exec(c, "DROP TABLE IF EXISTS batch_w; CREATE TABLE batch_w (id int PRIMARY KEY)");
+  exec(c, "DROP TABLE IF EXISTS batch_w, batch_fk_child, batch_fk_parent;"
+          "CREATE TABLE batch_w (id int PRIMARY KEY);"
+          "CREATE TABLE batch_fk_parent (id int PRIMARY KEY);"
+          "CREATE TABLE batch_fk_child (p int REFERENCES batch_fk_parent DEFERRABLE INITIALLY DEFERRED)");
   const char *ins = "INSERT INTO batch_w VALUES ($1) RETURNING id";
   const char *count = "SELECT count(*) FROM batch_w";
   db_value p = {.type = DB_INT, .u.i = 10};
@@ -153,7 +177,26 @@ static void writes_commit_alone(db_conn *c) {
   CHECK_STR(a, "10", "a deferred INSERT answers with its row");
   CHECK_STR(b, "ERROR 23505", "the duplicate after it gets its own error (unique violation)");
   CHECK_STR(d, "1", "the first INSERT stayed committed");
-  exec(c, "DROP TABLE batch_w");
+
+  const char *orphan = "INSERT INTO batch_fk_child VALUES (99)";
+  const char *echo = "SELECT $1::text";
+  db_value w[3] = {{.type = DB_TEXT, .u.s = {"request B", 9}}, {.type = DB_TEXT, .u.s = {"request C", 9}},
+                   {.type = DB_TEXT, .u.s = {"request D", 9}}};
+  int o = db_defer(c, orphan, strlen(orphan), 0, NULL, &err);
+  int tb = db_defer(c, echo, strlen(echo), 1, &w[0], &err);
+  int tc = db_defer(c, echo, strlen(echo), 1, &w[1], &err);
+  int td = db_defer(c, echo, strlen(echo), 1, &w[2], &err);
+  db_run_deferred(c);
+  char e[64];
+  take_text(c, o, 0, e, sizeof e);
+  take_text(c, tb, 0, a, sizeof a);
+  take_text(c, tc, 0, b, sizeof b);
+  take_text(c, td, 0, d, sizeof d);
+  CHECK_STR(e, "ERROR 23503", "an error at the commit (deferred foreign key) fails its own statement");
+  CHECK(strcmp(a, "request B") == 0 && strcmp(b, "request C") == 0 && strcmp(d, "request D") == 0,
+        "... and every later statement still gets its own answer (%s, %s, %s)", a, b, d);
+  CHECK_INT(scalar(c, "SELECT count(*) FROM batch_fk_child"), 0, "the orphan row was not kept");
+  exec(c, "DROP TABLE batch_w, batch_fk_child, batch_fk_parent");
 }
 
 static void failures_stay_apart(db_conn *c) {
@@ -236,7 +279,7 @@ int main(void) {
     return check_summary();
   what_defers(c);
   one_round_trip(c);
-  writes_commit_alone(c);
+  each_alone(c);
   failures_stay_apart(c);
   issue_order(c);
   lost_connection(pg, c);

@@ -24,6 +24,12 @@ describe("concurrent requests reading the " .. kind .. " database", function()
     conn:exec("DROP TABLE IF EXISTS batch_log")
     conn:exec("CREATE TABLE batch_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
     conn:exec("CREATE TABLE batch_log (id INTEGER NOT NULL)")
+    conn:exec("DROP TABLE IF EXISTS batch_serial")
+    conn:exec("DROP TABLE IF EXISTS batch_counter")
+    conn:exec(kind == "postgresql" and "CREATE TABLE batch_serial (id SERIAL PRIMARY KEY, v INTEGER)"
+      or "CREATE TABLE batch_serial (id INTEGER PRIMARY KEY AUTOINCREMENT, v INTEGER)")
+    conn:exec("CREATE TABLE batch_counter (n INTEGER NOT NULL)")
+    conn:exec("INSERT INTO batch_counter VALUES (0)")
     conn:transaction(function()
       for i = 1, ITEMS do conn:exec("INSERT INTO batch_items VALUES ($1, $2)", i, "item " .. i) end
     end)
@@ -45,6 +51,8 @@ describe("concurrent requests reading the " .. kind .. " database", function()
     local conn <close> = db.connect(helper.database_url())
     conn:exec("DROP TABLE IF EXISTS batch_items")
     conn:exec("DROP TABLE IF EXISTS batch_log")
+    conn:exec("DROP TABLE IF EXISTS batch_serial")
+    conn:exec("DROP TABLE IF EXISTS batch_counter")
   end)
 
   -- Fetches every path at once (up to 32 connections in parallel); returns
@@ -133,6 +141,29 @@ describe("concurrent requests reading the " .. kind .. " database", function()
     for _, row in ipairs(conn:query("SELECT id FROM batch_log ORDER BY id")) do ids[#ids + 1] = row.id end
     -- every /log insert committed; every /manual-tx insert (negative) rolled back
     assert.are.same(logged, ids)
+  end)
+
+  it("keeps each request's session state its own between its statements", function()
+    local paths = {}
+    for i = 1, 180 do
+      local route = ({ "/lastval", "/setting", "/get" })[i % 3 + 1]
+      paths[i] = route .. "?id=" .. (i % ITEMS + 1)
+    end
+    local bodies, statuses = fetch_all(paths)
+    local wrong = {}
+    for i = 1, #paths do
+      local want = paths[i]:match("^/get") and "item " .. (i % ITEMS + 1) or "same"
+      if statuses[i] ~= 200 or bodies[i] ~= want then wrong[#wrong + 1] = paths[i] .. " -> " .. bodies[i] end
+    end
+    assert.are.same({}, wrong)
+
+    paths = {}
+    for i = 1, 60 do paths[i] = "/counter?id=" .. i end
+    bodies, statuses = fetch_all(paths)
+    for i = 1, #paths do assert.are.equal(200, statuses[i], bodies[i]) end
+    local conn <close> = db.connect(helper.database_url())
+    assert.are.equal(60, conn:first("SELECT n FROM batch_counter").n,
+      "a read-modify-write under an advisory lock lost updates")
   end)
 
   it("answers 500 to a handler that yields by itself, and keeps serving", function()
