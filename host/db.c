@@ -300,19 +300,22 @@ static size_t skip_space(const char *s, size_t i, size_t len) {
 
 /* Identifiers whose presence makes a SELECT more than a read: it creates
  * a table (INTO), or uses or changes the session (sequences and their
- * lastval/currval, set_config, advisory locks, temporary tables, dblink). */
+ * lastval/currval, set_config, the random seed, pg_trgm's limit, advisory
+ * locks, temporary tables, dblink). A function of one's own doing such
+ * things is out of sight: hence routes opt in (web/router.lua). */
 static int session_word(const char *w, size_t n) {
   static const char *const words[] = {"into", "nextval", "setval", "lastval", "currval",
-                                      "set_config", "pg_temp"};
+                                      "set_config", "setseed", "set_limit", "pg_temp"};
   static const char *const prefixes[] = {"pg_advisory", "pg_try_advisory", "dblink"};
-  char low[32];
-  if (n >= sizeof low) return 0;
-  for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)w[i]);
-  low[n] = '\0';
-  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-    if (strcmp(low, words[i]) == 0) return 1;
+  char low[24];
+  size_t m = n < sizeof low - 1 ? n : sizeof low - 1;   /* a prefix is enough for the prefixes */
+  for (size_t i = 0; i < m; i++) low[i] = (char)tolower((unsigned char)w[i]);
+  low[m] = '\0';
   for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
     if (strncmp(low, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+  if (m < n) return 0;   /* longer than any of the words */
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+    if (strcmp(low, words[i]) == 0) return 1;
   return 0;
 }
 
@@ -323,6 +326,8 @@ int db_read_statement(const char *sql, size_t len) {
       !keyword_at(sql + i, len - i, "table"))
     return 0;
   while (i < len) {   /* every word, string contents too: a false alarm only costs the pause */
+    if ((sql[i] == '&' && i > 0 && (sql[i - 1] | 0x20) == 'u') || sql[i] == '\\')
+      return 0;   /* U&"..." escapes could spell any name */
     if (isalnum((unsigned char)sql[i]) || sql[i] == '_') {
       size_t start = i;
       while (i < len && (isalnum((unsigned char)sql[i]) || sql[i] == '_' || sql[i] == '$')) i++;

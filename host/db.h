@@ -146,8 +146,9 @@ int db_cursor_is_open(const db_cursor *cur);
 /* 1 when sql is a plain read: it starts with SELECT, VALUES or TABLE (after
  * blanks and parentheses) and names nothing that creates a table (INTO) or
  * uses or changes session state (nextval, setval, lastval, currval,
- * set_config, advisory locks, pg_temp, dblink). Such a statement leaves the
- * session as it found it. */
+ * set_config, setseed, set_limit, advisory locks, pg_temp, dblink), and
+ * spells no name with U& escapes. Functions of the database's own that
+ * change the session are out of its sight. */
 int db_read_statement(const char *sql, size_t len);
 
 /* 1 when c is in no transaction, has no open cursor and is not lent to C

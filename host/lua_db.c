@@ -42,6 +42,8 @@ typedef struct conn_list {
 
 static const char CONN_LIST = 0;   /* its address is the registry key */
 
+static void note_statement(const char *sql, size_t len);
+
 typedef struct lcursor {
   lconn *owner;           /* kept alive through user value 1 */
   db_cursor *cur;         /* storage right after this struct */
@@ -144,6 +146,7 @@ static int db_connect_l(lua_State *L) {
   db_cursor_init(lc->scratch);
   luaL_setmetatable(L, CONN_MT);
   db_error err;
+  note_statement(NULL, 0);   /* a request's own connection: it never pauses (backends stay bounded) */
   if (db_connect(url, &opt, &lc->conn, &err) < 0) return th_raise_dberror(L, &err);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &CONN_LIST);
   lc->list = lua_touserdata(L, -1);
@@ -265,10 +268,20 @@ static int push_changes(lua_State *L, db_cursor *cur, const char *sql) {
 
 /* ---- deferred statements (see lua_db.h) ------------------------------- */
 
-static const char BATCHING = 0;   /* its address marks a batching coroutine */
+/* A request coroutine's mark (its extra space): NULL, not pausing (the
+ * default); &PAUSING, its plain reads may pause (db.batch_reads()); &WROTE,
+ * it ran something else and never pauses again. */
+static const char PAUSING = 0, WROTE = 0;
 
-void th_db_batching(lua_State *co, int on) {
-  *(const void **)lua_getextraspace(co) = on ? &BATCHING : NULL;
+/* The request coroutine running on this thread (one lua_State per
+ * thread), set by the server around each resume; NULL elsewhere. */
+static _Thread_local lua_State *current_request;
+
+static const void **mark_of(lua_State *co) { return (const void **)lua_getextraspace(co); }
+
+void th_db_request(lua_State *co, int fresh) {
+  current_request = co;
+  if (co && fresh) *mark_of(co) = NULL;
 }
 
 db_conn *th_db_waiting(lua_State *co, int idx) {
@@ -276,31 +289,38 @@ db_conn *th_db_waiting(lua_State *co, int idx) {
   return lc && lc->conn && db_deferred(lc->conn) > 0 ? lc->conn : NULL;
 }
 
-static int batching(lua_State *L) { return *(const void **)lua_getextraspace(L) == &BATCHING; }
-
 /* A request that runs anything but a plain read (a write, SET, DDL, a
- * transaction, a function that changes the session) never pauses again:
- * from then on it runs to its end with no other request in between, so
- * whatever it does to the session (lastval after its INSERT, set_config,
- * an advisory lock, a temporary table) is still as it left it at its next
- * statement. */
-static void note_statement(lua_State *L, const char *sql, size_t len) {
-  if (batching(L) && (!sql || !db_read_statement(sql, len))) th_db_batching(L, 0);
+ * transaction, a function the scanner knows to change the session; also
+ * from a coroutine of its own, and opening a connection) never pauses
+ * again: from then on it runs to its end with no other request in between,
+ * so whatever it did to the session is still as it left it at its next
+ * statement. sql NULL: not a read. */
+static void note_statement(const char *sql, size_t len) {
+  if (current_request && (!sql || !db_read_statement(sql, len))) *mark_of(current_request) = &WROTE;
+}
+
+/* db.batch_reads() -> true when the running request may now pause at its
+ * plain reads (false outside a request, or after it ran anything else). */
+static int db_batch_reads(lua_State *L) {
+  if (L == current_request && *mark_of(L) == NULL) *mark_of(L) = &PAUSING;
+  lua_pushboolean(L, L == current_request && *mark_of(L) == &PAUSING);
+  return 1;
 }
 
 /* 1 when this call (conn, sql, ...) should queue its statement and yield:
- * in a batching coroutine that can yield, the statement is a plain read
- * that may wait on its connection, and every other connection of the state
- * is idle, so that the requests running while this one pauses cannot land
- * in the middle of its transaction or rows() loop elsewhere. */
+ * made by the request coroutine itself (where it can yield), which allowed
+ * pausing; the statement is a plain read that may wait on its connection;
+ * and every other connection of the state is idle, so that the requests
+ * running while this one pauses cannot land in the middle of its
+ * transaction or rows() loop elsewhere. */
 static int should_defer(lua_State *L) {
-  if (!batching(L)) return 0;
+  if (!current_request) return 0;
   lconn *lc = toconn(L, 1);
   size_t len;
   const char *sql = luaL_checklstring(L, 2, &len);
-  note_statement(L, sql, len);
-  if (!batching(L) || !lua_isyieldable(L) || !lc->conn || !lc->list ||
-      !db_can_defer(lc->conn, sql, len))
+  note_statement(sql, len);
+  if (L != current_request || *mark_of(L) != &PAUSING || !lua_isyieldable(L) || !lc->conn ||
+      !lc->list || !db_can_defer(lc->conn, sql, len))
     return 0;
   for (lconn *o = lc->list->head; o; o = o->next)
     if (o != lc && o->conn && !db_idle(o->conn)) return 0;
@@ -445,7 +465,7 @@ static int conn_rows(lua_State *L) {
   lconn *lc = toconn(L, 1);
   size_t len;
   const char *sql = luaL_checklstring(L, 2, &len);
-  note_statement(L, sql, len);
+  note_statement(sql, len);
   if (!lc->conn) return luaL_error(L, "connection is closed");
   int n = lua_gettop(L) - 2;
   db_value small[SMALL_PARAMS], *vals = small;
@@ -497,7 +517,7 @@ static int conn_transaction(lua_State *L) {
   lconn *lc = toconn(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (!lc->conn) return luaL_error(L, "connection is closed");
-  note_statement(L, NULL, 0);   /* a transaction: no more pauses for this request */
+  note_statement(NULL, 0);   /* a transaction: no more pauses for this request */
   lua_settop(L, 2);
   db_conn *c = lc->conn;
   int depth = db_get_depth(c);
@@ -608,6 +628,7 @@ int luaopen_todohost_db(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"connect", db_connect_l},
     {"is_error", db_is_error},
+    {"batch_reads", db_batch_reads},
     {NULL, NULL}
   };
   luaL_newlib(L, funcs);

@@ -19,18 +19,20 @@ int luaopen_todohost_db(lua_State *L);
 db_conn *th_checkconn(lua_State *L, int idx);
 
 /* Deferred reads, for a server running many handlers on one connection
- * (lua_http.c): in a coroutine marked with th_db_batching(co, 1), exec(),
- * query() and first() called from Lua code (where the coroutine can yield)
- * with a plain read db_can_defer accepts, while every other connection of
- * the state is idle (db_idle), queue it with db_defer and yield the
- * connection object instead of waiting. Whoever resumes the coroutine first
- * runs the queue of that connection (th_db_waiting, db_run_deferred); the
- * call then returns as if it had never paused. Any statement that is not a
- * plain read (and transaction()) unmarks the coroutine: that request then
- * runs to its end without pausing. Anywhere else (the main state,
- * coroutines of the script's own, inside conn:transaction) every call runs
- * at once. The mark lives in the thread's extra space. */
-void th_db_batching(lua_State *co, int on);
+ * (lua_http.c), which runs each request in a coroutine and calls
+ * th_db_request(co, fresh) before each resume (fresh: a new request) and
+ * th_db_request(NULL, 0) after. A request whose handler called
+ * db.batch_reads() (web/router.lua does, for routes declared with
+ * batch_reads = true) may pause at its plain reads: exec(), query() and
+ * first() called by the request coroutine itself (where it can yield) with
+ * a statement db_can_defer accepts, while every other connection of the
+ * state is idle (db_idle), queue it with db_defer and yield the connection
+ * object instead of waiting. Whoever resumes the coroutine first runs the
+ * queue of that connection (th_db_waiting, db_run_deferred); the call then
+ * returns as if it had never paused. Once the request runs anything but a
+ * plain read (from any coroutine), a transaction or opens a connection, it
+ * never pauses again. Outside requests every call runs at once. */
+void th_db_request(lua_State *co, int fresh);
 
 /* The db_conn a coroutine's yield (its value at idx) waits for, or NULL
  * when the yield came from somewhere else. */

@@ -16,12 +16,12 @@
  * with ", ".
  *
  * Each request runs in a coroutine of the worker's state (reused from one
- * request to the next), marked for deferred reads (lua_db.h): when the
- * handler reads from PostgreSQL, the read is queued and the coroutine
- * yields, and the request is left pending (HTTP_PENDING). After the round
- * of network events, flush runs each connection's queue, every read in one
- * round trip, and resumes the coroutines in the order they paused. A
- * request that writes is unmarked by the binding and runs to its end.
+ * request to the next), announced to the binding (th_db_request, lua_db.h):
+ * when a handler that allowed it (db.batch_reads()) reads from PostgreSQL,
+ * the read is queued and the coroutine yields, and the request is left
+ * pending (HTTP_PENDING). After the round of network events, flush runs
+ * each connection's queue, every read in one round trip, and resumes the
+ * coroutines in the order they paused.
  * Stack of a worker state between requests: [1] = the handler, [2] = a
  * table anchoring every coroutine made.
  */
@@ -271,7 +271,9 @@ static int traceback_p(lua_State *L) {
  * read (then it is on the wait list), or -1 with the cause in err. */
 static int resume(app_worker *w, lua_State *co, http_request *req, int nargs, char *err, size_t errsize) {
   int nres;
+  th_db_request(co, nargs > 0);   /* arguments: a new request (not pausing until it says so) */
   int status = lua_resume(co, w->L, nargs, &nres);
+  th_db_request(NULL, 0);
   if (status == LUA_YIELD) {
     if (nres == 1 && lua_checkstack(co, 3) && th_db_waiting(co, -1)) {
       w->wait[w->nwait++] = (waiting){co, req};   /* room made by take_coroutine */
@@ -307,7 +309,6 @@ static int worker_handle(void *worker, http_request *req, char *err, size_t errs
     snprintf(err, errsize, "not enough memory");
     return -1;
   }
-  th_db_batching(co, 1);   /* (a request that wrote unmarked it) */
   lua_pushcfunction(co, call_handler);
   lua_pushvalue(w->L, 1);
   lua_xmove(w->L, co, 1);

@@ -8,6 +8,7 @@
 --          query = { {"skip", "integer", default = 0, ge = 0} },
 --          body = SomeModel,                                   -- schema.model
 --          response = TodoModel (or { TodoModel } for an array), status = 200,
+--          batch_reads = true,                                 -- see below
 --          handler = function(req, db) return 200, nil, {...} end }
 --   local handle = r:handler(conn)      -- function(req) -> status, headers, body
 --
@@ -17,9 +18,18 @@
 -- a string (sent as is) or nil (empty). Route patterns are compiled once in
 -- add(); a request costs one table lookup (static paths) or one
 -- string.match per parameterized path.
+--
+-- batch_reads = true lets the handler's plain reads on PostgreSQL wait and go
+-- out in one round trip with those of other requests (docs/lua-api.md,
+-- "Reads that wait together"). Declare it only for a handler that does not
+-- rely on session state between its statements (settings made with SET or
+-- set_config, also inside SQL functions; sequences' currval; advisory locks;
+-- the random seed; temporary tables): a paused request lets other requests
+-- of its worker run on the same session.
 
 local json = require "web.json"
 local schema = require "web.schema"
+local batch_reads = require("todohost.db").batch_reads
 
 local router = {}
 router.__index = router
@@ -120,6 +130,8 @@ function router:add(declared_route)
   assert(METHODS[route.method], where .. ": method must be one of GET, POST, PUT, PATCH, DELETE")
   assert(type(route.path) == "string" and byte(route.path) == 47, where .. ": path must start with /")
   assert(type(route.handler) == "function", where .. ": handler must be a function")
+  assert(route.batch_reads == nil or type(route.batch_reads) == "boolean",
+    where .. ": batch_reads must be true or false")
   route.name = route.name or gsub(route.method:lower() .. route.path, "%W", "_")
   route.status = route.status or 200
 
@@ -251,6 +263,7 @@ local function dispatch(self, db, req)
   end
   if errors then return validation_error(errors) end
 
+  if route.batch_reads then batch_reads() end
   local status, headers, body = route.handler(req, db)
   if type(body) == "table" then
     body = json.encode(body)

@@ -30,6 +30,10 @@ describe("concurrent requests reading the " .. kind .. " database", function()
       or "CREATE TABLE batch_serial (id INTEGER PRIMARY KEY AUTOINCREMENT, v INTEGER)")
     conn:exec("CREATE TABLE batch_counter (n INTEGER NOT NULL)")
     conn:exec("INSERT INTO batch_counter VALUES (0)")
+    if kind == "postgresql" then
+      conn:exec("CREATE OR REPLACE FUNCTION batch_login(u text) RETURNS text LANGUAGE sql"
+        .. " AS $$ SELECT set_config('app.user', u, false) $$")
+    end
     conn:transaction(function()
       for i = 1, ITEMS do conn:exec("INSERT INTO batch_items VALUES ($1, $2)", i, "item " .. i) end
     end)
@@ -53,6 +57,7 @@ describe("concurrent requests reading the " .. kind .. " database", function()
     conn:exec("DROP TABLE IF EXISTS batch_log")
     conn:exec("DROP TABLE IF EXISTS batch_serial")
     conn:exec("DROP TABLE IF EXISTS batch_counter")
+    if kind == "postgresql" then conn:exec("DROP FUNCTION IF EXISTS batch_login(text)") end
   end)
 
   -- Fetches every path at once (up to 32 connections in parallel); returns
@@ -144,15 +149,21 @@ describe("concurrent requests reading the " .. kind .. " database", function()
   end)
 
   it("keeps each request's session state its own between its statements", function()
+    -- the seeds' random numbers, one request at a time
+    local seeded = {}
+    for s = 0, 9 do seeded[s] = fetch_all({ "/seed?id=" .. s })[1] end
+    local routes = { "/lastval", "/setting", "/get", "/nested-setting", "/login", "/seed" }
     local paths = {}
-    for i = 1, 180 do
-      local route = ({ "/lastval", "/setting", "/get" })[i % 3 + 1]
-      paths[i] = route .. "?id=" .. (i % ITEMS + 1)
+    for i = 1, 300 do
+      paths[i] = routes[i % #routes + 1] .. "?id=" .. (i % ITEMS + 1)
     end
     local bodies, statuses = fetch_all(paths)
     local wrong = {}
     for i = 1, #paths do
-      local want = paths[i]:match("^/get") and "item " .. (i % ITEMS + 1) or "same"
+      local id = i % ITEMS + 1
+      local want = "same"
+      if paths[i]:match("^/get") then want = "item " .. id
+      elseif paths[i]:match("^/seed") then want = seeded[id % 10] end
       if statuses[i] ~= 200 or bodies[i] ~= want then wrong[#wrong + 1] = paths[i] .. " -> " .. bodies[i] end
     end
     assert.are.same({}, wrong)
