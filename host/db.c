@@ -154,6 +154,14 @@ void db_cache_clear(db_conn *c, int lost) {
 
 /* The cached statement for sql, prepared on first use. The least recently
  * used idle statement is dropped when the cache is full. NULL on error. */
+/* The cached statement for sql, or NULL (nothing is prepared). */
+static db_stmt *stmt_find(const db_conn *c, const char *sql, size_t len) {
+  unsigned h = hash_sql(sql, len);
+  for (db_stmt *s = c->buckets[h % DB_CACHE_BUCKETS]; s; s = s->hnext)
+    if (s->hash == h && s->len == len && memcmp(s->sql, sql, len) == 0) return s;
+  return NULL;
+}
+
 db_stmt *db_stmt_get(db_conn *c, const char *sql, size_t len, db_error *err) {
   unsigned h = hash_sql(sql, len);
   for (db_stmt *s = c->buckets[h % DB_CACHE_BUCKETS]; s; s = s->hnext)
@@ -173,6 +181,7 @@ db_stmt *db_stmt_get(db_conn *c, const char *sql, size_t len, db_error *err) {
   s->sql = copy;
   s->len = len;
   s->hash = h;
+  s->plain_read = db_read_statement(copy, len);
   if (c->drv->prepare(c, s, err) < 0) {
     free(copy); free(s);
     return NULL;
@@ -343,8 +352,15 @@ int db_idle(const db_conn *c) {
   return !c->depth && !c->busy && !c->pinned && !c->cursors && c->drv->idle(c);
 }
 
+int db_plain_read(const db_conn *c, const char *sql, size_t len) {
+  const db_stmt *s = stmt_find(c, sql, len);
+  return s ? s->plain_read : db_read_statement(sql, len);
+}
+
+int db_may_defer(const db_conn *c) { return c->drv->run_batch && db_idle(c); }
+
 int db_can_defer(const db_conn *c, const char *sql, size_t len) {
-  return c->drv->run_batch && db_idle(c) && db_read_statement(sql, len);
+  return db_may_defer(c) && db_plain_read(c, sql, len);
 }
 
 int db_deferred(const db_conn *c) { return c->ndq - c->dq_next; }

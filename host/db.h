@@ -151,6 +151,13 @@ int db_cursor_is_open(const db_cursor *cur);
  * change the session are out of its sight. */
 int db_read_statement(const char *sql, size_t len);
 
+/* db_read_statement(sql), from c's statement cache when sql is in it
+ * (each text is scanned once per connection). */
+int db_plain_read(const db_conn *c, const char *sql, size_t len);
+
+/* 1 when a plain read may wait on c now (PostgreSQL, db_idle). */
+int db_may_defer(const db_conn *c);
+
 /* 1 when c is in no transaction, has no open cursor and is not lent to C
  * code: another user could run statements on it without noticing. */
 int db_idle(const db_conn *c);

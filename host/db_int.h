@@ -23,6 +23,7 @@ typedef struct db_stmt {
   int uses;                          /* PostgreSQL: executions so far */
   int busy;                          /* SQLite: an open cursor is stepping it;
                                         PostgreSQL: a batch is using it */
+  int plain_read;                    /* db_read_statement(sql), computed once */
 } db_stmt;
 
 /* A statement queued by db_defer, then its outcome until db_cursor_take. */

@@ -11,7 +11,10 @@
 #include "db_int.h"
 
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -572,11 +575,24 @@ static void pq_run_batch(db_conn *c, db_queued *q, int n) {
   }
   int *sent = malloc(sizeof *sent * (size_t)n), nsent = 0;
   if (sent && PQstatus(pg) != CONNECTION_BAD && PQenterPipelineMode(pg)) {
+    /* libpq 15 flushes at every Sync: the socket is corked meanwhile, so
+     * the whole batch still leaves as one packet and wakes the server once
+     * (a Unix socket refuses the option: nothing to gain there anyway) */
+    int corked = 0;
+#ifdef TCP_CORK
+    int one = 1;
+    corked = setsockopt(PQsocket(pg), IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0;
+#endif
     for (int i = 0; i < n; i++) {
       if (q[i].state != DB_DEFER_QUEUED) continue;
       if (!send_deferred(c, &q[i], stmts[i], &err) || !PQpipelineSync(pg)) break;
       sent[nsent++] = i;
     }
+#ifdef TCP_CORK
+    int zero = 0;
+    if (corked) setsockopt(PQsocket(pg), IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
+#endif
+    (void)corked;
     /* Per statement, up to its Sync's result: its own result, a NULL, and
      * when the commit at the Sync fails (a deferred constraint, a
      * serialization failure) an error and a NULL before the Sync. The

@@ -296,13 +296,32 @@ db_conn *th_db_waiting(lua_State *co, int idx) {
  * so whatever it did to the session is still as it left it at its next
  * statement. sql NULL: not a read. */
 static void note_statement(const char *sql, size_t len) {
-  if (current_request && (!sql || !db_read_statement(sql, len))) *mark_of(current_request) = &WROTE;
+  if (!current_request) return;
+  const void **mark = mark_of(current_request);
+  /* (a request that has not opted in is done with opting in: no scan) */
+  if (*mark != &PAUSING || !sql || !db_read_statement(sql, len)) *mark = &WROTE;
+}
+
+/* note_statement for a statement about to run on c: the same rule, read
+ * from c's statement cache. Returns 1 when the request may still pause. */
+static int note_on(db_conn *c, const char *sql, size_t len) {
+  const void **mark = mark_of(current_request);
+  if (*mark == &PAUSING && !db_plain_read(c, sql, len)) *mark = &WROTE;
+  else if (*mark != &PAUSING) *mark = &WROTE;
+  return *mark == &PAUSING;
 }
 
 /* db.batch_reads() -> true when the running request may now pause at its
- * plain reads (false outside a request, or after it ran anything else). */
+ * plain reads: it is a request that has run no statement yet, and its
+ * state has a PostgreSQL connection (SQLite has no round trips to save). */
 static int db_batch_reads(lua_State *L) {
-  if (L == current_request && *mark_of(L) == NULL) *mark_of(L) = &PAUSING;
+  if (L == current_request && *mark_of(L) == NULL) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &CONN_LIST);
+    conn_list *list = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    for (lconn *o = list ? list->head : NULL; o; o = o->next)
+      if (o->conn && db_conn_kind(o->conn) == DB_POSTGRESQL) *mark_of(L) = &PAUSING;
+  }
   lua_pushboolean(L, L == current_request && *mark_of(L) == &PAUSING);
   return 1;
 }
@@ -318,9 +337,9 @@ static int should_defer(lua_State *L) {
   lconn *lc = toconn(L, 1);
   size_t len;
   const char *sql = luaL_checklstring(L, 2, &len);
-  note_statement(sql, len);
-  if (L != current_request || *mark_of(L) != &PAUSING || !lua_isyieldable(L) || !lc->conn ||
-      !lc->list || !db_can_defer(lc->conn, sql, len))
+  if (!lc->conn) return 0;   /* (the call then raises "connection is closed") */
+  if (!note_on(lc->conn, sql, len) || L != current_request || !lua_isyieldable(L) || !lc->list ||
+      !db_may_defer(lc->conn))
     return 0;
   for (lconn *o = lc->list->head; o; o = o->next)
     if (o != lc && o->conn && !db_idle(o->conn)) return 0;
