@@ -135,13 +135,17 @@ int db_cursor_is_open(const db_cursor *cur);
  *
  * A plain read (db_read_statement) may wait on a PostgreSQL connection that
  * is idle: outside any transaction, with no cursor open (db_can_defer).
- * Queued statements go out in one pipeline, each followed by its own Sync:
- * each runs in its own implicit transaction, in queue order, exactly as it
- * would have run alone, and an error touches nothing but its own
- * statement. Any other statement on the connection (and db_pin) first runs
- * what is queued: statements always run in the order they were issued. A
- * statement whose answer is lost with the connection runs again alone on a
- * new one, as db_cursor_open retries a statement once. */
+ * Queued statements go out in one pipeline, one round trip. When all of
+ * them are plain reads they run in one READ ONLY transaction (one
+ * snapshot); otherwise each is followed by its own Sync and runs in its own
+ * implicit transaction. Either way each gets the outcome it would have had
+ * alone: when anything goes wrong in a read-only batch, which then changed
+ * nothing, every read runs again alone; an error in a per-statement batch
+ * touches nothing but its own statement. Any other statement on the
+ * connection (and db_pin) first runs what is queued: statements always run
+ * in the order they were issued. A statement whose answer is lost with the
+ * connection runs again alone on a new one, as db_cursor_open retries a
+ * statement once. */
 
 /* 1 when sql is a plain read: it starts with SELECT, VALUES or TABLE (after
  * blanks and parentheses) and names nothing that creates a table (INTO) or

@@ -551,6 +551,59 @@ static void defer_failed(db_queued *q, const db_error *err) {
   q->state = DB_DEFER_FAILED;
 }
 
+/* Reads only (every one db_plain_read): one pipeline, one round trip, in
+ * one explicit READ ONLY transaction with one Sync, so the server flushes
+ * once. The reads share a snapshot; the server refuses any write a
+ * function of the user's would attempt. When anything at all goes wrong
+ * (an error, a refused write, the connection), the transaction has changed
+ * nothing: every read is left queued and runs alone, getting exactly the
+ * outcome it would have had alone. Returns 1 when every read is done. */
+static int run_reads(db_conn *c, db_queued *q, db_stmt **stmts, int n, int *sent) {
+  PGconn *pg = pg_of(c);
+  db_error err;
+  int nsent = 0, good = PQsendQueryParams(pg, "BEGIN READ ONLY", 0, NULL, NULL, NULL, NULL, 0);
+  for (int i = 0; i < n && good; i++) {
+    if (q[i].state != DB_DEFER_QUEUED) continue;
+    good = send_deferred(c, &q[i], stmts[i], &err);
+    if (good) sent[nsent++] = i;
+  }
+  if (good) good = PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+  if (!PQpipelineSync(pg)) return 0;
+  /* results in order: BEGIN, the reads, COMMIT (each then a NULL), Sync */
+  int item = 0, seen = 0, nulls = 0, synced = 0;
+  while (!synced && nulls < 2 && PQstatus(pg) != CONNECTION_BAD) {
+    PGresult *r = PQgetResult(pg);
+    if (!r) {
+      if (seen) { item++; seen = 0; } else nulls++;
+      continue;
+    }
+    nulls = 0;
+    seen = 1;
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_PIPELINE_SYNC) {
+      synced = 1;
+    } else if (item >= 1 && item <= nsent && st == PGRES_TUPLES_OK && !q[sent[item - 1]].res) {
+      q[sent[item - 1]].res = r;
+      r = NULL;
+    } else if (st != PGRES_COMMAND_OK || (item == nsent + 1 && strcmp(PQcmdStatus(r), "COMMIT") != 0)) {
+      good = 0;   /* an error, a skipped statement, or a COMMIT that rolled back */
+    }
+    PQclear(r);
+  }
+  good = good && synced && item == nsent + 2;
+  for (int k = 0; k < nsent; k++) {
+    db_queued *d = &q[sent[k]];
+    if (good && d->res) {
+      d->state = DB_DEFER_DONE;
+    } else {
+      PQclear(d->res);
+      d->res = NULL;
+      good = 0;
+    }
+  }
+  return good;
+}
+
 /* One pipeline, one round trip: each statement followed by its own Sync,
  * so each runs in its own implicit transaction exactly as it would alone
  * (an error skips nothing but itself). Statements used before are
@@ -573,8 +626,21 @@ static void pq_run_batch(db_conn *c, db_queued *q, int n) {
     s->busy++;   /* not evicted from the cache while this batch uses it */
     stmts[i] = s;
   }
+  int reads = 1;
+  for (int i = 0; i < n && reads; i++)
+    if (q[i].state == DB_DEFER_QUEUED) reads = db_plain_read(c, q[i].sql, q[i].len);
   int *sent = malloc(sizeof *sent * (size_t)n), nsent = 0;
-  if (sent && PQstatus(pg) != CONNECTION_BAD && PQenterPipelineMode(pg)) {
+  if (reads && sent && PQstatus(pg) != CONNECTION_BAD && PQenterPipelineMode(pg)) {
+    run_reads(c, q, stmts, n, sent);   /* (what it leaves queued runs alone) */
+    if (PQstatus(pg) != CONNECTION_BAD && !PQexitPipelineMode(pg)) {
+      db_error ignored;
+      for (int i = 0; i < n; i++) if (stmts[i]) stmts[i]->busy--, stmts[i] = NULL;
+      pq_reset(c, &ignored);
+    }
+    /* after an error the server keeps the failed BEGIN block open */
+    if (PQstatus(pg) != CONNECTION_BAD && PQtransactionStatus(pg) != PQTRANS_IDLE)
+      PQclear(PQexec(pg, "ROLLBACK"));
+  } else if (sent && PQstatus(pg) != CONNECTION_BAD && PQenterPipelineMode(pg)) {
     /* libpq 15 flushes at every Sync: the socket is corked meanwhile, so
      * the whole batch still leaves as one packet and wakes the server once
      * (a Unix socket refuses the option: nothing to gain there anyway) */

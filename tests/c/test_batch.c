@@ -100,9 +100,11 @@ static void what_defers(db_conn *c) {
   CHECK_INT(db_can_defer(c, "SELECT 1", 8), 1, "... and again once it is closed");
 }
 
+/* Reads only: one round trip (the protocol trace shows every message out
+ * before the first answer), one read-only transaction (one now()). */
 static void one_round_trip(db_conn *c) {
   db_error err;
-  const char *sql = "SELECT $1::int * 2 AS v, txid_current()::text AS x";
+  const char *sql = "SELECT $1::int * 2 AS v, now()::text AS x";
   db_value p[8];
   int ticket[8];
   for (int round = 0; round < 3; round++) {   /* first use, preparing, prepared */
@@ -120,7 +122,7 @@ static void one_round_trip(db_conn *c) {
     db_run_deferred(c);
     if (round == 2 && trace) PQuntrace(pg);
     CHECK_INT(db_deferred(c), 0, "round %d: the queue ran", round);
-    int values_ok = 1, own_transactions = 1;
+    int values_ok = 1, one_transaction = 1;
     char xids[8][64], buf[64];
     for (int i = 0; i < 8; i++) {
       db_cursor *cur = new_cursor();
@@ -131,7 +133,7 @@ static void one_round_trip(db_conn *c) {
         db_cursor_value(cur, 1, &x);
         values_ok &= v.type == DB_INT && v.u.i == 2 * (i + 10 * round);
         snprintf(xids[i], sizeof xids[i], "%.*s", (int)x.u.s.n, x.u.s.p);
-        for (int j = 0; j < i; j++) own_transactions &= strcmp(xids[i], xids[j]) != 0;
+        for (int j = 0; j < i; j++) one_transaction &= strcmp(xids[i], xids[j]) == 0;
       }
       db_cursor_close(cur);
       free(cur);
@@ -139,7 +141,7 @@ static void one_round_trip(db_conn *c) {
       if (strncmp(buf, "ERROR", 5) != 0) values_ok = 0;
     }
     CHECK(values_ok, "round %d: every ticket gets its own row, once", round);
-    CHECK(own_transactions, "round %d: each statement ran in a transaction of its own", round);
+    CHECK(one_transaction, "round %d: the reads ran in one transaction (one now())", round);
     if (round == 2 && trace) {
       /* one round trip: every message we sent precedes the first answer */
       rewind(trace);
@@ -155,6 +157,56 @@ static void one_round_trip(db_conn *c) {
     }
     if (trace) fclose(trace);
   }
+}
+
+/* A read that fails, or a read whose function tries to write, makes every
+ * read of the batch run again alone: each gets its own outcome, the write
+ * happens exactly once, and the connection is usable afterwards. */
+static void reads_fall_back(db_conn *c) {
+  db_error err;
+  exec(c, "DROP TABLE IF EXISTS batch_r; CREATE TABLE batch_r (id int);"
+          "CREATE OR REPLACE FUNCTION batch_touch() RETURNS int LANGUAGE sql AS "
+          "'INSERT INTO batch_r VALUES (1) RETURNING 1'");
+  const char *ok = "SELECT $1::int + 1";
+  const char *bad = "SELECT 1 / ($1::int - 7)";
+  const char *touch = "SELECT batch_touch()";
+  db_value p[3] = {{.type = DB_INT, .u.i = 1}, {.type = DB_INT, .u.i = 7}, {.type = DB_INT, .u.i = 2}};
+  CHECK_INT(db_plain_read(c, touch, strlen(touch)), 1, "a function's insides are out of the scanner's sight");
+  int t0 = db_defer(c, ok, strlen(ok), 1, &p[0], &err);
+  int t1 = db_defer(c, bad, strlen(bad), 1, &p[1], &err);
+  int t2 = db_defer(c, ok, strlen(ok), 1, &p[2], &err);
+  int t3 = db_defer(c, touch, strlen(touch), 0, NULL, &err);
+  db_run_deferred(c);
+  char a[64], b[64], d[64], e[64];
+  take_text(c, t0, 0, a, sizeof a);
+  take_text(c, t1, 0, b, sizeof b);
+  take_text(c, t2, 0, d, sizeof d);
+  take_text(c, t3, 0, e, sizeof e);
+  CHECK(strcmp(a, "2") == 0 && strcmp(b, "ERROR 22012") == 0 && strcmp(d, "3") == 0,
+        "a failing read gets its own error, the others their rows (%s, %s, %s)", a, b, d);
+  CHECK_STR(e, "1", "a read whose function writes runs alone and answers");
+  CHECK_INT(scalar(c, "SELECT count(*) FROM batch_r"), 1, "... and its write happened exactly once");
+  int t4 = db_defer(c, touch, strlen(touch), 0, NULL, &err);
+  int t5 = db_defer(c, ok, strlen(ok), 1, &p[0], &err);
+  db_run_deferred(c);
+  take_text(c, t4, 0, e, sizeof e);
+  take_text(c, t5, 0, a, sizeof a);
+  CHECK(strcmp(e, "1") == 0 && strcmp(a, "2") == 0, "refused in the read-only batch, it ran alone (%s, %s)", e, a);
+  CHECK_INT(scalar(c, "SELECT count(*) FROM batch_r"), 2, "one more write, once");
+  CHECK_INT(db_idle(c), 1, "the connection is idle again (no failed transaction left open)");
+  /* a sequence is not rolled back: only READ ONLY keeps the batch from
+   * drawing a number that the run alone then draws again */
+  exec(c, "DROP SEQUENCE IF EXISTS batch_s; CREATE SEQUENCE batch_s;"
+          "CREATE OR REPLACE FUNCTION batch_draw() RETURNS bigint LANGUAGE sql AS 'SELECT nextval(''batch_s'')'");
+  const char *draw = "SELECT batch_draw()";
+  int t6 = db_defer(c, draw, strlen(draw), 0, NULL, &err);
+  int t7 = db_defer(c, bad, strlen(bad), 1, &p[1], &err);
+  db_run_deferred(c);
+  take_text(c, t6, 0, e, sizeof e);
+  take_text(c, t7, 0, b, sizeof b);
+  CHECK(strcmp(e, "1") == 0 && strcmp(b, "ERROR 22012") == 0, "a hidden nextval beside a failing read (%s, %s)", e, b);
+  CHECK_INT(scalar(c, "SELECT last_value FROM batch_s"), 1, "... drew one number: the batch was read-only");
+  exec(c, "DROP FUNCTION batch_touch(); DROP FUNCTION batch_draw(); DROP TABLE batch_r; DROP SEQUENCE batch_s");
 }
 
 /* The driver runs each queued statement as if alone, writes too (db_defer
@@ -284,6 +336,7 @@ int main(void) {
     return check_summary();
   what_defers(c);
   one_round_trip(c);
+  reads_fall_back(c);
   each_alone(c);
   failures_stay_apart(c);
   issue_order(c);
