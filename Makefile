@@ -23,7 +23,7 @@ ASAN_OBJS= $(SRCS:host/%.c=$(B)/asan/obj/%.o)
 # The binary that migrate, seed, copy, doctor and run use (tests set it to the ASan build).
 TODOHOST ?= $(B)/todohost
 
-.PHONY: all deps asan run test clean help migrate seed serve bench bench-db bench-http bench-migrate bench-copy db-start db-stop psql
+.PHONY: all deps asan run test clean help migrate seed serve bench bench-db bench-http bench-migrate bench-copy db-start db-stop psql env
 all: deps $(B)/todohost $(B)/libtodohost.a node_modules/swagger-ui-dist/package.json ## build build/todohost (installs missing packages first)
 
 deps: ## install missing Debian packages for building
@@ -103,6 +103,10 @@ db-start: ## start PostgreSQL on localhost:5432 (Docker Compose, else a native s
 
 db-stop: ## stop it; the data stays in localdev/data/personal_todo_pgdata
 	@scripts/db.sh stop
+
+env: ## create .env from env.example (PostgreSQL of `make db-start`); an existing .env is kept
+	@if [ -e .env ]; then echo ".env exists: kept as it is (compare with env.example)"; \
+	else cp env.example .env && echo ".env created from env.example: DATABASE_URL points at PostgreSQL"; fi
 
 psql: ## open a SQL shell on DATABASE_URL (psql; sqlite3 for a sqlite:/// URL)
 	@scripts/db.sh psql

@@ -61,9 +61,12 @@ check "its data is in localdev/data/personal_todo_pgdata" test -f "$WORK/localde
 
 # ---- 3. point .env at it ---------------------------------------------------
 
-cp "$WORK/.env.example" "$WORK/.env"
+mk env
+check "make env creates .env from env.example" contains "$out" ".env created from env.example"
+mk env
+check "make env again keeps the .env there is" contains "$out" ".env exists: kept"
 sed -i "s/@localhost:5432\//@localhost:$PG_PORT\//" "$WORK/.env"
-check ".env from .env.example names the server" grep -q "^DATABASE_URL=postgresql://todo_user:todo_pass@localhost:$PG_PORT/todo_db" "$WORK/.env"
+check ".env from env.example names the server" grep -q "^DATABASE_URL=postgresql://todo_user:todo_pass@localhost:$PG_PORT/todo_db" "$WORK/.env"
 mk doctor
 check "make doctor: the empty PostgreSQL needs make migrate (exit non-zero)" [ $? -ne 0 ]
 check "make doctor gives make migrate as the fix" contains "$out" "fix: make migrate"
