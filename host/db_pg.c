@@ -604,111 +604,115 @@ static int run_reads(db_conn *c, db_queued *q, db_stmt **stmts, int n, int *sent
   return good;
 }
 
-/* One pipeline, one round trip: each statement followed by its own Sync,
- * so each runs in its own implicit transaction exactly as it would alone
- * (an error skips nothing but itself). Statements used before are
- * prepared on the server first (outside the pipeline, once per
- * connection), as pq_open does. */
+/* Any statements: one pipeline, one round trip, each statement followed
+ * by its own Sync, so each runs in its own implicit transaction exactly as
+ * it would alone (an error skips nothing but itself). */
+static void run_each(db_conn *c, db_queued *q, db_stmt **stmts, int n, int *sent) {
+  PGconn *pg = pg_of(c);
+  db_error err;
+  int nsent = 0;
+  /* libpq 15 flushes at every Sync: the socket is corked meanwhile, so the
+   * whole batch still leaves as one packet and wakes the server once (a
+   * Unix socket refuses the option: nothing to gain there anyway) */
+  int corked = 0;
+#ifdef TCP_CORK
+  int one = 1, zero = 0;
+  corked = setsockopt(PQsocket(pg), IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0;
+#endif
+  for (int i = 0; i < n; i++) {
+    if (q[i].state != DB_DEFER_QUEUED) continue;
+    if (!send_deferred(c, &q[i], stmts[i], &err) || !PQpipelineSync(pg)) break;
+    sent[nsent++] = i;
+  }
+#ifdef TCP_CORK
+  if (corked) setsockopt(PQsocket(pg), IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
+#endif
+  (void)corked;
+  /* Per statement, up to its Sync's result: its own result, a NULL, and
+   * when the commit at the Sync fails (a deferred constraint, a
+   * serialization failure) an error and a NULL before the Sync. The outcome
+   * is known only at the Sync: an error anywhere before it fails the
+   * statement. When the connection breaks first, the statement stays queued
+   * and runs alone (reconnecting), as any statement would. */
+  for (int k = 0; k < nsent && PQstatus(pg) != CONNECTION_BAD; k++) {
+    db_queued *d = &q[sent[k]];
+    PGresult *res = NULL;
+    int failed = 0, synced = 0, nulls = 0;
+    while (!synced && nulls < 2) {
+      PGresult *r = PQgetResult(pg);
+      if (!r) {
+        if (PQstatus(pg) == CONNECTION_BAD) break;
+        nulls++;   /* two in a row: libpq has nothing more for us */
+        continue;
+      }
+      nulls = 0;
+      ExecStatusType st = PQresultStatus(r);
+      if (st == PGRES_PIPELINE_SYNC) {
+        synced = 1;
+      } else if ((st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) && !res && !failed) {
+        res = r;
+        r = NULL;
+      } else if (!failed) {
+        fail_result(c, r, &err);
+        failed = 1;
+      }
+      PQclear(r);
+    }
+    if (synced && !failed) {
+      d->res = res;
+      d->state = DB_DEFER_DONE;
+    } else {
+      PQclear(res);
+      if (!synced) break;   /* no outcome: this one and the rest stay queued */
+      defer_failed(d, &err);
+    }
+  }
+}
+
+/* Statements used before are prepared on the server first (outside the
+ * pipeline, once per connection), as pq_open does; then the batch runs as
+ * run_reads (reads only) or run_each. */
 static void pq_run_batch(db_conn *c, db_queued *q, int n) {
   PGconn *pg = pg_of(c);
   db_error err;
   db_stmt *small[32], **stmts = n <= 32 ? small : malloc(sizeof *stmts * (size_t)n);
-  if (!stmts) return;   /* (all left queued: run one by one) */
-  for (int i = 0; i < n; i++) {
-    stmts[i] = NULL;
-    if (q[i].nparams == 0) continue;
-    db_stmt *s = db_stmt_get(c, q[i].sql, q[i].len, &err);
-    if (!s || (!s->prepared && s->uses > 0 && prepare_on_server(c, s, &err) < 0)) {
-      if (PQstatus(pg) != CONNECTION_BAD) defer_failed(&q[i], &err);   /* else: left queued */
-      continue;
-    }
-    s->uses++;
-    s->busy++;   /* not evicted from the cache while this batch uses it */
-    stmts[i] = s;
+  int *sent = malloc(sizeof *sent * (size_t)n);
+  if (!stmts || !sent) {   /* (all left queued: run one by one) */
+    if (stmts != small) free(stmts);
+    free(sent);
+    return;
   }
   int reads = 1;
-  for (int i = 0; i < n && reads; i++)
-    if (q[i].state == DB_DEFER_QUEUED) reads = db_plain_read(c, q[i].sql, q[i].len);
-  int *sent = malloc(sizeof *sent * (size_t)n), nsent = 0;
-  if (reads && sent && PQstatus(pg) != CONNECTION_BAD && PQenterPipelineMode(pg)) {
-    run_reads(c, q, stmts, n, sent);   /* (what it leaves queued runs alone) */
-    if (PQstatus(pg) != CONNECTION_BAD && !PQexitPipelineMode(pg)) {
-      db_error ignored;
-      for (int i = 0; i < n; i++) if (stmts[i]) stmts[i]->busy--, stmts[i] = NULL;
-      pq_reset(c, &ignored);
-    }
-    /* after an error the server keeps the failed BEGIN block open */
-    if (PQstatus(pg) != CONNECTION_BAD && PQtransactionStatus(pg) != PQTRANS_IDLE)
-      PQclear(PQexec(pg, "ROLLBACK"));
-  } else if (sent && PQstatus(pg) != CONNECTION_BAD && PQenterPipelineMode(pg)) {
-    /* libpq 15 flushes at every Sync: the socket is corked meanwhile, so
-     * the whole batch still leaves as one packet and wakes the server once
-     * (a Unix socket refuses the option: nothing to gain there anyway) */
-    int corked = 0;
-#ifdef TCP_CORK
-    int one = 1;
-    corked = setsockopt(PQsocket(pg), IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0;
-#endif
-    for (int i = 0; i < n; i++) {
-      if (q[i].state != DB_DEFER_QUEUED) continue;
-      if (!send_deferred(c, &q[i], stmts[i], &err) || !PQpipelineSync(pg)) break;
-      sent[nsent++] = i;
-    }
-#ifdef TCP_CORK
-    int zero = 0;
-    if (corked) setsockopt(PQsocket(pg), IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
-#endif
-    (void)corked;
-    /* Per statement, up to its Sync's result: its own result, a NULL, and
-     * when the commit at the Sync fails (a deferred constraint, a
-     * serialization failure) an error and a NULL before the Sync. The
-     * outcome is known only at the Sync: an error anywhere before it fails
-     * the statement. When the connection breaks first, the statement stays
-     * queued and runs alone (reconnecting), as any statement would. */
-    for (int k = 0; k < nsent && PQstatus(pg) != CONNECTION_BAD; k++) {
-      db_queued *d = &q[sent[k]];
-      PGresult *res = NULL;
-      int failed = 0, synced = 0, nulls = 0;
-      while (!synced && nulls < 2) {
-        PGresult *r = PQgetResult(pg);
-        if (!r) {
-          if (PQstatus(pg) == CONNECTION_BAD) break;
-          nulls++;   /* two in a row: libpq has nothing more for us */
-          continue;
-        }
-        nulls = 0;
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_PIPELINE_SYNC) {
-          synced = 1;
-        } else if ((st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) && !res && !failed) {
-          res = r;
-          r = NULL;
-        } else if (!failed) {
-          fail_result(c, r, &err);
-          failed = 1;
-        }
-        PQclear(r);
+  for (int i = 0; i < n; i++) {
+    stmts[i] = NULL;
+    if (q[i].nparams > 0) {
+      db_stmt *s = db_stmt_get(c, q[i].sql, q[i].len, &err);
+      if (!s || (!s->prepared && s->uses > 0 && prepare_on_server(c, s, &err) < 0)) {
+        if (PQstatus(pg) != CONNECTION_BAD) defer_failed(&q[i], &err);   /* else: left queued */
+        continue;
       }
-      if (synced && !failed) {
-        d->res = res;
-        d->state = DB_DEFER_DONE;
-      } else {
-        PQclear(res);
-        if (synced) defer_failed(d, &err);
-        else break;   /* no outcome: this one and the rest stay queued */
-      }
+      s->uses++;
+      s->busy++;   /* not evicted from the cache while this batch uses it */
+      stmts[i] = s;
     }
-    if (PQstatus(pg) != CONNECTION_BAD && !PQexitPipelineMode(pg)) {
-      /* results left unaccounted for: a fresh session, not one stuck in a
-       * pipeline that refuses every later statement */
-      db_error ignored;
-      for (int i = 0; i < n; i++) if (stmts[i]) stmts[i]->busy--, stmts[i] = NULL;
-      pq_reset(c, &ignored);
-    }
+    reads = reads && db_plain_read(c, q[i].sql, q[i].len);
   }
-  free(sent);
+  if (PQstatus(pg) != CONNECTION_BAD && PQenterPipelineMode(pg)) {
+    if (reads) run_reads(c, q, stmts, n, sent);   /* (what it leaves queued runs alone) */
+    else run_each(c, q, stmts, n, sent);
+  }
   for (int i = 0; i < n; i++) if (stmts[i]) stmts[i]->busy--;
   if (stmts != small) free(stmts);
+  free(sent);
+  if (PQstatus(pg) == CONNECTION_BAD) return;   /* the next statement reconnects */
+  if (!PQexitPipelineMode(pg)) {
+    /* results left unaccounted for: a fresh session, not one stuck in a
+     * pipeline that refuses every later statement */
+    db_error ignored;
+    pq_reset(c, &ignored);
+  } else if (PQtransactionStatus(pg) != PQTRANS_IDLE) {
+    PQclear(PQexec(pg, "ROLLBACK"));   /* a failed BEGIN READ ONLY block stays open */
+  }
 }
 
 static void pq_adopt(db_cursor *cur, void *res, int binary) {

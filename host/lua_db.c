@@ -42,7 +42,7 @@ typedef struct conn_list {
 
 static const char CONN_LIST = 0;   /* its address is the registry key */
 
-static void note_statement(const char *sql, size_t len);
+static int note_statement(const db_conn *c, const char *sql, size_t len);
 
 typedef struct lcursor {
   lconn *owner;           /* kept alive through user value 1 */
@@ -146,7 +146,7 @@ static int db_connect_l(lua_State *L) {
   db_cursor_init(lc->scratch);
   luaL_setmetatable(L, CONN_MT);
   db_error err;
-  note_statement(NULL, 0);   /* a request's own connection: it never pauses (backends stay bounded) */
+  note_statement(NULL, NULL, 0);   /* a request's own connection: it never pauses (backends stay bounded) */
   if (db_connect(url, &opt, &lc->conn, &err) < 0) return th_raise_dberror(L, &err);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &CONN_LIST);
   lc->list = lua_touserdata(L, -1);
@@ -294,20 +294,15 @@ db_conn *th_db_waiting(lua_State *co, int idx) {
  * from a coroutine of its own, and opening a connection) never pauses
  * again: from then on it runs to its end with no other request in between,
  * so whatever it did to the session is still as it left it at its next
- * statement. sql NULL: not a read. */
-static void note_statement(const char *sql, size_t len) {
-  if (!current_request) return;
+ * statement. sql NULL: not a read. Returns 1 when the running request may
+ * still pause (0 outside a request). */
+static int note_statement(const db_conn *c, const char *sql, size_t len) {
+  if (!current_request) return 0;
   const void **mark = mark_of(current_request);
-  /* (a request that has not opted in is done with opting in: no scan) */
-  if (*mark != &PAUSING || !sql || !db_read_statement(sql, len)) *mark = &WROTE;
-}
-
-/* note_statement for a statement about to run on c: the same rule, read
- * from c's statement cache. Returns 1 when the request may still pause. */
-static int note_on(db_conn *c, const char *sql, size_t len) {
-  const void **mark = mark_of(current_request);
-  if (*mark == &PAUSING && !db_plain_read(c, sql, len)) *mark = &WROTE;
-  else if (*mark != &PAUSING) *mark = &WROTE;
+  /* (a request that has not opted in is done with opting in: no scan; the
+   * classification comes from c's statement cache when there is a c) */
+  if (*mark != &PAUSING || !sql || !(c ? db_plain_read(c, sql, len) : db_read_statement(sql, len)))
+    *mark = &WROTE;
   return *mark == &PAUSING;
 }
 
@@ -338,7 +333,7 @@ static int should_defer(lua_State *L) {
   size_t len;
   const char *sql = luaL_checklstring(L, 2, &len);
   if (!lc->conn) return 0;   /* (the call then raises "connection is closed") */
-  if (!note_on(lc->conn, sql, len) || L != current_request || !lua_isyieldable(L) || !lc->list ||
+  if (!note_statement(lc->conn, sql, len) || L != current_request || !lua_isyieldable(L) || !lc->list ||
       !db_may_defer(lc->conn))
     return 0;
   for (lconn *o = lc->list->head; o; o = o->next)
@@ -484,7 +479,7 @@ static int conn_rows(lua_State *L) {
   lconn *lc = toconn(L, 1);
   size_t len;
   const char *sql = luaL_checklstring(L, 2, &len);
-  note_statement(sql, len);
+  note_statement(lc->conn, sql, len);
   if (!lc->conn) return luaL_error(L, "connection is closed");
   int n = lua_gettop(L) - 2;
   db_value small[SMALL_PARAMS], *vals = small;
@@ -536,7 +531,7 @@ static int conn_transaction(lua_State *L) {
   lconn *lc = toconn(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (!lc->conn) return luaL_error(L, "connection is closed");
-  note_statement(NULL, 0);   /* a transaction: no more pauses for this request */
+  note_statement(NULL, NULL, 0);   /* a transaction: no more pauses for this request */
   lua_settop(L, 2);
   db_conn *c = lc->conn;
   int depth = db_get_depth(c);

@@ -159,11 +159,27 @@ static void one_round_trip(db_conn *c) {
   }
 }
 
+/* One statement of a batch: its SQL and its one parameter (or none). */
+typedef struct stmt_in {
+  const char *sql;
+  const db_value *param;
+} stmt_in;
+
+/* Queues the n statements, runs the queue, and writes each one's first
+ * column as text (or "ERROR sqlstate") into out[i]. */
+static void run_batch(db_conn *c, int n, const stmt_in *in, char out[][64]) {
+  db_error err;
+  int ticket[16];
+  for (int i = 0; i < n; i++)
+    ticket[i] = db_defer(c, in[i].sql, strlen(in[i].sql), in[i].param ? 1 : 0, in[i].param, &err);
+  db_run_deferred(c);
+  for (int i = 0; i < n; i++) take_text(c, ticket[i], 0, out[i], 64);
+}
+
 /* A read that fails, or a read whose function tries to write, makes every
  * read of the batch run again alone: each gets its own outcome, the write
  * happens exactly once, and the connection is usable afterwards. */
 static void reads_fall_back(db_conn *c) {
-  db_error err;
   exec(c, "DROP TABLE IF EXISTS batch_r; CREATE TABLE batch_r (id int);"
           "CREATE OR REPLACE FUNCTION batch_touch() RETURNS int LANGUAGE sql AS "
           "'INSERT INTO batch_r VALUES (1) RETURNING 1'");
@@ -172,39 +188,24 @@ static void reads_fall_back(db_conn *c) {
   const char *touch = "SELECT batch_touch()";
   db_value p[3] = {{.type = DB_INT, .u.i = 1}, {.type = DB_INT, .u.i = 7}, {.type = DB_INT, .u.i = 2}};
   CHECK_INT(db_plain_read(c, touch, strlen(touch)), 1, "a function's insides are out of the scanner's sight");
-  int t0 = db_defer(c, ok, strlen(ok), 1, &p[0], &err);
-  int t1 = db_defer(c, bad, strlen(bad), 1, &p[1], &err);
-  int t2 = db_defer(c, ok, strlen(ok), 1, &p[2], &err);
-  int t3 = db_defer(c, touch, strlen(touch), 0, NULL, &err);
-  db_run_deferred(c);
-  char a[64], b[64], d[64], e[64];
-  take_text(c, t0, 0, a, sizeof a);
-  take_text(c, t1, 0, b, sizeof b);
-  take_text(c, t2, 0, d, sizeof d);
-  take_text(c, t3, 0, e, sizeof e);
-  CHECK(strcmp(a, "2") == 0 && strcmp(b, "ERROR 22012") == 0 && strcmp(d, "3") == 0,
-        "a failing read gets its own error, the others their rows (%s, %s, %s)", a, b, d);
-  CHECK_STR(e, "1", "a read whose function writes runs alone and answers");
+  char out[4][64];
+  run_batch(c, 4, (stmt_in[]){{ok, &p[0]}, {bad, &p[1]}, {ok, &p[2]}, {touch, NULL}}, out);
+  CHECK(strcmp(out[0], "2") == 0 && strcmp(out[1], "ERROR 22012") == 0 && strcmp(out[2], "3") == 0,
+        "a failing read gets its own error, the others their rows (%s, %s, %s)", out[0], out[1], out[2]);
+  CHECK_STR(out[3], "1", "a read whose function writes runs alone and answers");
   CHECK_INT(scalar(c, "SELECT count(*) FROM batch_r"), 1, "... and its write happened exactly once");
-  int t4 = db_defer(c, touch, strlen(touch), 0, NULL, &err);
-  int t5 = db_defer(c, ok, strlen(ok), 1, &p[0], &err);
-  db_run_deferred(c);
-  take_text(c, t4, 0, e, sizeof e);
-  take_text(c, t5, 0, a, sizeof a);
-  CHECK(strcmp(e, "1") == 0 && strcmp(a, "2") == 0, "refused in the read-only batch, it ran alone (%s, %s)", e, a);
+  run_batch(c, 2, (stmt_in[]){{touch, NULL}, {ok, &p[0]}}, out);
+  CHECK(strcmp(out[0], "1") == 0 && strcmp(out[1], "2") == 0,
+        "refused in the read-only batch, it ran alone (%s, %s)", out[0], out[1]);
   CHECK_INT(scalar(c, "SELECT count(*) FROM batch_r"), 2, "one more write, once");
   CHECK_INT(db_idle(c), 1, "the connection is idle again (no failed transaction left open)");
   /* a sequence is not rolled back: only READ ONLY keeps the batch from
    * drawing a number that the run alone then draws again */
   exec(c, "DROP SEQUENCE IF EXISTS batch_s; CREATE SEQUENCE batch_s;"
           "CREATE OR REPLACE FUNCTION batch_draw() RETURNS bigint LANGUAGE sql AS 'SELECT nextval(''batch_s'')'");
-  const char *draw = "SELECT batch_draw()";
-  int t6 = db_defer(c, draw, strlen(draw), 0, NULL, &err);
-  int t7 = db_defer(c, bad, strlen(bad), 1, &p[1], &err);
-  db_run_deferred(c);
-  take_text(c, t6, 0, e, sizeof e);
-  take_text(c, t7, 0, b, sizeof b);
-  CHECK(strcmp(e, "1") == 0 && strcmp(b, "ERROR 22012") == 0, "a hidden nextval beside a failing read (%s, %s)", e, b);
+  run_batch(c, 2, (stmt_in[]){{"SELECT batch_draw()", NULL}, {bad, &p[1]}}, out);
+  CHECK(strcmp(out[0], "1") == 0 && strcmp(out[1], "ERROR 22012") == 0,
+        "a hidden nextval beside a failing read (%s, %s)", out[0], out[1]);
   CHECK_INT(scalar(c, "SELECT last_value FROM batch_s"), 1, "... drew one number: the batch was read-only");
   exec(c, "DROP FUNCTION batch_touch(); DROP FUNCTION batch_draw(); DROP TABLE batch_r; DROP SEQUENCE batch_s");
 }
