@@ -111,6 +111,26 @@ env: ## create .env from env.example (PostgreSQL of `make db-start`); an existin
 psql: ## open a SQL shell on DATABASE_URL (psql; sqlite3 for a sqlite:/// URL)
 	@scripts/db.sh psql
 
+# ---- fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (clang) -----------------
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_OBJS  = $(SRCS:host/%.c=$(B)/fuzz/obj/%.o)
+FUZZ_SAN  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+.PHONY: fuzz fuzz-build
+fuzz: fuzz-build ## run every fuzz target for FUZZ_S seconds (default 60); FUZZ_MERGE=1 keeps new inputs in tests/fuzz/corpus
+	@tests/fuzz/fuzz.sh
+fuzz-build: deps $(SWAGGER_UI) $(FUZZ_BINS)
+	@scripts/install-deps.sh fuzz
+$(B)/fuzz/libtodohost.a: $(filter-out $(B)/fuzz/obj/main.o,$(FUZZ_OBJS))
+	$(AR) rcs $@ $^
+$(B)/fuzz/obj/%.o: host/%.c | $(B)/fuzz/obj
+	clang $(CSTD) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -Ihost -MMD -MP -c -o $@ $<
+$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(B)/fuzz/libtodohost.a
+	clang $(CSTD) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer -Ihost -Itests/fuzz $(PKG_CFLAGS) -o $@ $< $(B)/fuzz/libtodohost.a $(LDLIBS) -rdynamic
+$(B)/fuzz/obj:
+	@scripts/install-deps.sh fuzz
+	@mkdir -p $@
+
 .PHONY: copy doctor
 copy: all ## copy the SQLite data (database.db) into DATABASE_URL (PostgreSQL); options: ARGS="--replace"
 	$(TODOHOST) run copy.lua $(ARGS)
@@ -124,4 +144,4 @@ clean: ## remove build output
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
--include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d)

@@ -1,19 +1,21 @@
 #!/bin/sh
 # Installs the Debian packages todohost needs, and only those that are missing.
-# Usage: scripts/install-deps.sh [build|test|bench|all|node]   (default: build)
+# Usage: scripts/install-deps.sh [build|test|bench|fuzz|all|node]   (default: build)
 # Uses apt-get, through sudo when not root; does nothing when all are present.
 set -eu
 
 build="gcc make pkg-config liblua5.4-dev lua5.4 libpq-dev libsqlite3-dev libxxhash-dev lua-cjson libmicrohttpd-dev"
 test="$build lua-busted postgresql postgresql-contrib sqlite3 curl nodejs chromium chromium-driver"
 bench="$test wrk"
+fuzz="$build clang libclang-rt-14-dev"
 case "${1:-build}" in
   build) want=$build ;;
   test)  want=$test ;;
   bench) want=$bench ;;
+  fuzz)  want=$fuzz ;;
   all)   want="$bench nodejs npm" ;;
   node)  want="nodejs npm" ;;
-  *) echo "usage: $0 [build|test|bench|all|node]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|bench|fuzz|all|node]" >&2; exit 2 ;;
 esac
 
 missing=""

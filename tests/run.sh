@@ -11,7 +11,9 @@
 #     re-created before each spec file, the SQLite file is fresh each time);
 #   - every tests/c/test_*.c, compiled against that build's libtodohost.a;
 #   - every tests/e2e/*.sh (pass = exit 0; `ok - ` / `not ok - ` lines, when
-#     printed, are counted one by one).
+#     printed, are counted one by one);
+#   - every fuzz target tests/fuzz/fuzz_*.c, linked with tests/fuzz/replay.c
+#     (no libFuzzer needed) and replayed over its corpus tests/fuzz/corpus/NAME/.
 # Each run gets TODOHOST (absolute path of the binary under test), TEST_PG_URL,
 # TEST_TMPDIR (a fresh scratch dir) and runs from the repository root.
 # A suite that crashes, times out, or leaves a sanitizer report counts as a
@@ -60,15 +62,16 @@ trap 'echo "tests/run.sh: interrupted" >&2; cleanup; exit 130' INT TERM HUP
 
 # ---- what to run -----------------------------------------------------------
 
-specs=() ctests=() e2es=()
+specs=() ctests=() e2es=() fuzzes=()
 if [ $# -gt 0 ]; then
   for f in "$@"; do
     [ -f "$f" ] || { echo "tests/run.sh: no such test file: $f" >&2; exit 2; }
     case "$f" in
       *_spec.lua) specs+=("$f") ;;
+      */fuzz/fuzz_*.c) fuzzes+=("$f") ;;
       *.c) ctests+=("$f") ;;
       *.sh) e2es+=("$f") ;;
-      *) echo "tests/run.sh: $f is not a *_spec.lua, test_*.c or e2e *.sh file" >&2; exit 2 ;;
+      *) echo "tests/run.sh: $f is not a *_spec.lua, test_*.c, fuzz_*.c or e2e *.sh file" >&2; exit 2 ;;
     esac
   done
 else
@@ -76,6 +79,7 @@ else
   specs=("$TESTS_DIR"/spec/*_spec.lua)
   ctests=("$TESTS_DIR"/c/test_*.c)
   e2es=("$TESTS_DIR"/e2e/*.sh)
+  fuzzes=("$TESTS_DIR"/fuzz/fuzz_*.c)
   shopt -u nullglob
 fi
 
@@ -241,6 +245,33 @@ run_ctest() {
   finish_suite "$build c $src" "$rc" "$out" "$err" plain $((SECONDS - start))
 }
 
+# run_fuzz BUILD BIN SRC: links fuzz target SRC with the replay main and the
+# build's library, replays its corpus (tests/fuzz/corpus/NAME) once.
+run_fuzz() {
+  local build=$1 bin=$2 src=$3
+  local name lib exe flags tmp start rc
+  name=$(basename "$src" .c)
+  if [ "$build" = asan ]; then lib=build/asan/libtodohost.a; flags=$SAN
+  else lib=build/libtodohost.a; flags="-O1 -g"; fi
+  exe=$TMP_ROOT/bin/$build/$name
+  mkdir -p "$(dirname "$exe")"
+  local out="$LOGS/$build-fuzz-$name.out" err="$LOGS/$build-fuzz-$name.err"
+  start=$SECONDS
+  # shellcheck disable=SC2086,SC2046 # word splitting of the flag lists is intended
+  if ! cc $CSTD $CWARN $flags -I"$ROOT/host" -I"$ROOT/$TESTS_DIR/fuzz" -o "$exe" "$src" \
+      "$ROOT/$TESTS_DIR/fuzz/replay.c" "$lib" \
+      $(pkg-config --cflags --libs $PKGS) -lpthread -lm -ldl -rdynamic >"$out" 2>"$err"; then
+    echo "not ok - $src compiles (see the compiler output below)" >>"$out"
+    finish_suite "$build fuzz $src" 1 "$out" "$err" compile $((SECONDS - start))
+    return
+  fi
+  tmp=$(fresh_tmp "$build-fuzz-$name")
+  TEST_TMPDIR=$tmp TODOHOST=$bin TODOHOST_HOME=$ROOT \
+    run_logged "$TEST_TIMEOUT" "$out" "$err" "$exe" "$TESTS_DIR/fuzz/corpus/$name"
+  rc=$?
+  finish_suite "$build fuzz $src" "$rc" "$out" "$err" plain $((SECONDS - start))
+}
+
 # run_e2e BUILD BIN SCRIPT
 run_e2e() {
   local build=$1 bin=$2 script=$3
@@ -267,9 +298,9 @@ export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:log_path=$S
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$SAN_DIR/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-}"
 
-if [ "${#specs[@]}" -gt 0 ] || [ "${#ctests[@]}" -gt 0 ] || [ "${#e2es[@]}" -gt 0 ]; then
+if [ "${#specs[@]}" -gt 0 ] || [ "${#ctests[@]}" -gt 0 ] || [ "${#e2es[@]}" -gt 0 ] || [ "${#fuzzes[@]}" -gt 0 ]; then
   case " $TEST_DBS " in *" postgresql "*) need_pg=1 ;; *) need_pg=0 ;; esac
-  [ "${#ctests[@]}" -gt 0 ] || [ "${#e2es[@]}" -gt 0 ] && need_pg=1
+  [ "${#ctests[@]}" -gt 0 ] || [ "${#e2es[@]}" -gt 0 ] || [ "${#fuzzes[@]}" -gt 0 ] && need_pg=1
   if [ "$need_pg" = 1 ]; then
     if ! pg_env=$("$ROOT/tests/pg.sh" start 2>"$LOGS/pg-start.err"); then
       cat "$LOGS/pg-start.err" >&2
@@ -304,6 +335,7 @@ for build in $TEST_BUILDS; do
   fi
   for src in "${ctests[@]}"; do run_ctest "$build" "$bin" "$src"; done
   for script in "${e2es[@]}"; do run_e2e "$build" "$bin" "$script"; done
+  for src in "${fuzzes[@]}"; do run_fuzz "$build" "$bin" "$src"; done
 done
 
 if [ $((total_passed + total_failed)) -eq 0 ]; then
