@@ -131,6 +131,13 @@ $(B)/fuzz/obj:
 	@scripts/install-deps.sh fuzz
 	@mkdir -p $@
 
+# ---- load and soak --------------------------------------------------------------
+.PHONY: stress
+stress: ## load and soak: 1,000 keep-alive connections, then a connection per request, STRESS_S (60) s each, on SQLite and PostgreSQL, plain and ASan builds
+	@scripts/install-deps.sh test
+	@$(MAKE) --no-print-directory all asan
+	@for b in build/todohost build/asan/todohost; do echo "== $$b"; TODOHOST=$$PWD/$$b tests/stress/stress.sh || exit 1; done
+
 .PHONY: copy doctor
 copy: all ## copy the SQLite data (database.db) into DATABASE_URL (PostgreSQL); options: ARGS="--replace"
 	$(TODOHOST) run copy.lua $(ARGS)
