@@ -550,6 +550,48 @@ void db_echo(db_conn *c, const char *sql, int nparams, const db_value *params,
   else fprintf(stderr, "%s  [%.3f ms]\n", line, ms);
 }
 
+/* ---- PostgreSQL's binary dates --------------------------------------- */
+
+/* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+  z += 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  unsigned doe = (unsigned)(z - era * 146097);
+  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+#define PG_EPOCH_DAYS 10957   /* 2000-01-01 in days since 1970-01-01 */
+
+int db_format_pg_date(int64_t days, char *out, size_t size) {
+  int64_t y;
+  unsigned m, d;
+  civil_from_days(days + PG_EPOCH_DAYS, &y, &m, &d);
+  if (y < 1) return snprintf(out, size, "%04lld-%02u-%02u BC", (long long)(1 - y), m, d);
+  return snprintf(out, size, "%04lld-%02u-%02u", (long long)y, m, d);
+}
+
+int db_format_pg_timestamp(int64_t us, int tz, char *out, size_t size) {
+  if (us == INT64_MAX) return snprintf(out, size, "infinity");
+  if (us == INT64_MIN) return snprintf(out, size, "-infinity");
+  int64_t days = us / 86400000000LL, rest = us % 86400000000LL;
+  if (rest < 0) { rest += 86400000000LL; days--; }
+  int64_t secs = rest / 1000000, frac = rest % 1000000;
+  int64_t y;
+  unsigned m, d;
+  civil_from_days(days + PG_EPOCH_DAYS, &y, &m, &d);
+  int n = snprintf(out, size, "%04lld-%02u-%02uT%02u:%02u:%02u", (long long)(y < 1 ? 1 - y : y),
+                   m, d, (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60), (unsigned)(secs % 60));
+  if (frac) n += snprintf(out + n, size - (size_t)n, ".%06lld", (long long)frac);
+  if (tz) n += snprintf(out + n, size - (size_t)n, "+00:00");
+  if (y < 1) n += snprintf(out + n, size - (size_t)n, " BC");
+  return n;
+}
+
 /* ---- timestamps ------------------------------------------------------- */
 
 static int digits(const char *s, int n) {

@@ -421,50 +421,6 @@ static uint32_t be32(const char *p) {
   return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
 }
 
-/* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm). */
-static void civil(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-  z += 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  unsigned doe = (unsigned)(z - era * 146097);
-  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-#define PG_EPOCH_DAYS 10957   /* 2000-01-01 in days since 1970-01-01 */
-
-/* Formats a date (days since 2000-01-01) or a timestamp (microseconds
- * since 2000-01-01 00:00 UTC) as the text path would after db_iso_timestamp:
- * 'T', a six-digit fraction only when there is one, "+00:00" for
- * timestamptz. Returns the length. */
-static int format_date(int64_t days, char *out, size_t size) {
-  int64_t y;
-  unsigned m, d;
-  civil(days + PG_EPOCH_DAYS, &y, &m, &d);
-  if (y < 1) return snprintf(out, size, "%04lld-%02u-%02u BC", (long long)(1 - y), m, d);
-  return snprintf(out, size, "%04lld-%02u-%02u", (long long)y, m, d);
-}
-
-static int format_timestamp(int64_t us, int tz, char *out, size_t size) {
-  if (us == INT64_MAX) return snprintf(out, size, "infinity");
-  if (us == INT64_MIN) return snprintf(out, size, "-infinity");
-  int64_t days = us / 86400000000LL, rest = us % 86400000000LL;
-  if (rest < 0) { rest += 86400000000LL; days--; }
-  int64_t secs = rest / 1000000, frac = rest % 1000000;
-  int64_t y;
-  unsigned m, d;
-  civil(days + PG_EPOCH_DAYS, &y, &m, &d);
-  int n = snprintf(out, size, "%04lld-%02u-%02uT%02u:%02u:%02u", (long long)(y < 1 ? 1 - y : y),
-                   m, d, (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60), (unsigned)(secs % 60));
-  if (frac) n += snprintf(out + n, size - (size_t)n, ".%06lld", (long long)frac);
-  if (tz) n += snprintf(out + n, size - (size_t)n, "+00:00");
-  if (y < 1) n += snprintf(out + n, size - (size_t)n, " BC");
-  return n;
-}
-
 static void binary_value(db_cursor *cur, Oid type, const char *s, size_t n, db_value *out) {
   switch (type) {
     case BOOLOID: out->type = DB_BOOL; out->u.b = s[0] != 0; return;
@@ -483,12 +439,12 @@ static void binary_value(db_cursor *cur, Oid type, const char *s, size_t n, db_v
       int32_t days = (int32_t)be32(s);
       int m = days == INT32_MAX ? snprintf(cur->tsbuf, sizeof cur->tsbuf, "infinity")
             : days == INT32_MIN ? snprintf(cur->tsbuf, sizeof cur->tsbuf, "-infinity")
-            : format_date(days, cur->tsbuf, sizeof cur->tsbuf);
+            : db_format_pg_date(days, cur->tsbuf, sizeof cur->tsbuf);
       out->type = DB_TEXT; out->u.s.p = cur->tsbuf; out->u.s.n = (size_t)m;
       return;
     }
     case TIMESTAMPOID: case TIMESTAMPTZOID: {
-      int m = format_timestamp((int64_t)be64(s), type == TIMESTAMPTZOID, cur->tsbuf, sizeof cur->tsbuf);
+      int m = db_format_pg_timestamp((int64_t)be64(s), type == TIMESTAMPTZOID, cur->tsbuf, sizeof cur->tsbuf);
       out->type = DB_TEXT; out->u.s.p = cur->tsbuf; out->u.s.n = (size_t)m;
       return;
     }
