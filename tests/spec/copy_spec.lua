@@ -227,6 +227,26 @@ describe("copy.lua", function()
     assert.matches("not in the target", out)
   end)
 
+  it("prints the names a hostile source gives its tables and columns escaped, on one line", function()
+    local evil = "evil\27[2J\27]0;owned\7\r\nname\226\128\174\255"
+    local shown = "evil\\x1b[2J\\x1b]0;owned\\x07\\r\\nname\\u{202e}\\xff"
+    local src <close> = db.connect(source_url)
+    src:exec(('CREATE TABLE "%s" (x INTEGER)'):format(evil))
+    local code, out = run_copy(("--from %s --to %s"):format(helper.quote(source_url), helper.quote(TARGET_URL)))
+    assert.is_not.equal(0, code)
+    assert.is_nil(out:find("[\0-\8\11-\31\127]"), out)
+    assert.truthy(out:find("table " .. shown .. " is in the source but not in the target", 1, true), out)
+    assert.equal(1, select(2, out:gsub("\n", "")), out)   -- one line
+
+    src:exec(('DROP TABLE "%s"'):format(evil))
+    src:exec(('ALTER TABLE todos ADD COLUMN "%s" TEXT'):format(evil))
+    code, out = run_copy(("--from %s --to %s"):format(helper.quote(source_url), helper.quote(TARGET_URL)))
+    assert.is_not.equal(0, code)
+    assert.is_nil(out:find("[\0-\8\11-\31\127]"), out)
+    assert.truthy(out:find("column(s) " .. shown .. " are in the source", 1, true), out)
+    assert.equal(1, select(2, out:gsub("\n", "")), out)
+  end)
+
   it("--dry-run checks and prints the plan without writing", function()
     insert_rows(source_url, AWKWARD)
     local code, out = run_copy(("--from %s --to %s --dry-run"):format(helper.quote(source_url), helper.quote(TARGET_URL)))
