@@ -52,6 +52,12 @@ static void fail_pg(db_error *err, PGconn *pg, const PGresult *res, const char *
     primary = n ? conn_msg : "unknown error";
   }
   int lost = PQstatus(pg) == CONNECTION_BAD;
+  int full = state && strcmp(state, "53100") == 0;
+  if (full) {
+    what = "the PostgreSQL server's disk is full (53100)";
+    hint = "free space where PostgreSQL keeps the target's data (or its tablespace), then run "
+           "the copy again; nothing was committed";
+  }
   db_error_set(err, state ? state : (lost ? "08006" : "XX000"),
        hint ? hint : (lost ? "the connection to PostgreSQL was lost; nothing was committed: "
                              "check the server and run the copy again" : NULL),

@@ -82,6 +82,7 @@ struct db_conn {
   int echo;
   int busy;                          /* PG: a streaming cursor owns the wire */
   int pinned;                        /* lent to C code (db_pin) */
+  int busy_ms;                       /* SQLite: the busy timeout */
   int ended;                         /* PG: the server said, while idle, that it
                                         ends the session (a FATAL message) */
   unsigned stmt_seq;                 /* PG: statement names */
