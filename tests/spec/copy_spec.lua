@@ -322,7 +322,7 @@ describe("copy.lua", function()
     { what = "the copier is killed with kill -9", kill = function(dir)
         os.execute("kill -9 " .. read_file(dir .. "/pid"):match("%d+"))
       end },
-    { what = "the connection is lost", kill = function(_, watch, backend)
+    { what = "the connection is lost", says = "nothing was committed", kill = function(_, watch, backend)
         watch:first("SELECT pg_terminate_backend($1) AS v", backend.pid)
       end },
   }) do
@@ -337,6 +337,10 @@ describe("copy.lua", function()
       case.kill(dir, watch, backend)
       local rc = tonumber(wait_for("the copier to end", 60, function() return read_file(dir .. "/rc") end))
       assert.is_not.equal(0, rc, read_file(dir .. "/out"))
+      if case.says then   -- one line that says so
+        local said = read_file(dir .. "/out"):match("todohost: [^\n]*") or ""
+        assert.truthy(said:find(case.says, 1, true), read_file(dir .. "/out"))
+      end
       wait_for("the server to end the copier's session", 30, function()
         return not watch:first("SELECT 1 AS v FROM pg_stat_activity WHERE pid = $1", backend.pid)
       end)
