@@ -52,6 +52,12 @@ static void fail_pg(db_error *err, PGconn *pg, const PGresult *res, const char *
     primary = n ? conn_msg : "unknown error";
   }
   int lost = PQstatus(pg) == CONNECTION_BAD;
+  int full = state && strcmp(state, "53100") == 0;
+  if (full) {
+    what = "the PostgreSQL server's disk is full (53100)";
+    hint = "free space where PostgreSQL keeps the target's data (or its tablespace), then run "
+           "the copy again; nothing was committed";
+  }
   db_error_set(err, state ? state : (lost ? "08006" : "XX000"),
        hint ? hint : (lost ? "the connection to PostgreSQL was lost; nothing was committed: "
                              "check the server and run the copy again" : NULL),
@@ -433,18 +439,6 @@ static int put_field(copier *cp, const void *p, size_t len) {
   return 0;
 }
 
-static int put_fixed(copier *cp, uint32_t len, uint64_t v) {
-  if (reserve(cp, 4 + len)) return -1;
-  unsigned char *p = cp->buf + cp->n;
-  put_be32(p, len);
-  if (len == 1) p[4] = (unsigned char)v;
-  else if (len == 2) put_be16(p + 4, (uint16_t)v);
-  else if (len == 4) put_be32(p + 4, (uint32_t)v);
-  else put_be64(p + 4, v);
-  cp->n += 4 + len;
-  return 0;
-}
-
 /* ---- error messages for values ----------------------------------------- */
 
 static const char *storage_name(int t) {
@@ -492,74 +486,114 @@ static void render_value(sqlite3_stmt *st, int i, char *out, size_t size) {
   else snprintf(out + o, size - o, "'");
 }
 
-/* ---- copy_table --------------------------------------------------------- */
+/* ---- copy_encode_value ----------------------------------------------------- */
 
-typedef struct value_error {
-  const char *sqlstate;
-  const char *why;
-  char buf[96];  /* for a why that needs numbers */
-} value_error;
-
-static int bad(value_error *ve, const char *sqlstate, const char *why) {
+static int bad(copy_refusal *ve, const char *sqlstate, const char *why) {
   ve->sqlstate = sqlstate;
   ve->why = why;
   return 1;
 }
 
-/* Converts column i of the current row into a field. Returns 0 when done, 1
- * when the value cannot be converted (ve says why), -1 when sending failed. */
-static int convert(copier *cp, sqlite3_stmt *st, int i, const copy_column *col, value_error *ve) {
-  int t = sqlite3_column_type(st, i);
+static int fixed(copy_field *out, int32_t len, uint64_t v) {
+  out->len = len;
+  out->data = out->fixed;
+  if (len == 1) out->fixed[0] = (unsigned char)v;
+  else if (len == 2) put_be16(out->fixed, (uint16_t)v);
+  else if (len == 4) put_be32(out->fixed, (uint32_t)v);
+  else put_be64(out->fixed, v);
+  return 0;
+}
+
+static int bytes_field(copy_field *out, const unsigned char *p, size_t n, copy_refusal *ve) {
+  if (n > INT32_MAX) return bad(ve, "54000", "longer than a PostgreSQL field can be");
+  out->len = (int32_t)n;
+  out->data = p;
+  return 0;
+}
+
+static int encode_uuid(const copy_value *v, copy_field *out, copy_refusal *ve) {
+  unsigned char *u = out->fixed;
+  if (v->storage == SQLITE_BLOB) {
+    if (v->n != 16) return bad(ve, "22P02", "a uuid blob must be 16 bytes");
+    memcpy(u, v->p, 16);
+  } else if (v->storage == SQLITE_TEXT) {
+    const unsigned char *p = v->p;
+    size_t n = v->n, k = 0;
+    int nib = 0;
+    for (; k < n && nib < 32; k++) {
+      unsigned char c = p[k];
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (d < 0) {
+        if (n == 36 && c == '-' && (k == 8 || k == 13 || k == 18 || k == 23)) continue;
+        return bad(ve, "22P02", "not a uuid");
+      }
+      if (nib % 2 == 0) u[nib / 2] = (unsigned char)(d << 4);
+      else u[nib / 2] |= (unsigned char)d;
+      nib++;
+    }
+    if (nib != 32 || k != n || (n != 32 && n != 36)) return bad(ve, "22P02", "not a uuid");
+  } else {
+    return bad(ve, "22P02", "expected a uuid");
+  }
+  out->len = 16;
+  out->data = u;
+  return 0;
+}
+
+int copy_encode_value(const copy_column *col, const copy_value *v, copy_field *out,
+                      copy_refusal *ve) {
+  int t = v->storage;
   if (t == SQLITE_NULL) {
     if (col->not_null) return bad(ve, "23502", "NULL in a NOT NULL column");
-    if (reserve(cp, 4)) return -1;
-    put_be32(cp->buf + cp->n, UINT32_MAX);
-    cp->n += 4;
+    out->len = -1;
+    out->data = NULL;
     return 0;
   }
   switch (col->type) {
-    case COPY_BOOL: {
-      if (t != SQLITE_INTEGER) return bad(ve, "22P02", "expected 0 or 1");
-      sqlite3_int64 v = sqlite3_column_int64(st, i);
-      if (v != 0 && v != 1) return bad(ve, "22P02", "expected 0 or 1");
-      return put_fixed(cp, 1, (uint64_t)v);
-    }
+    case COPY_BOOL:
+      if (t != SQLITE_INTEGER || (v->i != 0 && v->i != 1)) return bad(ve, "22P02", "expected 0 or 1");
+      return fixed(out, 1, (uint64_t)v->i);
     case COPY_INT2: case COPY_INT4: case COPY_INT8: {
       if (t != SQLITE_INTEGER) return bad(ve, "22P02", "expected an integer");
-      sqlite3_int64 v = sqlite3_column_int64(st, i);
-      if (col->type == COPY_INT2 && (v < INT16_MIN || v > INT16_MAX))
+      if (col->type == COPY_INT2 && (v->i < INT16_MIN || v->i > INT16_MAX))
         return bad(ve, "22003", "out of range for smallint");
-      if (col->type == COPY_INT4 && (v < INT32_MIN || v > INT32_MAX))
+      if (col->type == COPY_INT4 && (v->i < INT32_MIN || v->i > INT32_MAX))
         return bad(ve, "22003", "out of range for integer");
-      uint32_t len = col->type == COPY_INT2 ? 2 : col->type == COPY_INT4 ? 4 : 8;
-      return put_fixed(cp, len, (uint64_t)v);
+      return fixed(out, col->type == COPY_INT2 ? 2 : col->type == COPY_INT4 ? 4 : 8, (uint64_t)v->i);
     }
     case COPY_FLOAT4: case COPY_FLOAT8: {
       double d;
-      if (t == SQLITE_FLOAT) d = sqlite3_column_double(st, i);
-      else if (t == SQLITE_INTEGER) {
-        sqlite3_int64 v = sqlite3_column_int64(st, i);
-        d = (double)v;
-        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || (sqlite3_int64)d != v)
+      if (t == SQLITE_FLOAT) {
+        d = v->f;
+      } else if (t == SQLITE_INTEGER) {
+        d = (double)v->i;
+        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || (int64_t)d != v->i)
           return bad(ve, "22003", "integer not exactly representable as a floating-point number");
-      } else return bad(ve, "22P02", "expected a number");
+      } else {
+        return bad(ve, "22P02", "expected a number");
+      }
       if (col->type == COPY_FLOAT8) {
         uint64_t bits;
         memcpy(&bits, &d, 8);
-        return put_fixed(cp, 8, bits);
+        return fixed(out, 8, bits);
       }
-      if (!isinf(d) && fabs(d) > FLT_MAX)
-        return bad(ve, "22003", "out of range for real");
+      if (!isinf(d) && fabs(d) > FLT_MAX) return bad(ve, "22003", "out of range for real");
       float f = (float)d;
       if ((double)f != d) return bad(ve, "22003", "not exactly representable as real (float4)");
       uint32_t bits;
       memcpy(&bits, &f, 4);
-      return put_fixed(cp, 4, bits);
+      return fixed(out, 4, bits);
     }
     case COPY_TEXT: {
-      if (t != SQLITE_TEXT && t != SQLITE_INTEGER) return bad(ve, "22P02", "expected text");
-      const unsigned char *p = sqlite3_column_text(st, i);
-      size_t n = (size_t)sqlite3_column_bytes(st, i), at;
+      const unsigned char *p = v->p;
+      size_t n = v->n, at;
+      if (t == SQLITE_INTEGER) {   /* its decimal text, as SQLite gives it */
+        n = (size_t)snprintf((char *)out->fixed, sizeof out->fixed, "%lld", (long long)v->i);
+        p = out->fixed;
+      } else if (t != SQLITE_TEXT) {
+        return bad(ve, "22P02", "expected text");
+      }
       int64_t chars = copy_utf8_check(p, n, &ve->why, &at);
       if (chars < 0) return bad(ve, "22021", ve->why);
       if (col->max_chars >= 0 && chars > col->max_chars) {
@@ -567,61 +601,53 @@ static int convert(copier *cp, sqlite3_stmt *st, int i, const copy_column *col, 
                  (long long)chars, (int)col->max_chars);
         return bad(ve, "22001", ve->buf);
       }
-      return put_field(cp, p, n);
+      return bytes_field(out, p, n, ve);
     }
-    case COPY_BYTEA: {
+    case COPY_BYTEA:
       if (t != SQLITE_BLOB && t != SQLITE_TEXT) return bad(ve, "22P02", "expected a blob");
-      const void *p = t == SQLITE_BLOB ? sqlite3_column_blob(st, i) : (const void *)sqlite3_column_text(st, i);
-      return put_field(cp, p, (size_t)sqlite3_column_bytes(st, i));
-    }
+      return bytes_field(out, v->p, v->n, ve);
     case COPY_DATE: case COPY_TIMESTAMP: case COPY_TIMESTAMPTZ: {
       if (t != SQLITE_TEXT)
         return bad(ve, "22007", col->type == COPY_DATE ? "expected a date text YYYY-MM-DD"
                                                        : "expected a datetime text like 2024-01-31 12:00:00[.ffffff][+HH:MM]");
-      const char *p = (const char *)sqlite3_column_text(st, i);
-      size_t n = (size_t)sqlite3_column_bytes(st, i);
+      const char *p = (const char *)v->p;
       if (col->type == COPY_DATE) {
         int32_t days;
-        if (copy_parse_date(p, n, &days, &ve->why)) return bad(ve, "22007", ve->why);
-        return put_fixed(cp, 4, (uint32_t)days);
+        if (copy_parse_date(p, v->n, &days, &ve->why)) return bad(ve, "22007", ve->why);
+        return fixed(out, 4, (uint32_t)days);
       }
       int64_t us;
-      if (copy_parse_datetime(p, n, &us, &ve->why)) return bad(ve, "22007", ve->why);
-      return put_fixed(cp, 8, (uint64_t)us);
+      if (copy_parse_datetime(p, v->n, &us, &ve->why)) return bad(ve, "22007", ve->why);
+      return fixed(out, 8, (uint64_t)us);
     }
-    case COPY_UUID: {
-      unsigned char u[16];
-      if (t == SQLITE_BLOB) {
-        if (sqlite3_column_bytes(st, i) != 16) return bad(ve, "22P02", "a uuid blob must be 16 bytes");
-        memcpy(u, sqlite3_column_blob(st, i), 16);
-      } else if (t == SQLITE_TEXT) {
-        const char *p = (const char *)sqlite3_column_text(st, i);
-        size_t n = (size_t)sqlite3_column_bytes(st, i), k = 0;
-        int nib = 0;
-        for (; k < n && nib < 32; k++) {
-          char c = p[k];
-          int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-          if (v < 0) {
-            if (n == 36 && c == '-' && (k == 8 || k == 13 || k == 18 || k == 23)) continue;
-            return bad(ve, "22P02", "not a uuid");
-          }
-          if (nib % 2 == 0) u[nib / 2] = (unsigned char)(v << 4);
-          else u[nib / 2] |= (unsigned char)v;
-          nib++;
-        }
-        if (nib != 32 || k != n || (n != 32 && n != 36)) return bad(ve, "22P02", "not a uuid");
-      } else return bad(ve, "22P02", "expected a uuid");
-      if (reserve(cp, 20)) return -1;
-      put_be32(cp->buf + cp->n, 16);
-      memcpy(cp->buf + cp->n + 4, u, 16);
-      cp->n += 20;
-      return 0;
-    }
+    case COPY_UUID:
+      return encode_uuid(v, out, ve);
     default:
       return bad(ve, "0A000", "type not supported");
   }
 }
+
+/* Converts column i of the current row into a field. Returns 0 when done, 1
+ * when the value cannot be converted (ve says why), -1 when sending failed. */
+static int convert(copier *cp, sqlite3_stmt *st, int i, const copy_column *col, copy_refusal *ve) {
+  copy_value v = {.storage = sqlite3_column_type(st, i)};
+  switch (v.storage) {
+    case SQLITE_INTEGER: v.i = sqlite3_column_int64(st, i); break;
+    case SQLITE_FLOAT: v.f = sqlite3_column_double(st, i); break;
+    case SQLITE_TEXT: v.p = sqlite3_column_text(st, i); v.n = (size_t)sqlite3_column_bytes(st, i); break;
+    case SQLITE_BLOB: v.p = sqlite3_column_blob(st, i); v.n = (size_t)sqlite3_column_bytes(st, i); break;
+  }
+  copy_field f;
+  if (copy_encode_value(col, &v, &f, ve)) return 1;
+  if (f.len >= 0) return put_field(cp, f.data, (size_t)f.len);
+  if (reserve(cp, 4)) return -1;
+  put_be32(cp->buf + cp->n, UINT32_MAX);
+  cp->n += 4;
+  return 0;
+}
+
+/* ---- copy_table --------------------------------------------------------- */
+
 
 /* Ends a COPY IN that failed or is being abandoned and drains its results,
  * keeping the first error: err is filled from the server's error unless
@@ -724,7 +750,7 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
     put_be16(cp.buf + cp.n, (uint16_t)ncol);
     cp.n += 2;
     for (int k = 0; k < ncol; k++) {
-      value_error ve = {0};
+      copy_refusal ve = {0};
       int c = convert(&cp, st, k + 1, &cols[k], &ve);
       if (c < 0) goto send_failed;
       if (c > 0) {

@@ -101,6 +101,41 @@ void copy_checksum_hex(const copy_stats *stats, char buf[33]);
 
 /* ---- conversions, exposed for tests ----------------------------------- */
 
+/* One source value, as SQLite stores it. */
+typedef struct copy_value {
+  int storage;                 /* SQLITE_NULL, _INTEGER, _FLOAT, _TEXT or _BLOB */
+  int64_t i;                   /* INTEGER */
+  double f;                    /* FLOAT */
+  const unsigned char *p;      /* TEXT (UTF-8 expected) and BLOB: n bytes */
+  size_t n;
+} copy_value;
+
+/* One field of a binary COPY tuple: its int32 length (-1 for NULL) and the
+ * len bytes of the type's binary representation. */
+typedef struct copy_field {
+  int32_t len;
+  const unsigned char *data;   /* fixed[] below, or the value's own bytes */
+  unsigned char fixed[24];
+} copy_field;
+
+/* Why a value cannot be stored: a SQLSTATE (22xxx bad data, 23502 NULL in
+ * a NOT NULL column, 54000 too long, 0A000 unsupported type) and a short
+ * reason, a static text or buf. */
+typedef struct copy_refusal {
+  const char *sqlstate;
+  const char *why;
+  char buf[96];
+} copy_refusal;
+
+/* The conversion copy_table applies to every value: v converted exactly
+ * into col's type (col->type, max_chars, not_null), as the field binary
+ * COPY sends for it. Returns 0 with *out filled (out->data may point into
+ * v->p: it lives as long as v does, and as out), or 1 with *ve filled when
+ * the value cannot be stored in that column without changing it. Pure: no
+ * I/O, no allocation, no state. */
+int copy_encode_value(const copy_column *col, const copy_value *v, copy_field *out,
+                      copy_refusal *ve);
+
 /* Parses a SQLite datetime text: YYYY-MM-DD, optionally followed by ' ' or
  * 'T' and HH:MM[:SS[.fraction]], optionally followed by Z or +HH[:MM] /
  * -HH[:MM] (naive means UTC). Fraction digits past the sixth must be zero.

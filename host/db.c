@@ -61,7 +61,10 @@ double db_now_ms(void) {
 
 /* ---- connections ------------------------------------------------------ */
 
-static int recover(db_conn *c, db_error *err);
+static int recover(db_conn *c, const char *sql, size_t len, db_error *err);
+static int ensure_connected(db_conn *c, db_error *err);
+static int keyword_at(const char *s, size_t len, const char *kw);
+static size_t skip_space(const char *s, size_t i, size_t len);
 
 int db_connect(const char *url, const db_options *opt, db_conn **out,
                db_error *err) {
@@ -108,8 +111,9 @@ int db_exec_simple(db_conn *c, const char *sql, db_error *err) {
   if (c->dq_next < c->ndq) db_run_deferred(c);
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? db_now_ms() : 0;
-  int rc = c->drv->exec_simple(c, sql, err);
-  if (rc < 0 && recover(c, err)) rc = c->drv->exec_simple(c, sql, err);
+  int rc = ensure_connected(c, err);
+  if (rc == 0) rc = c->drv->exec_simple(c, sql, err);
+  if (rc < 0 && recover(c, sql, strlen(sql), err)) rc = c->drv->exec_simple(c, sql, err);
   if (c->echo) db_echo(c, sql, 0, NULL, rc < 0 ? -1 : db_now_ms() - t0);
   if (rc < 0) db_scrub(err->message, sizeof err->message, c->url.password);
   return rc;
@@ -204,19 +208,51 @@ void db_cursor_init(db_cursor *cur) { memset(cur, 0, sizeof *cur); }
 
 int db_cursor_is_open(const db_cursor *cur) { return cur->conn != NULL; }
 
-/* After a failure: when the server connection is gone, re-establish it at
- * depth 0 (the caller then retries once) and return 1; inside a transaction
- * replace err with a clear message and return 0. */
-static int recover(db_conn *c, db_error *err) {
+/* Nothing is done twice. A statement goes again to a new connection only
+ * when it certainly never reached the server: the old connection was found
+ * closed before it was sent (ensure_connected), or broke while the
+ * statement was being prepared, which runs nothing (the driver's 08006).
+ * Once a statement was handed to the driver for sending, a broken
+ * connection leaves its outcome unknown (08007): the caller is told so and
+ * decides; the next statement reconnects. Inside a transaction a lost
+ * connection is never replaced: the server rolled the transaction back,
+ * which is what err says, except for the top level COMMIT whose answer was
+ * lost (it may have committed: 08007 stays). */
+
+static void lost_in_transaction(db_error *err) {
+  db_error_set(err, "08006", "run the transaction again; is PostgreSQL running? try `make db-start`",
+               "the connection to PostgreSQL was lost inside a transaction: "
+               "its changes are rolled back");
+}
+
+/* Before sending: a connection found closed is re-established at depth 0.
+ * 0 when the statement may be sent, else -1 with err. */
+static int ensure_connected(db_conn *c, db_error *err) {
   if (!c->drv->lost || !c->drv->lost(c)) return 0;
+  if (c->depth > 0) { lost_in_transaction(err); return -1; }
+  if (c->echo) fprintf(stderr, "[todohost.db] connection found closed: reconnecting\n");
+  return c->drv->reset(c, err);
+}
+
+/* 1 when sql is COMMIT (or its synonym END), alone. */
+static int is_commit(const char *sql, size_t len) {
+  while (len && (isspace((unsigned char)sql[len - 1]) || sql[len - 1] == ';')) len--;
+  size_t i = skip_space(sql, 0, len);
+  return keyword_at(sql + i, len - i, "commit") || keyword_at(sql + i, len - i, "end");
+}
+
+/* After sql failed with err: 1 when the connection was lost before sql was
+ * sent and is re-established (the caller sends sql once more), else 0 with
+ * err saying what happened. */
+static int recover(db_conn *c, const char *sql, size_t len, db_error *err) {
+  if (!c->drv->lost || !c->drv->lost(c)) return 0;
+  int unknown = strcmp(err->sqlstate, "08007") == 0;
   if (c->depth > 0) {
-    db_error_set(err, "08006",
-                 "run the transaction again; is PostgreSQL running? try `make db-start`",
-                 "the connection to PostgreSQL was lost inside a transaction: "
-                 "its changes are rolled back");
+    if (!(unknown && c->depth == 1 && is_commit(sql, len))) lost_in_transaction(err);
     return 0;
   }
-  if (c->echo) fprintf(stderr, "[todohost.db] connection lost: reconnecting once\n");
+  if (unknown) return 0;
+  if (c->echo) fprintf(stderr, "[todohost.db] connection lost before sending: reconnecting once\n");
   return c->drv->reset(c, err) == 0;
 }
 
@@ -228,6 +264,11 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
   if (c->dq_next < c->ndq) db_run_deferred(c);
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? db_now_ms() : 0;
+  if (ensure_connected(c, err) < 0) {
+    if (c->echo) db_echo(c, sql, nparams, params, -1);
+    db_scrub(err->message, sizeof err->message, c->url.password);
+    return -1;
+  }
   /* PostgreSQL statements without parameters (DDL, one-off queries) run
    * unprepared: one round trip instead of two, and nothing cached. */
   int adhoc = c->kind == DB_POSTGRESQL && nparams == 0;
@@ -244,7 +285,7 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
       if (c->drv->open(cur, nparams, params, err) == 0) break;
       db_cursor_close(cur);
     }
-    if (attempt == 0 && recover(c, err)) continue;
+    if (attempt == 0 && recover(c, sql, len, err)) continue;
     if (c->echo) db_echo(c, sql, nparams, params, -1);
     db_scrub(err->message, sizeof err->message, c->url.password);
     return -1;
@@ -408,7 +449,8 @@ void db_run_deferred(db_conn *c) {
   if (n <= 0) return;
   c->dq_next = c->ndq;   /* from here on db_cursor_open does not come back here */
   db_queued *q = c->dq + first;
-  if (n >= 2 && db_idle(c)) {
+  db_error err;
+  if (n >= 2 && ensure_connected(c, &err) == 0 && db_idle(c)) {
     double t0 = c->echo ? db_now_ms() : 0;
     c->drv->run_batch(c, q, n);
     double ms = c->echo ? db_now_ms() - t0 : 0;
@@ -506,6 +548,48 @@ void db_echo(db_conn *c, const char *sql, int nparams, const db_value *params,
   db_scrub(line, sizeof line, c->url.password);
   if (ms < 0) fprintf(stderr, "%s  [failed]\n", line);
   else fprintf(stderr, "%s  [%.3f ms]\n", line, ms);
+}
+
+/* ---- PostgreSQL's binary dates --------------------------------------- */
+
+/* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+  z += 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  unsigned doe = (unsigned)(z - era * 146097);
+  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+#define PG_EPOCH_DAYS 10957   /* 2000-01-01 in days since 1970-01-01 */
+
+int db_format_pg_date(int64_t days, char *out, size_t size) {
+  int64_t y;
+  unsigned m, d;
+  civil_from_days(days + PG_EPOCH_DAYS, &y, &m, &d);
+  if (y < 1) return snprintf(out, size, "%04lld-%02u-%02u BC", (long long)(1 - y), m, d);
+  return snprintf(out, size, "%04lld-%02u-%02u", (long long)y, m, d);
+}
+
+int db_format_pg_timestamp(int64_t us, int tz, char *out, size_t size) {
+  if (us == INT64_MAX) return snprintf(out, size, "infinity");
+  if (us == INT64_MIN) return snprintf(out, size, "-infinity");
+  int64_t days = us / 86400000000LL, rest = us % 86400000000LL;
+  if (rest < 0) { rest += 86400000000LL; days--; }
+  int64_t secs = rest / 1000000, frac = rest % 1000000;
+  int64_t y;
+  unsigned m, d;
+  civil_from_days(days + PG_EPOCH_DAYS, &y, &m, &d);
+  int n = snprintf(out, size, "%04lld-%02u-%02uT%02u:%02u:%02u", (long long)(y < 1 ? 1 - y : y),
+                   m, d, (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60), (unsigned)(secs % 60));
+  if (frac) n += snprintf(out + n, size - (size_t)n, ".%06lld", (long long)frac);
+  if (tz) n += snprintf(out + n, size - (size_t)n, "+00:00");
+  if (y < 1) n += snprintf(out + n, size - (size_t)n, " BC");
+  return n;
 }
 
 /* ---- timestamps ------------------------------------------------------- */

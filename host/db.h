@@ -78,8 +78,15 @@ const char *db_conn_safe_url(const db_conn *c);
  * statements separated by ';'). Not cached. */
 int db_exec_simple(db_conn *c, const char *sql, db_error *err);
 
-/* Transaction depth bookkeeping used by the reconnect rule: a lost
- * PostgreSQL connection is re-established once, but only at depth 0. */
+/* Nothing is done twice. A PostgreSQL connection found closed before a
+ * statement is sent (also by looking at its socket) is re-established and
+ * the statement sent on the new one, but only at transaction depth 0 (the
+ * caller keeps the depth: set it before COMMIT returns to 0 only after).
+ * A connection that breaks once the statement was sent fails it with
+ * SQLSTATE 08007: it may or may not have been applied; the next statement
+ * reconnects. Inside a transaction a lost connection fails with 08006 (its
+ * changes are rolled back), except a COMMIT at depth 1 whose answer was
+ * lost: 08007. */
 void db_set_depth(db_conn *c, int depth);
 int db_get_depth(const db_conn *c);
 
@@ -143,9 +150,10 @@ int db_cursor_is_open(const db_cursor *cur);
  * nothing, every read runs again alone; an error in a per-statement batch
  * touches nothing but its own statement. Any other statement on the
  * connection (and db_pin) first runs what is queued: statements always run
- * in the order they were issued. A statement whose answer is lost with the
- * connection runs again alone on a new one, as db_cursor_open retries a
- * statement once. */
+ * in the order they were issued. A read of a read-only batch whose answer
+ * is lost with the connection runs again alone on a new one (the READ ONLY
+ * transaction changed nothing); any other statement sent and unanswered
+ * fails with 08007, as db_cursor_open's would. */
 
 /* 1 when sql is a plain read: it starts with SELECT, VALUES or TABLE (after
  * blanks and parentheses) and names nothing that creates a table (INTO) or

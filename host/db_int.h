@@ -82,6 +82,9 @@ struct db_conn {
   int echo;
   int busy;                          /* PG: a streaming cursor owns the wire */
   int pinned;                        /* lent to C code (db_pin) */
+  int busy_ms;                       /* SQLite: the busy timeout */
+  int ended;                         /* PG: the server said, while idle, that it
+                                        ends the session (a FATAL message) */
   unsigned stmt_seq;                 /* PG: statement names */
   db_stmt *buckets[DB_CACHE_BUCKETS];
   db_stmt *lru_head, *lru_tail;
@@ -131,6 +134,14 @@ void db_cache_clear(db_conn *c, int lost);
  * when text does not look like a timestamp (then use it unchanged). */
 int db_iso_timestamp(const char *text, size_t len, int naive_utc,
                      char *out, size_t size);
+
+/* Formats PostgreSQL's binary date (days since 2000-01-01) or timestamp
+ * (microseconds since 2000-01-01 00:00 UTC) as the text path would after
+ * db_iso_timestamp: 'T', a six-digit fraction only when there is one,
+ * "+00:00" for timestamptz (tz != 0), " BC" before year 1, "infinity".
+ * Returns the length (snprintf's). */
+int db_format_pg_date(int64_t days, char *out, size_t size);
+int db_format_pg_timestamp(int64_t us, int tz, char *out, size_t size);
 
 /* The shortest text that reads back as exactly f (NaN, Infinity too). */
 void db_format_double(double f, char *buf, size_t size);

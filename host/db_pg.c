@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@ enum { BOOLOID = 16, BYTEAOID = 17, NAMEOID = 19, INT8OID = 20, INT2OID = 21,
        TIMESTAMPOID = 1114, TIMESTAMPTZOID = 1184, UUIDOID = 2950 };
 
 static const char HINT_START[] = "is PostgreSQL running? try `make db-start`";
+static const char HINT_UNKNOWN[] =
+    "look in the database whether it took effect; the next statement reconnects by itself";
 
 static PGconn *pg_of(const db_conn *c) { return c->native; }
 
@@ -43,7 +46,10 @@ static void first_line(const char *text, char *out, size_t size) {
 }
 
 /* Fills err from a failed statement result (res may be NULL when the
- * connection broke). */
+ * connection broke). A connection that broke once the statement was handed
+ * to libpq leaves its outcome unknown: libpq cannot tell whether any of it
+ * left, nor whether the server ran it before the answer was lost. That is
+ * SQLSTATE 08007, and the statement must not be sent again (db.c). */
 static int fail_result(db_conn *c, const PGresult *res, db_error *err) {
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -52,8 +58,9 @@ static int fail_result(db_conn *c, const PGresult *res, db_error *err) {
   if (PQstatus(pg_of(c)) == CONNECTION_BAD) {
     char why[512];
     first_line(PQerrorMessage(pg_of(c)), why, sizeof why);
-    db_error_set(err, "08006", HINT_START,
-                 "lost the connection to PostgreSQL: %s", why);
+    db_error_set(err, "08007", HINT_UNKNOWN,
+                 "the connection to PostgreSQL was lost after the statement was sent: it may or "
+                 "may not have been applied; check before running it again (%s)", why);
     return -1;
   }
   /* a wrong parameter count is the caller's mistake, not a broken wire */
@@ -76,9 +83,13 @@ static int fail_result(db_conn *c, const PGresult *res, db_error *err) {
 
 /* ---- connecting ------------------------------------------------------- */
 
-static void quiet_notices(void *arg, const char *message) {
-  const db_conn *c = arg;
-  if (c->echo) fprintf(stderr, "[todohost.db] %s", message);
+/* Notices, and the errors a server sends when no statement runs: a FATAL
+ * one says it is ending the session (pg_terminate_backend, a shutdown). */
+static void quiet_notices(void *arg, const PGresult *res) {
+  db_conn *c = arg;
+  const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0)) c->ended = 1;
+  if (c->echo) fprintf(stderr, "[todohost.db] %s", PQresultErrorMessage(res));
 }
 
 /* Turns libpq's connection failure into a message that says what to do. */
@@ -133,7 +144,7 @@ int db_pg_connect(db_conn *c, const db_options *opt, db_error *err) {
     PQfinish(pg);
     return -1;
   }
-  PQsetNoticeProcessor(pg, quiet_notices, c);
+  PQsetNoticeReceiver(pg, quiet_notices, c);
   c->native = pg;
   return 0;
 }
@@ -143,11 +154,29 @@ static void pq_disconnect(db_conn *c) {
   c->native = NULL;
 }
 
-static int pq_lost(db_conn *c) { return PQstatus(pg_of(c)) == CONNECTION_BAD; }
+/* 1 when the connection is known to be closed, or closing. Before a
+ * statement is sent on an idle session this also looks at the socket
+ * without waiting: a server that ended the session (pg_terminate_backend,
+ * a shutdown) has left its last words (a FATAL error, see quiet_notices)
+ * and the end of the stream there; libpq, reading them, marks the
+ * connection bad. What is found this way was found before anything was
+ * sent. */
+static int pq_lost(db_conn *c) {
+  PGconn *pg = pg_of(c);
+  if (PQstatus(pg) == CONNECTION_BAD || c->ended) return 1;
+  if (c->busy || PQpipelineStatus(pg) != PQ_PIPELINE_OFF || PQisBusy(pg)) return 0;
+  struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+  /* a few rounds: the last message, then the end of the stream */
+  for (int k = 0; k < 4 && PQstatus(pg) != CONNECTION_BAD; k++)
+    if (poll(&p, 1, 0) != 1 || !PQconsumeInput(pg)) break;
+  (void)PQisBusy(pg);   /* parses what arrived: a FATAL message sets c->ended */
+  return PQstatus(pg) == CONNECTION_BAD || c->ended;
+}
 
 static int pq_reset(db_conn *c, db_error *err) {
   db_cache_clear(c, 1);   /* prepared statements died with the session */
   c->busy = 0;
+  c->ended = 0;
   PQreset(pg_of(c));
   if (PQstatus(pg_of(c)) != CONNECTION_OK) {
     explain_connect_failure(pg_of(c), err);
@@ -200,17 +229,26 @@ static int prepare_on_server(db_conn *c, db_stmt *s, db_error *err) {
   int rc = 0;
   if (PQresultStatus(res) != PGRES_COMMAND_OK) rc = fail_result(c, res, err);
   PQclear(res);
-  if (rc < 0) return -1;
-  s->prepared = 1;
-  res = PQdescribePrepared(pg_of(c), s->name);
-  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-    rc = fail_result(c, res, err);
-  } else {
-    s->binary = 1;
-    for (int i = 0, n = PQnfields(res); i < n; i++)
-      if (!binary_decodable(PQftype(res, i))) s->binary = 0;
+  if (rc == 0) {
+    s->prepared = 1;
+    res = PQdescribePrepared(pg_of(c), s->name);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+      rc = fail_result(c, res, err);
+    } else {
+      s->binary = 1;
+      for (int i = 0, n = PQnfields(res); i < n; i++)
+        if (!binary_decodable(PQftype(res, i))) s->binary = 0;
+    }
+    PQclear(res);
   }
-  PQclear(res);
+  if (rc < 0 && PQstatus(pg_of(c)) == CONNECTION_BAD) {
+    /* preparing runs nothing: the statement itself never left (db.c may
+     * send it again on a new connection) */
+    char why[512];
+    first_line(PQerrorMessage(pg_of(c)), why, sizeof why);
+    db_error_set(err, "08006", HINT_START,
+                 "lost the connection to PostgreSQL before the statement was sent: %s", why);
+  }
   return rc;
 }
 
@@ -383,50 +421,6 @@ static uint32_t be32(const char *p) {
   return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
 }
 
-/* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm). */
-static void civil(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-  z += 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  unsigned doe = (unsigned)(z - era * 146097);
-  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-#define PG_EPOCH_DAYS 10957   /* 2000-01-01 in days since 1970-01-01 */
-
-/* Formats a date (days since 2000-01-01) or a timestamp (microseconds
- * since 2000-01-01 00:00 UTC) as the text path would after db_iso_timestamp:
- * 'T', a six-digit fraction only when there is one, "+00:00" for
- * timestamptz. Returns the length. */
-static int format_date(int64_t days, char *out, size_t size) {
-  int64_t y;
-  unsigned m, d;
-  civil(days + PG_EPOCH_DAYS, &y, &m, &d);
-  if (y < 1) return snprintf(out, size, "%04lld-%02u-%02u BC", (long long)(1 - y), m, d);
-  return snprintf(out, size, "%04lld-%02u-%02u", (long long)y, m, d);
-}
-
-static int format_timestamp(int64_t us, int tz, char *out, size_t size) {
-  if (us == INT64_MAX) return snprintf(out, size, "infinity");
-  if (us == INT64_MIN) return snprintf(out, size, "-infinity");
-  int64_t days = us / 86400000000LL, rest = us % 86400000000LL;
-  if (rest < 0) { rest += 86400000000LL; days--; }
-  int64_t secs = rest / 1000000, frac = rest % 1000000;
-  int64_t y;
-  unsigned m, d;
-  civil(days + PG_EPOCH_DAYS, &y, &m, &d);
-  int n = snprintf(out, size, "%04lld-%02u-%02uT%02u:%02u:%02u", (long long)(y < 1 ? 1 - y : y),
-                   m, d, (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60), (unsigned)(secs % 60));
-  if (frac) n += snprintf(out + n, size - (size_t)n, ".%06lld", (long long)frac);
-  if (tz) n += snprintf(out + n, size - (size_t)n, "+00:00");
-  if (y < 1) n += snprintf(out + n, size - (size_t)n, " BC");
-  return n;
-}
-
 static void binary_value(db_cursor *cur, Oid type, const char *s, size_t n, db_value *out) {
   switch (type) {
     case BOOLOID: out->type = DB_BOOL; out->u.b = s[0] != 0; return;
@@ -445,12 +439,12 @@ static void binary_value(db_cursor *cur, Oid type, const char *s, size_t n, db_v
       int32_t days = (int32_t)be32(s);
       int m = days == INT32_MAX ? snprintf(cur->tsbuf, sizeof cur->tsbuf, "infinity")
             : days == INT32_MIN ? snprintf(cur->tsbuf, sizeof cur->tsbuf, "-infinity")
-            : format_date(days, cur->tsbuf, sizeof cur->tsbuf);
+            : db_format_pg_date(days, cur->tsbuf, sizeof cur->tsbuf);
       out->type = DB_TEXT; out->u.s.p = cur->tsbuf; out->u.s.n = (size_t)m;
       return;
     }
     case TIMESTAMPOID: case TIMESTAMPTZOID: {
-      int m = format_timestamp((int64_t)be64(s), type == TIMESTAMPTZOID, cur->tsbuf, sizeof cur->tsbuf);
+      int m = db_format_pg_timestamp((int64_t)be64(s), type == TIMESTAMPTZOID, cur->tsbuf, sizeof cur->tsbuf);
       out->type = DB_TEXT; out->u.s.p = cur->tsbuf; out->u.s.n = (size_t)m;
       return;
     }
@@ -632,9 +626,11 @@ static void run_each(db_conn *c, db_queued *q, db_stmt **stmts, int n, int *sent
    * when the commit at the Sync fails (a deferred constraint, a
    * serialization failure) an error and a NULL before the Sync. The outcome
    * is known only at the Sync: an error anywhere before it fails the
-   * statement. When the connection breaks first, the statement stays queued
-   * and runs alone (reconnecting), as any statement would. */
-  for (int k = 0; k < nsent && PQstatus(pg) != CONNECTION_BAD; k++) {
+   * statement. When the connection breaks first, every statement handed to
+   * libpq and not answered has an unknown outcome (08007); those never
+   * handed over stay queued and run alone (reconnecting). */
+  int k = 0;
+  for (; k < nsent && PQstatus(pg) != CONNECTION_BAD; k++) {
     db_queued *d = &q[sent[k]];
     PGresult *res = NULL;
     int failed = 0, synced = 0, nulls = 0;
@@ -663,9 +659,13 @@ static void run_each(db_conn *c, db_queued *q, db_stmt **stmts, int n, int *sent
       d->state = DB_DEFER_DONE;
     } else {
       PQclear(res);
-      if (!synced) break;   /* no outcome: this one and the rest stay queued */
+      if (!synced) break;   /* no outcome */
       defer_failed(d, &err);
     }
+  }
+  if (k < nsent && PQstatus(pg) == CONNECTION_BAD) {
+    fail_result(c, NULL, &err);
+    for (; k < nsent; k++) defer_failed(&q[sent[k]], &err);
   }
 }
 

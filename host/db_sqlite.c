@@ -58,9 +58,15 @@ static int fail(db_conn *c, int code, db_error *err) {
   const char *msg = sqlite3_errmsg(db_of(c));
   const char *state = sqlite_state(code, msg);
   const char *hint = NULL;
-  if ((code & 0xff) == SQLITE_BUSY)
-    hint = "another connection holds the write lock; retry, or find the other writer";
-  else if ((code & 0xff) == SQLITE_READONLY)
+  if ((code & 0xff) == SQLITE_BUSY) {
+    db_error_set(err, state,
+                 "let the other writer finish (another todohost, or a sqlite3 shell inside a "
+                 "transaction), or stop it; then run this again",
+                 "the SQLite database '%s' is locked by another connection or process "
+                 "(waited %d ms for it to let go)", c->url.target, c->busy_ms);
+    return -1;
+  }
+  if ((code & 0xff) == SQLITE_READONLY)
     hint = "the database is opened read-only, or its file is not writable";
   db_error_set(err, state, hint, "%s", msg);
   return -1;
@@ -127,9 +133,9 @@ int db_sqlite_connect(db_conn *c, const db_options *opt, db_error *err) {
     return -1;
   }
   c->native = db;
+  c->busy_ms = opt->busy_timeout > 0 ? opt->busy_timeout : 5000;
   sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_handler(db, busy_wait,
-                       (void *)(intptr_t)(opt->busy_timeout > 0 ? opt->busy_timeout : 5000));
+  sqlite3_busy_handler(db, busy_wait, (void *)(intptr_t)c->busy_ms);
   int memory = strcmp(path, ":memory:") == 0 || strstr(path, "mode=memory") != NULL;
   char *msg = NULL;
   rc = sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL, &msg);

@@ -545,13 +545,18 @@ static int conn_transaction(lua_State *L) {
     if (status != LUA_OK) return lua_error(L);
     return luaL_error(L, "connection is closed (closed inside its own transaction, which was rolled back)");
   }
-  db_set_depth(c, depth);
+  /* COMMIT and ROLLBACK still run inside the transaction (depth + 1): a
+   * connection found lost then is not replaced by a new one, on which a
+   * COMMIT would "succeed" having committed nothing */
   if (status != LUA_OK) {
     db_error ignored;
     tx_stmt(c, "ROLLBACK", depth, &ignored);
+    db_set_depth(c, depth);
     return lua_error(L);   /* the original error, untouched */
   }
-  if (tx_stmt(c, "COMMIT", depth, &err) < 0) {
+  int rc = tx_stmt(c, "COMMIT", depth, &err);
+  db_set_depth(c, depth);
+  if (rc < 0) {
     db_error ignored;
     if (depth == 0 && db_conn_kind(c) == DB_SQLITE) tx_stmt(c, "ROLLBACK", depth, &ignored);
     return th_raise_dberror(L, &err);

@@ -65,6 +65,42 @@ local function safe_url(conn) return tostring(conn):match("%((.*)%)$") or "?" en
 
 local function say(...) io.stderr:write(...) end
 
+-- Text from the databases (table and column names above all: a SQLite file
+-- can name a table with escape sequences, newlines, bidi overrides) made
+-- safe to print on one line of a terminal or a log: control characters
+-- (C0, DEL, C1), invalid UTF-8 and the bidi controls are shown escaped
+-- (\n, \t, \r, \xNN, \u{NNNN}); everything else is kept as it is.
+local NAMED_ESCAPES = { [9] = "\\t", [10] = "\\n", [13] = "\\r" }
+local function invisible(cp)
+  return cp <= 0x1f or (cp >= 0x7f and cp <= 0x9f) or cp == 0x061c or cp == 0x200e or cp == 0x200f
+    or (cp >= 0x202a and cp <= 0x202e) or (cp >= 0x2066 and cp <= 0x2069)
+end
+local function shown(text)
+  text = tostring(text)
+  if not text:find("[\0-\31\127-\255]") then return text end   -- plain printable ASCII
+  local out, i, n = {}, 1, #text
+  while i <= n do
+    local c = text:byte(i)
+    local len = c < 0x80 and 1 or c >= 0xf0 and 4 or c >= 0xe0 and 3 or c >= 0xc2 and 2 or 0
+    local chunk = len > 0 and text:sub(i, i + len - 1) or ""
+    local cp = #chunk == len and len > 0 and utf8.len(chunk) == 1 and utf8.codepoint(chunk)
+    if not cp then
+      out[#out + 1] = ("\\x%02x"):format(c)
+      i = i + 1
+    else
+      if not invisible(cp) then out[#out + 1] = chunk
+      elseif NAMED_ESCAPES[cp] then out[#out + 1] = NAMED_ESCAPES[cp]
+      elseif cp < 0x80 then out[#out + 1] = ("\\x%02x"):format(cp)
+      else out[#out + 1] = ("\\u{%04x}"):format(cp) end
+      i = i + len
+    end
+  end
+  return table.concat(out)
+end
+
+-- print() for lines that hold names from the databases.
+local function put(line) print(shown(line)) end
+
 -- ---- 0. arguments ------------------------------------------------------------
 
 local function parse_args(argv)
@@ -356,7 +392,7 @@ local function progress_printer(t)
     local elapsed = math.max(now - start, 1e-6)
     local rate = rows / elapsed
     local eta = rate > 0 and (t.source_rows - rows) / rate or 0
-    local line = ("%-20s %11s / %s rows  %9s rows/s  %s"):format(t.name, thousands(rows),
+    local line = ("%-20s %11s / %s rows  %9s rows/s  %s"):format(shown(t.name), thousands(rows),
       thousands(t.source_rows), thousands(rate),
       done and ("%.2fs"):format(elapsed) or ("ETA %.1fs"):format(eta))
     if tty then
@@ -399,9 +435,9 @@ end
 -- ---- 4. reporting ----------------------------------------------------------------
 
 local function print_plan(src, dst, revision, tables, opts)
-  print(("copy: %s -> %s, both at revision %s"):format(safe_url(src), safe_url(dst), revision))
+  put(("copy: %s -> %s, both at revision %s"):format(safe_url(src), safe_url(dst), revision))
   for _, t in ipairs(tables) do
-    print(("  %-20s %11s rows  %2d columns  %s"):format(t.name, thousands(t.source_rows), #t.columns,
+    put(("  %-20s %11s rows  %2d columns  %s"):format(t.name, thousands(t.source_rows), #t.columns,
       t.target_has_rows and "target has rows: emptied first (--replace)" or "target empty"))
   end
   if opts.dry_run then print("copy: dry run: every check passed; nothing was written") end
@@ -416,7 +452,7 @@ local function print_summary(tables, seconds)
   print(rule)
   local rows, bytes = 0, 0
   for _, t in ipairs(tables) do
-    print(("%-20s  %11s  %10s  %7.2f  %8.2f  %-32s  %s"):format(t.name, thousands(t.load.rows),
+    put(("%-20s  %11s  %10s  %7.2f  %8.2f  %-32s  %s"):format(t.name, thousands(t.load.rows),
       human_bytes(t.load.bytes), t.load.seconds, t.target.seconds + t.index_seconds, t.load.checksum,
       t.verified and "yes" or "NO"))
     rows, bytes = rows + t.load.rows, bytes + t.load.bytes
@@ -425,7 +461,7 @@ local function print_summary(tables, seconds)
   print(("%-20s  %11s  %10s  %7.2f  (wall clock, checks and commit included)"):format("total",
     thousands(rows), human_bytes(bytes), seconds))
   for _, t in ipairs(tables) do
-    for _, line in ipairs(t.sequences) do print("sequence: " .. line) end
+    for _, line in ipairs(t.sequences) do put("sequence: " .. line) end
   end
 end
 
@@ -462,4 +498,15 @@ local function main(argv)
   print_summary(tables, copy.now() - started)
 end
 
-main(arg)
+-- Every error leaves with its text made safe to print (it may quote names).
+local function safe_error(err)
+  if type(err) == "table" and type(err.message) == "string" then
+    err.message = shown(err.message)
+    if type(err.hint) == "string" then err.hint = shown(err.hint) end
+    return err
+  end
+  return type(err) == "string" and shown(err) or err
+end
+
+local ok, err = xpcall(main, safe_error, arg)
+if not ok then error(err, 0) end

@@ -227,6 +227,26 @@ describe("copy.lua", function()
     assert.matches("not in the target", out)
   end)
 
+  it("prints the names a hostile source gives its tables and columns escaped, on one line", function()
+    local evil = "evil\27[2J\27]0;owned\7\r\nname\226\128\174\255"
+    local shown = "evil\\x1b[2J\\x1b]0;owned\\x07\\r\\nname\\u{202e}\\xff"
+    local src <close> = db.connect(source_url)
+    src:exec(('CREATE TABLE "%s" (x INTEGER)'):format(evil))
+    local code, out = run_copy(("--from %s --to %s"):format(helper.quote(source_url), helper.quote(TARGET_URL)))
+    assert.is_not.equal(0, code)
+    assert.is_nil(out:find("[\0-\8\11-\31\127]"), out)
+    assert.truthy(out:find("table " .. shown .. " is in the source but not in the target", 1, true), out)
+    assert.equal(1, select(2, out:gsub("\n", "")), out)   -- one line
+
+    src:exec(('DROP TABLE "%s"'):format(evil))
+    src:exec(('ALTER TABLE todos ADD COLUMN "%s" TEXT'):format(evil))
+    code, out = run_copy(("--from %s --to %s"):format(helper.quote(source_url), helper.quote(TARGET_URL)))
+    assert.is_not.equal(0, code)
+    assert.is_nil(out:find("[\0-\8\11-\31\127]"), out)
+    assert.truthy(out:find("column(s) " .. shown .. " are in the source", 1, true), out)
+    assert.equal(1, select(2, out:gsub("\n", "")), out)
+  end)
+
   it("--dry-run checks and prints the plan without writing", function()
     insert_rows(source_url, AWKWARD)
     local code, out = run_copy(("--from %s --to %s --dry-run"):format(helper.quote(source_url), helper.quote(TARGET_URL)))
@@ -302,7 +322,7 @@ describe("copy.lua", function()
     { what = "the copier is killed with kill -9", kill = function(dir)
         os.execute("kill -9 " .. read_file(dir .. "/pid"):match("%d+"))
       end },
-    { what = "the connection is lost", kill = function(_, watch, backend)
+    { what = "the connection is lost", says = "nothing was committed", kill = function(_, watch, backend)
         watch:first("SELECT pg_terminate_backend($1) AS v", backend.pid)
       end },
   }) do
@@ -317,6 +337,10 @@ describe("copy.lua", function()
       case.kill(dir, watch, backend)
       local rc = tonumber(wait_for("the copier to end", 60, function() return read_file(dir .. "/rc") end))
       assert.is_not.equal(0, rc, read_file(dir .. "/out"))
+      if case.says then   -- one line that says so
+        local said = read_file(dir .. "/out"):match("todohost: [^\n]*") or ""
+        assert.truthy(said:find(case.says, 1, true), read_file(dir .. "/out"))
+      end
       wait_for("the server to end the copier's session", 30, function()
         return not watch:first("SELECT 1 AS v FROM pg_stat_activity WHERE pid = $1", backend.pid)
       end)
