@@ -301,22 +301,39 @@ char *db_mask_text(const char *text, char *out, size_t size) {
 
 void db_scrub(char *buf, size_t size, const char *secret) {
   size_t n = secret ? strlen(secret) : 0;
-  if (n == 0 || !strstr(buf, secret)) return;
+  if (n == 0) return;
   size_t len = strlen(buf);
+  /* Knuth-Morris-Pratt: linear whatever the text and the secret (repeated
+   * strstr calls are too under a sanitizer, which measures each rest) */
+  size_t *fail = malloc(n * sizeof *fail);
   char *copy = dupn(buf, len);
-  if (!copy) {   /* cannot rewrite it: withhold it */
-    snprintf(buf, size, "(message withheld: it held a password)");
+  if (!fail || !copy) {   /* cannot rewrite it: withhold it */
+    free(fail);
+    free(copy);
+    if (strstr(buf, secret)) snprintf(buf, size, "(message withheld: it held a password)");
     return;
+  }
+  fail[0] = 0;
+  for (size_t i = 1, k = 0; i < n; i++) {
+    while (k > 0 && secret[i] != secret[k]) k = fail[k - 1];
+    if (secret[i] == secret[k]) k++;
+    fail[i] = k;
   }
   sink o = {buf, 0, size, 1, 0};
   buf[0] = '\0';
-  const char *p = copy, *hit;
-  while ((hit = strstr(p, secret)) != NULL) {   /* glibc's strstr is linear */
-    put(&o, p, (size_t)(hit - p));
-    put(&o, "***", 3);
-    p = hit + n;
+  size_t done = 0;
+  for (size_t i = 0, k = 0; i < len; i++) {
+    while (k > 0 && copy[i] != secret[k]) k = fail[k - 1];
+    if (copy[i] == secret[k]) k++;
+    if (k == n) {   /* copy[i + 1 - n .. i] is the secret */
+      put(&o, copy + done, i + 1 - n - done);
+      put(&o, "***", 3);
+      done = i + 1;
+      k = 0;
+    }
   }
-  put(&o, p, strlen(p));
+  put(&o, copy + done, len - done);
+  free(fail);
   free(copy);
 }
 
@@ -418,7 +435,9 @@ static int plain_hosts(const char *s, size_t n) {
  * only when that last '@' lies in a "name=value" query parameter libpq
  * reads after plain hosts, and what follows it cannot be a host:
  * ?options=-c%20x@y&sslmode=require. Anything else is ambiguous (is
- * ?user=me@example.org a password ending in "user=me"?) and refused. */
+ * ?user=me@example.org a password ending in "user=me"?): 0. And -1 when the
+ * hosts open an IPv6 '[' they do not close (libpq reads on to the next ']',
+ * through the path and the query). */
 static int libpq_agrees(const char *u) {
   size_t n = strlen(u);
   size_t a = authority_start(u, n);
@@ -427,9 +446,12 @@ static int libpq_agrees(const char *u) {
   size_t slash = a + strcspn(u + a, "/");
   const char *first = memchr(u + a, '@', slash - a);
   size_t libpq_at = first ? (size_t)(first - u) : NONE;
+  size_t h = libpq_at == NONE ? a : libpq_at + 1;   /* libpq's hosts: u[h..slash) */
+  const char *open = memchr(u + h, '[', slash - h);
+  if (open && !memchr(open, ']', (size_t)(u + slash - open)))
+    return -1;   /* libpq would read the host on past the '/' */
   if (libpq_at == at) return 1;
   if (slash == n) return 0;
-  size_t h = libpq_at == NONE ? a : libpq_at + 1;   /* libpq's hosts: u[h..slash) */
   if (memchr(u + h, '@', slash - h)) return 0;
   const char *q = memchr(u + slash, '?', n - slash);
   if (!q || (size_t)(q - u) > at) return 0;   /* the '@' is in the database name */
@@ -507,7 +529,13 @@ static int parse_postgres(const char *url, size_t scheme_len, db_url *out,
   strcpy(uri, "postgresql");
   strcat(uri, rest);
 
-  if (!libpq_agrees(uri)) {
+  int agrees = libpq_agrees(uri);
+  if (agrees < 0) {
+    malformed(url, uri, "unterminated IPv6 address", err);
+    free(uri);
+    return -1;
+  }
+  if (!agrees) {
     char *safe = db_mask_url(url);
     db_error_set(err, "08001", PERCENT_HINT,
                  "the password in the PostgreSQL URL '%s' holds a character that must be "

@@ -2,9 +2,85 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "dburl.h"
+
+
+/* ---- issue 10: time linear in the input ---------------------------------- */
+
+/* the input size: a database URL far longer than any real one (64 KiB);
+ * db_scrub gets 1 MiB, where its old memmove per hit was clearly quadratic */
+static size_t BIG = 64 * 1024;
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* s: prefix, then unit repeated up to BIG bytes; malloc'ed. */
+static char *repeat(const char *prefix, const char *unit) {
+  char *s = malloc(BIG + 1);
+  size_t n = strlen(prefix), u = strlen(unit);
+  memcpy(s, prefix, n);
+  while (n + u <= BIG) { memcpy(s + n, unit, u); n += u; }
+  s[n] = '\0';
+  return s;
+}
+
+/* The fastest of 3 runs of what (0: parse, 1: mask_url, 2: mask_text, 3: scrub) on s. */
+static double seconds(int what, const char *s) {
+  double best = 1e9;
+  char *out = malloc(4 * BIG);
+  for (int r = 0; r < 3; r++) {
+    double t0 = now_s();
+    if (what == 0) {
+      db_url u;
+      db_error err;
+      if (db_url_parse(s, &u, &err) == 0) db_url_free(&u);
+    } else if (what == 1) {
+      free(db_mask_url(s));
+    } else if (what == 2) {
+      db_mask_text(s, out, 4 * BIG);
+    } else {
+      strcpy(out, s);
+      db_scrub(out, 4 * BIG, "abc");
+    }
+    double t = now_s() - t0;
+    if (t < best) best = t;
+  }
+  free(out);
+  return best;
+}
+
+static void check_linear(int what, const char *name, const char *prefix, const char *worst_unit,
+                         const char *plain_unit) {
+  char *worst = repeat(prefix, worst_unit), *plain = repeat(prefix, plain_unit);
+  double tw = seconds(what, worst), tp = seconds(what, plain);
+  CHECK(tw < 30 * tp + 0.05, "%s of %zu bytes of \"%s\": %.4fs, of plain text: %.4fs", name, strlen(worst),
+        worst_unit, tw, tp);
+  free(worst);
+  free(plain);
+}
+
+static void check_linear_times(void) {
+  static const char *const url_worst[] = {"@", ":", "?password=", "&password=&", "%", "[", "@/?",
+                                          "?password=a&password=", "a@b:c/", "&a="};
+  for (size_t i = 0; i < sizeof url_worst / sizeof *url_worst; i++) {
+    check_linear(0, "db_url_parse", "postgresql://u:p", url_worst[i], "a");
+    check_linear(1, "db_mask_url", "postgresql://u:p", url_worst[i], "a");
+  }
+  check_linear(0, "db_url_parse (SQLite)", "sqlite:///x?", "uri=true&", "a");
+  static const char *const text_worst[] = {"a://", ":", "x:", "password=", "a:b ", "postgresql:", "a:// ",
+                                           "password='", "p:x\n@", "://@"};
+  for (size_t i = 0; i < sizeof text_worst / sizeof *text_worst; i++)
+    check_linear(2, "db_mask_text", "", text_worst[i], "a");
+  BIG = 1024 * 1024;
+  check_linear(3, "db_scrub", "", "abc", "abd");
+  check_linear(3, "db_scrub", "", "ab", "aa");
+}
 
 int main(void) {
   db_url u;
@@ -166,5 +242,6 @@ int main(void) {
   char small[32] = "pw=ab!";
   db_scrub(small, sizeof small, "ab");
   CHECK_STR(small, "pw=***!", "scrub grows short secrets within the buffer");
+  check_linear_times();
   return check_summary();
 }
