@@ -451,6 +451,7 @@ static int libpq_agrees(const char *u) {
   if (open && !memchr(open, ']', (size_t)(u + slash - open)))
     return -1;   /* libpq would read the host on past the '/' */
   if (libpq_at == at) return 1;
+  if (colon == NONE) return 1;   /* no password in either reading (libpq's userinfo is shorter) */
   if (slash == n) return 0;
   if (memchr(u + h, '@', slash - h)) return 0;
   const char *q = memchr(u + slash, '?', n - slash);

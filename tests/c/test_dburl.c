@@ -201,6 +201,8 @@ int main(void) {
   db_url_free(&u);
   CHECK_INT(db_url_parse("postgresql://h:5432/db?user=me@example.org", &u, &err), -1,
             "ambiguous: is it user:password@host? refused, saying percent-encode");
+  CHECK_INT(db_url_parse("postgresql://u@h/d@b", &u, &err), 0, "no password anywhere: an '@' in the database name is libpq's to read");
+  db_url_free(&u);
   CHECK_INT(db_url_parse("postgresql://u:p@h:5432/db?sslmode=disable&application_name=a", &u, &err), 0, "params");
   const char *want[] = {"user", "u", "host", "h", "port", "5432", "dbname", "db", "sslmode", "disable",
                         "application_name", "a"};
