@@ -108,8 +108,8 @@ env: ## create .env from env.example (PostgreSQL of `make db-start`); an existin
 	@if [ -e .env ]; then echo ".env exists: kept as it is (compare with env.example)"; \
 	else cp env.example .env && echo ".env created from env.example: DATABASE_URL points at PostgreSQL"; fi
 
-psql: ## open a SQL shell on DATABASE_URL (psql; sqlite3 for a sqlite:/// URL)
-	@scripts/db.sh psql
+psql: all ## open a SQL shell on DATABASE_URL (psql; sqlite3 for a sqlite:/// URL)
+	@TODOHOST=$(TODOHOST) scripts/db.sh psql
 
 # ---- fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (clang) -----------------
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)

@@ -101,9 +101,91 @@ bad:
   return -1;
 }
 
-static void set_if_unset(const char *key, const char *value, void *ud) {
-  (void)ud;
-  setenv(key, value, 0);   /* the environment wins over .env */
+/* ---- loading .env into the environment -------------------------------- */
+
+extern char **environ;
+
+/* "KEY=value" strings parsed from .env, in order. */
+typedef struct pending {
+  char **kv;
+  size_t n, cap;
+  int oom;
+} pending;
+
+static void collect(const char *key, const char *value, void *ud) {
+  pending *p = ud;
+  if (p->oom) return;
+  if (p->n == p->cap) {
+    size_t cap = p->cap ? p->cap * 2 : 64;
+    char **kv = realloc(p->kv, cap * sizeof *kv);
+    if (!kv) { p->oom = 1; return; }
+    p->kv = kv;
+    p->cap = cap;
+  }
+  size_t kn = strlen(key), vn = strlen(value);
+  char *s = malloc(kn + vn + 2);
+  if (!s) { p->oom = 1; return; }
+  memcpy(s, key, kn);
+  s[kn] = '=';
+  memcpy(s + kn + 1, value, vn + 1);
+  p->kv[p->n++] = s;
+}
+
+static size_t name_len(const char *kv) { return strcspn(kv, "="); }
+
+static size_t name_hash(const char *kv, size_t n) {
+  size_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)kv[i]) * 16777619u;
+  return h;
+}
+
+/* Inserts kv's name into the set (open addressing, cap a power of two);
+ * returns 0 when it was there already. */
+static int set_add(const char **set, size_t cap, const char *kv) {
+  size_t n = name_len(kv);
+  for (size_t i = name_hash(kv, n) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+    if (!set[i]) { set[i] = kv; return 1; }
+    if (name_len(set[i]) == n && memcmp(set[i], kv, n) == 0) return 0;
+  }
+}
+
+/* The environment array this file made (kept reachable: its strings are
+ * the process's environment until exit). */
+static char **own_environ;
+
+/* Adds the entries of p whose name the environment lacks (the first of
+ * each name wins, as with setenv(..., 0)) in one new environment array:
+ * time linear in the entries, where one setenv each would be quadratic.
+ * Takes the strings of p. Returns 0, or -1 when out of memory. */
+static int add_to_environment(pending *p) {
+  size_t e = 0;
+  while (environ && environ[e]) e++;
+  size_t cap = 16;
+  while (cap < 2 * (e + p->n)) cap *= 2;
+  const char **set = calloc(cap, sizeof *set);
+  char **env = malloc((e + p->n + 1) * sizeof *env);
+  if (!set || !env) { free(set); free(env); return -1; }
+  size_t m = 0;
+  for (size_t i = 0; i < e; i++) {
+    set_add(set, cap, environ[i]);
+    env[m++] = environ[i];
+  }
+  for (size_t i = 0; i < p->n; i++) {
+    if (set_add(set, cap, p->kv[i])) env[m++] = p->kv[i];
+    else free(p->kv[i]);
+    p->kv[i] = NULL;
+  }
+  env[m] = NULL;
+  free(set);
+  char **old = own_environ;
+  environ = own_environ = env;
+  free(old);
+  return 0;
+}
+
+static void pending_free(pending *p) {
+  for (size_t i = 0; i < p->n; i++) free(p->kv[i]);
+  free(p->kv);
 }
 
 int th_config_load(const char *path, char *err, size_t errsize) {
@@ -121,18 +203,32 @@ int th_config_load(const char *path, char *err, size_t errsize) {
       }
       size_t got = fread(text + len, 1, cap - len, f);
       len += got;
-      if (got == 0) break;
+      if (got == 0 || len > TH_DOTENV_MAX) break;
     }
     fclose(f);
+    if (len > TH_DOTENV_MAX) {
+      free(text);
+      snprintf(err, errsize, "%s is larger than %d KiB: is it a .env file? keep KEY=value settings in it",
+               path, TH_DOTENV_MAX / 1024);
+      return -1;
+    }
     int bad = 0;
-    int rc = th_dotenv_parse(text ? text : "", len, set_if_unset, NULL, &bad);
+    pending p = {0};
+    int rc = th_dotenv_parse(text ? text : "", len, collect, &p, &bad);
     free(text);
     if (rc < 0) {
+      pending_free(&p);
       snprintf(err, errsize,
                "%s line %d is not KEY=value (or has an unclosed quote): fix or comment it out",
                path, bad);
       return -1;
     }
+    if (p.oom || add_to_environment(&p) < 0) {
+      pending_free(&p);
+      snprintf(err, errsize, "out of memory reading %s", path);
+      return -1;
+    }
+    pending_free(&p);
   } else if (errno != ENOENT) {
     snprintf(err, errsize, "cannot read %s: %s", path, strerror(errno));
     return -1;

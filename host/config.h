@@ -13,8 +13,12 @@
 
 #include <stddef.h>
 
+/* The largest .env read (bytes): settings, not data. */
+#define TH_DOTENV_MAX (1024 * 1024)
+
 /* Loads path (".env" when NULL) if it exists, then applies defaults.
- * Returns 0, or -1 with a one-line reason in err (a malformed line). */
+ * Returns 0, or -1 with a one-line reason in err (a malformed line, a file
+ * over TH_DOTENV_MAX). Time linear in the file. */
 int th_config_load(const char *path, char *err, size_t errsize);
 
 /* Parses dotenv text, calling fn(key, value, ud) for each entry in order.

@@ -26,6 +26,7 @@
  * and a broken reload leaves every pool thread on its previous worker.
  */
 #include "http.h"
+#include "dburl.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -201,26 +202,11 @@ static char *log_safe(const char *s, char *out, size_t size) {
   return out;
 }
 
-/* Copies s into out with the password of every scheme://user:password@
- * replaced by ***, so a cause quoting a database URL does not leak it. */
+/* Copies s into out with the password of every URL and password=... in it
+ * replaced by *** (host/dburl.c's masker), so a cause quoting a database
+ * URL does not leak it. */
 static const char *redact(const char *s, char *out, size_t size) {
-  size_t o = 0;
-  while (*s && o + 1 < size) {
-    const char *sep = strstr(s, "://");
-    if (!sep) sep = s + strlen(s);
-    else sep += 3;
-    while (s < sep && o + 1 < size) out[o++] = *s++;   /* up to and with "://" */
-    size_t auth = strcspn(s, "/@ \t\n\"'");
-    const char *colon = memchr(s, ':', auth);
-    if (s[auth] == '@' && colon) {
-      const char *at = s + auth;
-      while (s < colon && o + 1 < size) out[o++] = *s++;
-      for (const char *r = ":***"; *r && o + 1 < size; r++) out[o++] = *r;
-      s = at;   /* resume at the '@' */
-    }
-  }
-  out[o] = '\0';
-  return out;
+  return db_mask_text(s, out, size);
 }
 
 static double elapsed_ms(const struct timespec *t0) {

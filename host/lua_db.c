@@ -19,10 +19,12 @@
 #include <string.h>
 
 #include "config.h"
+#include "dburl.h"
 
 static const char CONN_MT[] = "todohost.db.connection";
 static const char CURSOR_MT[] = "todohost.db.cursor";
 static const char ERROR_MT[] = "todohost.db.error";
+static const char URLBOX_MT[] = "todohost.db.url";
 
 struct conn_list;
 
@@ -564,6 +566,106 @@ static int conn_transaction(lua_State *L) {
   return lua_gettop(L) - 2;
 }
 
+/* ---- URLs: parsing and masking (host/dburl.c) -------------------------- */
+
+/* What a URL call holds while it builds its result: freed by __gc when a
+ * Lua error (out of memory) cuts the call short, else by the call itself. */
+typedef struct urlbox {
+  db_url url;
+  char *text;
+} urlbox;
+
+static int urlbox_gc(lua_State *L) {
+  urlbox *b = luaL_checkudata(L, 1, URLBOX_MT);
+  db_url_free(&b->url);
+  free(b->text);
+  b->text = NULL;
+  return 0;
+}
+
+static urlbox *new_urlbox(lua_State *L) {
+  urlbox *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  luaL_setmetatable(L, URLBOX_MT);
+  return b;
+}
+
+static void set_string(lua_State *L, const char *key, const char *value) {
+  if (!value) return;
+  lua_pushstring(L, value);
+  lua_setfield(L, -2, key);
+}
+
+/* db.parse_url(url) -> {kind, url (masked), ...} or nil, error table.
+ * SQLite: path (nil in memory), uri. PostgreSQL: libpq's reading as
+ * params {key = value} (never the password), host, port (integer when
+ * one), user, dbname from it, and password. */
+static int db_parse_url(lua_State *L) {
+  const char *text = luaL_checkstring(L, 1);
+  urlbox *b = new_urlbox(L);
+  db_error err;
+  if (db_url_parse(text, &b->url, &err) < 0) {
+    lua_pushnil(L);
+    push_error(L, &err, NULL);
+    return 2;
+  }
+  const db_url *u = &b->url;
+  lua_createtable(L, 0, 8);
+  set_string(L, "kind", db_kind_name(u->kind));
+  set_string(L, "url", u->safe);
+  if (u->kind == DB_SQLITE) {
+    set_string(L, "path", u->file);
+    lua_pushboolean(L, u->uri);
+    lua_setfield(L, -2, "uri");
+  } else {
+    lua_newtable(L);
+    for (char **p = u->params; p && *p; p += 2) {
+      lua_pushstring(L, p[1]);
+      lua_setfield(L, -2, p[0]);
+      if (strcmp(p[0], "host") == 0 || strcmp(p[0], "user") == 0 || strcmp(p[0], "dbname") == 0) {
+        lua_pushstring(L, p[1]);
+        lua_setfield(L, -3, p[0]);
+      } else if (strcmp(p[0], "port") == 0 && p[1][0] && strlen(p[1]) <= 5 &&
+                 strspn(p[1], "0123456789") == strlen(p[1])) {
+        lua_pushinteger(L, atoi(p[1]));
+        lua_setfield(L, -3, "port");
+      }
+    }
+    lua_setfield(L, -2, "params");
+    set_string(L, "password", u->password);
+  }
+  db_url_free(&b->url);
+  return 1;
+}
+
+/* db.mask_url(url) -> url with every password replaced by "***". */
+static int db_mask_url_l(lua_State *L) {
+  const char *text = luaL_checkstring(L, 1);
+  urlbox *b = new_urlbox(L);
+  b->text = db_mask_url(text);
+  if (!b->text) return luaL_error(L, "out of memory");
+  lua_pushstring(L, b->text);
+  free(b->text);
+  b->text = NULL;
+  return 1;
+}
+
+/* db.mask_text(text) -> text with the password of every URL and every
+ * password=... in it replaced by "***". */
+static int db_mask_text_l(lua_State *L) {
+  size_t n;
+  const char *text = luaL_checklstring(L, 1, &n);
+  urlbox *b = new_urlbox(L);
+  size_t cap = 2 * n + 64;   /* each "***" replaces at least one byte of key=, ://, @ */
+  b->text = malloc(cap);
+  if (!b->text) return luaL_error(L, "out of memory");
+  db_mask_text(text, b->text, cap);
+  lua_pushstring(L, b->text);
+  free(b->text);
+  b->text = NULL;
+  return 1;
+}
+
 /* ---- metatables ------------------------------------------------------- */
 
 static int conn_tostring(lua_State *L) {
@@ -573,13 +675,18 @@ static int conn_tostring(lua_State *L) {
   return 1;
 }
 
-/* __index: methods, plus the read-only field `kind`. */
+/* __index: methods, plus the read-only fields `kind` and `url` (masked). */
 static int conn_index(lua_State *L) {
   lconn *lc = toconn(L, 1);
   const char *key = lua_tostring(L, 2);
   if (key && strcmp(key, "kind") == 0) {
     if (!lc->conn) return luaL_error(L, "connection is closed");
     lua_pushstring(L, db_kind_name(db_conn_kind(lc->conn)));
+    return 1;
+  }
+  if (key && strcmp(key, "url") == 0) {   /* masked */
+    if (!lc->conn) return luaL_error(L, "connection is closed");
+    lua_pushstring(L, db_conn_safe_url(lc->conn));
     return 1;
   }
   lua_pushvalue(L, 2);
@@ -639,6 +746,11 @@ int luaopen_todohost_db(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 
+  luaL_newmetatable(L, URLBOX_MT);
+  lua_pushcfunction(L, urlbox_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+
   luaL_newmetatable(L, ERROR_MT);
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");
@@ -648,6 +760,9 @@ int luaopen_todohost_db(lua_State *L) {
     {"connect", db_connect_l},
     {"is_error", db_is_error},
     {"batch_reads", db_batch_reads},
+    {"parse_url", db_parse_url},
+    {"mask_url", db_mask_url_l},
+    {"mask_text", db_mask_text_l},
     {NULL, NULL}
   };
   luaL_newlib(L, funcs);

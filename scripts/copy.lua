@@ -60,9 +60,6 @@ local function human_bytes(n)
   return ("%d B"):format(n)
 end
 
--- The URL of a connection with its password masked (from its tostring).
-local function safe_url(conn) return tostring(conn):match("%((.*)%)$") or "?" end
-
 local function say(...) io.stderr:write(...) end
 
 -- Text from the databases (table and column names above all: a SQLite file
@@ -142,9 +139,10 @@ local function parse_args(argv)
   if not opts.to or opts.to == "" then
     bad_usage("no target: pass --to postgresql://... or set DATABASE_URL (environment or .env)")
   end
-  if opts.to:match("^sqlite:") then  -- refused before connecting, which would create the file
+  local target = db.parse_url(opts.to)
+  if target and target.kind == "sqlite" then  -- refused before connecting, which would create the file
     bad_usage(("the target must be PostgreSQL, not %s: pass --to postgresql://... or set DATABASE_URL")
-      :format(opts.to))
+      :format(target.url))
   end
   return opts
 end
@@ -435,7 +433,7 @@ end
 -- ---- 4. reporting ----------------------------------------------------------------
 
 local function print_plan(src, dst, revision, tables, opts)
-  put(("copy: %s -> %s, both at revision %s"):format(safe_url(src), safe_url(dst), revision))
+  put(("copy: %s -> %s, both at revision %s"):format(src.url, dst.url, revision))
   for _, t in ipairs(tables) do
     put(("  %-20s %11s rows  %2d columns  %s"):format(t.name, thousands(t.source_rows), #t.columns,
       t.target_has_rows and "target has rows: emptied first (--replace)" or "target empty"))
@@ -475,7 +473,7 @@ local function main(argv)
   if src.kind ~= "sqlite" then fail("--from must be a SQLite database (sqlite:///path/to/database.db)") end
   local dst <close> = db.connect(opts.to)
   if dst.kind ~= "postgresql" then
-    fail(("the target must be PostgreSQL, not %s: pass --to postgresql://... or set DATABASE_URL"):format(safe_url(dst)))
+    fail(("the target must be PostgreSQL, not %s: pass --to postgresql://... or set DATABASE_URL"):format(dst.url))
   end
 
   src:exec("BEGIN")  -- 1. one consistent snapshot of the source for checks and copy

@@ -4,7 +4,9 @@
 #   scripts/db.sh start    make db-start: start it (nothing to do when it runs)
 #   scripts/db.sh stop     make db-stop:  stop it; the data stays
 #   scripts/db.sh status   is it running, and where
-#   scripts/db.sh psql     make psql: a SQL shell on DATABASE_URL (psql, or
+#   scripts/db.sh psql     make psql: a SQL shell on DATABASE_URL as todohost
+#                          reads it (TODOHOST: the binary; psql with the password
+#                          in PGPASSWORD, never on its command line; or
 #                          sqlite3 for a sqlite:/// URL)
 #
 # With a Docker engine (`docker info` answers) this is `docker compose up -d` /
@@ -156,38 +158,56 @@ native_status() {
 
 # ---- make psql -------------------------------------------------------------
 
-# database_url: DATABASE_URL from the environment, then .env, then the default.
-database_url() {
-  if [ -n "${DATABASE_URL:-}" ]; then echo "$DATABASE_URL"; return; fi
-  if [ -f .env ]; then
-    line=$(sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?DATABASE_URL[[:space:]]*=[[:space:]]*//p' .env | tail -n 1)
-    if [ -n "$line" ]; then
-      case "$line" in
-        \"*) line=${line#\"}; line=${line%%\"*} ;;
-        \'*) line=${line#\'}; line=${line%%\'*} ;;
-        *) line=$(printf '%s' "$line" | sed -E 's/[[:space:]]+#.*$//; s/[[:space:]]+$//') ;;
-      esac
-      echo "$line"; return
-    fi
-  fi
-  echo "sqlite:///./database.db"
+# target: sets kind (sqlite or postgresql) and file, or conninfo (libpq's
+# key='value' form, WITHOUT the password) and password, from DATABASE_URL as
+# todohost resolves it (environment, then .env, then the default) and parses
+# it (host/dburl.c: the same reading as every other command).
+target() {
+  bin=${TODOHOST:-$ROOT/build/todohost}
+  [ -x "$bin" ] || die "$bin is missing; build it first: make"
+  assignments=$("$bin" run - <<'LUA'
+local db = require "todohost.db"
+local target, err = db.parse_url(os.getenv("DATABASE_URL"))
+if not target then
+  io.stderr:write("db: ", tostring(err), "\n")
+  os.exit(1)
+end
+local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local function libpq(s) return "'" .. s:gsub("\\", "\\\\"):gsub("'", "\\'") .. "'" end
+print("kind=" .. target.kind)
+if target.kind == "sqlite" then
+  print("file=" .. sh(target.path or ""))
+else
+  local parts = {}
+  for key, value in pairs(target.params) do parts[#parts + 1] = key .. "=" .. libpq(value) end
+  table.sort(parts)
+  print("conninfo=" .. sh(table.concat(parts, " ")))
+  print("password=" .. sh(target.password or ""))
+end
+LUA
+) || exit 1
+  eval "$assignments"
 }
 
+# The password goes to psql through PGPASSWORD, never its command line
+# (which ps shows to every user).
 open_shell() {
-  url=$(database_url)
-  case "$url" in
-    sqlite:///*)
-      file=${url#sqlite:///}
+  kind='' file='' conninfo='' password=''
+  target
+  case "$kind" in
+    sqlite)
       command -v sqlite3 >/dev/null 2>&1 || die "sqlite3 is missing; install it: apt-get install sqlite3"
+      [ -z "$file" ] && exec sqlite3
       [ -f "$file" ] || say "note: $file does not exist yet (make run creates it); sqlite3 will create an empty one"
       exec sqlite3 "$file" ;;
-    postgresql://* | postgres://* | postgresql+*://*)
-      url="postgresql://${url#*://}"
+    postgresql)
       command -v psql >/dev/null 2>&1 || die "psql is missing; install it: apt-get install postgresql-client"
-      exec psql "$url" ;;
-    *) die "DATABASE_URL must start with sqlite:/// or postgresql:// (fix it in .env or the environment)" ;;
+      if [ -n "$password" ]; then PGPASSWORD=$password; export PGPASSWORD; fi
+      unset password
+      exec psql "$conninfo" ;;
   esac
 }
+
 
 # ---- main ------------------------------------------------------------------
 

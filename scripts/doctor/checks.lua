@@ -64,11 +64,15 @@ end
 
 function checks.url(ctx, report)
   local source = probe.setting_source("DATABASE_URL", ctx.cwd .. "/.env")
-  local shown = probe.mask(ctx.url)
+  local shown = db.mask_url(ctx.url)
   local t = ctx.target
   if t.kind == "unknown" then
     report.fail(string.format("DATABASE_URL=%s (from %s) is not a database URL: it must start with "
       .. "sqlite:/// or postgresql://", shown, source),
+      set_url(ctx, EXAMPLE_URL))
+    return false
+  elseif t.kind == "invalid" then
+    report.fail(string.format("DATABASE_URL (from %s) cannot be read: %s", source, t.error),
       set_url(ctx, EXAMPLE_URL))
     return false
   end

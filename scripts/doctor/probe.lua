@@ -4,6 +4,8 @@
 -- a file, and the state of the development PostgreSQL (Docker or native).
 -- Nothing here prints; doctor/checks.lua turns the facts into verdicts.
 
+local db = require "todohost.db"
+
 local probe = {}
 
 -- ---- small helpers -----------------------------------------------------------
@@ -48,47 +50,36 @@ end
 
 -- ---- database URLs -------------------------------------------------------------
 
--- url with every password replaced by ***: the userinfo of scheme://user:pw@
--- (anywhere in the text, so a command line is safe too) and libpq's
--- password=... parameter.
+-- text with every password replaced by ***: the userinfo of each URL in it
+-- and every password=... (host/dburl.c's masker, so a command line is safe too).
 function probe.mask(text)
-  text = tostring(text)
-  text = text:gsub("(%a[%w+.-]*://[^%s:/@]*):[^%s@/]*@", "%1:***@")
-  text = text:gsub("([?&%s]password=)[^&%s]*", "%1***")
-  return text
+  return db.mask_text(tostring(text))
 end
 
 -- What a DATABASE_URL names: {kind = "sqlite", path = FILE | nil for memory}
--- or {kind = "postgresql", host, port, user, dbname}; {kind = "unknown",
--- scheme = ...} for anything else. Mirrors the forms host/dburl.c accepts.
+-- or {kind = "postgresql", host, port, user, dbname} (libpq's reading, with
+-- libpq's defaults for what is missing: localhost, 5432); {kind = "unknown",
+-- scheme = ...} for an unsupported scheme and {kind = "invalid", error = TEXT}
+-- for a URL it cannot read (host/dburl.c parses it; TEXT is masked).
 function probe.parse_url(url)
-  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then return { kind = "unknown", scheme = url:match("^[^:]*") or url } end
-  local base = scheme:lower():match("^([^+]*)")
-  if base == "sqlite" then
-    if rest == "" or rest == "/:memory:" or rest:match("^/file::memory:") then
-      return { kind = "sqlite" }
+  local t, err = db.parse_url(url)
+  if not t then
+    local scheme = url:match("^(%a[%w+.-]*):")
+    local base = scheme and scheme:lower():match("^([^+]*)")
+    if base ~= "sqlite" and base ~= "postgresql" and base ~= "postgres" then
+      return { kind = "unknown", scheme = scheme or "(none)" }
     end
-    local path = rest:sub(2):gsub("%?.*$", ""):gsub("^file:", "")   -- sqlite:///x -> x, ////x -> /x
-    return { kind = "sqlite", path = path }
-  elseif base == "postgresql" or base == "postgres" then
-    local authority, path = rest:match("^([^/?]*)(.*)$")
-    local userinfo, hostport = authority:match("^(.*)@(.*)$")
-    hostport = hostport or authority
-    local user = userinfo and userinfo:match("^([^:]*)") or nil
-    local host, port = hostport:match("^%[(.*)%]:?(%d*)$")
-    if not host then host, port = hostport:match("^([^:]*):?(%d*)$") end
-    local dbname = path:match("^/([^?]*)")
-    local query = path:match("%?(.*)$") or ""
-    host = (host ~= "" and host) or query:match("host=([^&]*)") or "localhost"
-    port = tonumber(port ~= "" and port or query:match("port=(%d+)") or "5432")
-    return {
-      kind = "postgresql", host = host, port = port,
-      user = user ~= "" and user or nil,
-      dbname = dbname ~= "" and dbname or nil,
-    }
+    return { kind = "invalid", error = tostring(err) }
   end
-  return { kind = "unknown", scheme = scheme }
+  if t.kind == "sqlite" then return { kind = "sqlite", path = t.path } end
+  local params = t.params
+  local host = t.host
+  if not host or host == "" then host = params.hostaddr or "localhost" end
+  return {
+    kind = "postgresql", host = host, port = t.port or 5432,
+    user = t.user ~= "" and t.user or nil,
+    dbname = t.dbname ~= "" and t.dbname or nil,
+  }
 end
 
 function probe.is_local_host(host)
@@ -141,11 +132,16 @@ function probe.listening_inodes(port)
   return inodes
 end
 
--- The command line of process pid, NULs turned into spaces, passwords masked.
+-- The command line of process pid, its arguments joined by spaces, passwords
+-- masked (an argument that is a URL as one URL, blanks and all).
 function probe.command_line(pid)
   local text = read_file("/proc/" .. pid .. "/cmdline")
   if not text or text == "" then return nil end
-  return probe.mask((text:gsub("%z+$", ""):gsub("%z", " ")))
+  local args = {}
+  for a in text:gmatch("[^%z]+") do
+    args[#args + 1] = a:match("^%a[%w+.-]*://") and db.mask_url(a) or probe.mask(a)
+  end
+  return table.concat(args, " ")
 end
 
 -- Who listens on port: nil when nobody (or /proc cannot tell), else

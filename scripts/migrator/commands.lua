@@ -29,13 +29,11 @@ local function context_lines(dialect)
   log.info("Will assume transactional DDL.")
 end
 
--- The dialect a URL names, without connecting.
+-- The dialect a URL names, without connecting (host/dburl.c reads it).
 local function dialect_of(url)
-  local scheme = (url or ""):match("^([%w+%-.]+):")
-  scheme = scheme and scheme:lower():gsub("%+.*$", "")
-  if scheme == "sqlite" then return "sqlite" end
-  if scheme == "postgresql" or scheme == "postgres" then return "postgresql" end
-  fail("DATABASE_URL must start with sqlite:/// or postgresql:// (got %s)", scheme and (scheme .. "://...") or "nothing")
+  local target, err = db.parse_url(url or "")
+  if not target then fail("%s", tostring(err)) end
+  return target.kind
 end
 
 local function database_url(opts)

@@ -1,6 +1,9 @@
 /* test_config.c: dotenv parsing and the settings order (env > .env > defaults). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "config.h"
@@ -19,6 +22,63 @@ static int parse(const char *text, struct seen *s, int *bad) {
   memset(s, 0, sizeof *s);
   *bad = 0;
   return th_dotenv_parse(text, strlen(text), collect, s, bad);
+}
+
+
+/* Seconds th_config_load takes on text, in a child process (each run gets
+ * the same environment to add to). */
+static double load_seconds(const char *path, const char *text, size_t len) {
+  FILE *f = fopen(path, "wb");
+  fwrite(text, 1, len, f);
+  fclose(f);
+  int fd[2];
+  if (pipe(fd) < 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    char err[256];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = th_config_load(path, err, sizeof err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = rc == 0 ? (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 : -1;
+    if (write(fd[1], &s, sizeof s) != (ssize_t)sizeof s) _exit(1);
+    _exit(0);
+  }
+  close(fd[1]);
+  double s = -1;
+  if (read(fd[0], &s, sizeof s) != (ssize_t)sizeof s) s = -1;
+  close(fd[0]);
+  waitpid(pid, NULL, 0);
+  return s;
+}
+
+/* Issue 10: loading the largest .env allowed, made of the most entries
+ * (one setenv each was quadratic), takes about as long as a plain one of
+ * the same size. */
+static void check_linear_time(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/test_config_big.env", dir);
+  size_t max = TH_DOTENV_MAX - 64;
+  char *worst = malloc(max + 64), *plain = malloc(max + 64), *line = malloc(9000);
+  size_t w = 0, p = 0, entries = 0;
+  for (; w + 16 < max; entries++) w += (size_t)sprintf(worst + w, "K%zu=\n", entries);
+  memset(line, 'a', 8000);
+  line[8000] = '\0';
+  for (int i = 0; p + 8020 < w; i++) p += (size_t)sprintf(plain + p, "PLAIN%d=%s\n", i, line);
+  while (p < w) plain[p++] = '\n';
+  double tp = load_seconds(path, plain, p), tw = load_seconds(path, worst, w);
+  CHECK(tp >= 0 && tw >= 0, "both .env files load");
+  CHECK(tw < 30 * tp + 0.25, ".env with %zu entries loads in linear time: %.3fs vs %.3fs for %zu bytes of plain values",
+        entries, tw, tp, p);
+  free(worst); free(plain); free(line);
+  /* one byte more is refused */
+  FILE *f = fopen(path, "wb");
+  for (size_t i = 0; i <= TH_DOTENV_MAX; i++) fputc('\n', f);
+  fclose(f);
+  char err[256];
+  CHECK_INT(th_config_load(path, err, sizeof err), -1, "a .env over %d bytes is refused", TH_DOTENV_MAX);
+  CHECK(strstr(err, "larger than") != NULL, "saying so: %s", err);
+  remove(path);
 }
 
 int main(void) {
@@ -80,5 +140,14 @@ int main(void) {
   CHECK_STR(getenv("DEBUG"), "true", "defaults never override");
   CHECK_INT(th_config_load("/nonexistent/.env", err, sizeof err), 0, "a missing .env is fine");
   remove(path);
+
+  /* duplicates: the first wins, like the environment over .env */
+  f = fopen(path, "w");
+  fputs("TH_DUP=first\nTH_DUP=second\n", f);
+  fclose(f);
+  CHECK_INT(th_config_load(path, err, sizeof err), 0, "load duplicates");
+  CHECK_STR(getenv("TH_DUP"), "first", "the first of two entries wins");
+  remove(path);
+  check_linear_time(dir ? dir : "/tmp");
   return check_summary();
 }
