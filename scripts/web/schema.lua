@@ -20,8 +20,8 @@ local json = require "web.json"
 
 local schema = {}
 
-local type, tonumber, tostring, format, find, match, byte, sub, lower, mtype, tointeger, floor, utf8len =
-  type, tonumber, tostring, string.format, string.find, string.match, string.byte, string.sub,
+local type, tonumber, tostring, format, find, match, gsub, byte, sub, lower, mtype, tointeger, floor, utf8len =
+  type, tonumber, tostring, string.format, string.find, string.match, string.gsub, string.byte, string.sub,
   string.lower, math.type, math.tointeger, math.floor, utf8.len
 local null = json.null
 
@@ -40,50 +40,57 @@ schema.add_error = add_error
 
 -- ---- white space and text --------------------------------------------
 
--- Python's str.strip() removes Unicode white space, not only ASCII: the
--- multi-byte spaces it knows, as UTF-8 byte sequences.
-local UNICODE_SPACES = {
-  ["\xC2\x85"] = true, ["\xC2\xA0"] = true, ["\xE1\x9A\x80"] = true,
-  ["\xE2\x80\xA8"] = true, ["\xE2\x80\xA9"] = true, ["\xE2\x80\xAF"] = true,
-  ["\xE2\x81\x9F"] = true, ["\xE3\x80\x80"] = true,
+-- Python's str.strip() removes what str.isspace() calls white space, not
+-- only ASCII: \t\n\v\f\r, the separators \x1c-\x1f and the space, and the
+-- multi-byte spaces below. Each of those is a pattern of its UTF-8 bytes
+-- (the byte it starts with first) and as many ASCII spaces.
+local ASCII_SPACE = {}
+for b = 9, 13 do ASCII_SPACE[b] = true end
+for b = 28, 32 do ASCII_SPACE[b] = true end
+local NON_SPACE, LAST_NON_SPACE = "[^\t-\r\28- ]", "^.*[^\t-\r\28- ]()"
+local MULTIBYTE_SPACES = {
+  { "\xC2", "\xC2[\x85\xA0]", "  " },                             -- U+0085, U+00A0
+  { "\xE2", "\xE2\x80[\x80-\x8A\xA8\xA9\xAF]", "   " },          -- U+2000..U+200A, U+2028, U+2029, U+202F
+  { "\xE2", "\xE2\x81\x9F", "   " },                             -- U+205F
+  { "\xE3", "\xE3\x80\x80", "   " },                             -- U+3000
+  { "\xE1", "\xE1\x9A\x80", "   " },                             -- U+1680
 }
-for cp = 0x2000, 0x200A do UNICODE_SPACES[utf8.char(cp)] = true end
 
--- %s plus the separators \x1c-\x1f, at the start and at the end.
-local LEADING_SPACE, LAST_NON_SPACE = "^[%s\28-\31]*(.-)$", "^.*[^%s\28-\31]()"
-
+-- s without its leading and trailing white space. Every multi-byte space
+-- is first replaced by as many ASCII spaces (one gsub per kind, positions
+-- unchanged), then one search from each end finds the text to keep: a few
+-- passes over s in C whatever s holds, so the time is linear in #s (a
+-- title of a million U+00A0 must not hold a worker). Returns s itself when
+-- nothing is removed; a string that starts and ends with ASCII text costs
+-- two byte reads.
 local function strip(s)
-  while true do
-    local before = #s
-    s = match(s, LEADING_SPACE)
-    local last = match(s, LAST_NON_SPACE)
-    s = last and sub(s, 1, last - 1) or ""
-    if byte(s, 1) and byte(s, 1) >= 0xC2 then
-      for n = 2, 3 do
-        if UNICODE_SPACES[sub(s, 1, n)] then s = sub(s, n + 1); break end
-      end
-    end
-    local lastbyte = byte(s, -1)
-    if lastbyte and lastbyte >= 0x80 then
-      for n = 2, 3 do
-        if UNICODE_SPACES[sub(s, -n)] then s = sub(s, 1, -n - 1); break end
-      end
-    end
-    if #s == before then return s end
+  local first, last = byte(s, 1), byte(s, -1)
+  if not first then return s end
+  if first < 0x80 and last < 0x80 and not ASCII_SPACE[first] and not ASCII_SPACE[last] then return s end
+  local ascii = s
+  for _, space in ipairs(MULTIBYTE_SPACES) do
+    if find(ascii, space[1], 1, true) then ascii = gsub(ascii, space[2], space[3]) end
   end
+  local i = find(ascii, NON_SPACE)
+  if not i then return "" end
+  local j = match(ascii, LAST_NON_SPACE) - 1
+  if i == 1 and j == #s then return s end
+  return sub(s, i, j)
 end
 schema.strip = strip
 
--- The text pydantic v1 makes of a number given for a string field.
+local NOT_STR = "str type expected"
+local INEXACT = "number too large to keep exactly (2^53 or more): send it as a JSON string"
+
+-- The text pydantic v1 makes of a number given for a string field, or nil
+-- and the reason. cjson decodes every JSON number with strtod, so from 2^53
+-- on an integer may already be another one (9007199254740993 arrives as
+-- ...992): those are refused, never stored as a different number.
 local function number_text(n)
   if mtype(n) == "integer" then return format("%d", n) end
-  if n ~= n or n == math.huge or n == -math.huge then return nil end
-  if n == floor(n) then
-    -- JSON integers arrive from cjson as floats; beyond 2^53 they are no
-    -- longer exact, so refuse rather than store a different number.
-    if n >= -2^53 and n <= 2^53 then return format("%d", tointeger(n)) end
-    return nil
-  end
+  if n ~= n then return nil, NOT_STR end
+  if n >= 2^53 or n <= -2^53 then return nil, INEXACT end   -- also +-inf (1e400)
+  if n == floor(n) then return format("%d", tointeger(n)) end
   for _, fmt in ipairs { "%.15g", "%.16g", "%.17g" } do
     local s = format(fmt, n)
     if tonumber(s) == n then return s end
@@ -141,12 +148,13 @@ function coerce.string(v)
   local tv = type(v)
   if tv == "string" then return v end
   if tv == "number" then
-    local s = number_text(v)
+    local s, why = number_text(v)
     if s then return s end
+    return nil, why, "type_error.str"
   elseif tv == "boolean" then
     return v and "True" or "False"   -- pydantic v1: bool is an int, str(True)
   end
-  return nil, "str type expected", "type_error.str"
+  return nil, NOT_STR, "type_error.str"
 end
 
 -- Checks the constraints of field on an already coerced value; returns the
