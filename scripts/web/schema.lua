@@ -42,35 +42,33 @@ schema.add_error = add_error
 
 -- Python's str.strip() removes what str.isspace() calls white space, not
 -- only ASCII: \t\n\v\f\r, the separators \x1c-\x1f and the space, and the
--- multi-byte spaces below. Each of those is a pattern of its UTF-8 bytes
--- (the byte it starts with first) and as many ASCII spaces.
+-- multi-byte spaces: U+0085 and U+00A0 (2 bytes in UTF-8), U+1680,
+-- U+2000..U+200A, U+2028, U+2029, U+202F, U+205F and U+3000 (3 bytes).
 local ASCII_SPACE = {}
 for b = 9, 13 do ASCII_SPACE[b] = true end
 for b = 28, 32 do ASCII_SPACE[b] = true end
 local NON_SPACE, LAST_NON_SPACE = "[^\t-\r\28- ]", "^.*[^\t-\r\28- ]()"
-local MULTIBYTE_SPACES = {
-  { "\xC2", "\xC2[\x85\xA0]", "  " },                             -- U+0085, U+00A0
-  { "\xE2", "\xE2\x80[\x80-\x8A\xA8\xA9\xAF]", "   " },          -- U+2000..U+200A, U+2028, U+2029, U+202F
-  { "\xE2", "\xE2\x81\x9F", "   " },                             -- U+205F
-  { "\xE3", "\xE3\x80\x80", "   " },                             -- U+3000
-  { "\xE1", "\xE1\x9A\x80", "   " },                             -- U+1680
-}
+local SPACE2 = "\xC2[\x85\xA0]"
+-- Every 3-byte space matches SPACE3_LIKE; SPACE3 maps those that are spaces
+-- to three ASCII spaces (gsub keeps a match the table does not know).
+local SPACE3_LIKE, SPACE3 = "[\xE1-\xE3][\x80\x81\x9A][\x80-\xAF]", {}
+for _, cp in ipairs { 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000 } do SPACE3[utf8.char(cp)] = "   " end
+for cp = 0x2000, 0x200A do SPACE3[utf8.char(cp)] = "   " end
 
--- s without its leading and trailing white space. Every multi-byte space
--- is first replaced by as many ASCII spaces (one gsub per kind, positions
--- unchanged), then one search from each end finds the text to keep: a few
--- passes over s in C whatever s holds, so the time is linear in #s (a
--- title of a million U+00A0 must not hold a worker). Returns s itself when
--- nothing is removed; a string that starts and ends with ASCII text costs
--- two byte reads.
+-- s without its leading and trailing white space. Multi-byte spaces are
+-- first replaced by as many ASCII spaces (two gsub, positions unchanged),
+-- then one search from each end finds the text to keep: a few passes over
+-- s in C whatever s holds, so the time is linear in #s (a title of a
+-- million U+00A0 must not hold a worker). Returns s itself when nothing is
+-- removed; a string that starts and ends with ASCII text costs two byte
+-- reads.
 local function strip(s)
   local first, last = byte(s, 1), byte(s, -1)
   if not first then return s end
   if first < 0x80 and last < 0x80 and not ASCII_SPACE[first] and not ASCII_SPACE[last] then return s end
   local ascii = s
-  for _, space in ipairs(MULTIBYTE_SPACES) do
-    if find(ascii, space[1], 1, true) then ascii = gsub(ascii, space[2], space[3]) end
-  end
+  if find(ascii, "\xC2", 1, true) then ascii = gsub(ascii, SPACE2, "  ") end
+  if find(ascii, "[\xE1-\xE3]") then ascii = gsub(ascii, SPACE3_LIKE, SPACE3) end
   local i = find(ascii, NON_SPACE)
   if not i then return "" end
   local j = match(ascii, LAST_NON_SPACE) - 1
