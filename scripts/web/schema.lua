@@ -267,9 +267,15 @@ function schema.validate_model(model, value, errors)
   return out, errors
 end
 
+-- Bytes never allowed raw in JSON text: control characters other than the
+-- white space between tokens (\t \n \r), which cjson takes inside strings,
+-- and NUL, where cjson stops reading ('{"title":"x"}\0{...}' was accepted).
+local CONTROL_BYTE = "[\0-\8\11\12\14-\31]"
+
 -- The body of a request as FastAPI reads it for a model parameter: no body
 -- means "field required", a non-JSON content type means "not a valid dict",
--- bad JSON or bad UTF-8 a decode error at its position.
+-- bad JSON, bad UTF-8 or a raw control character a decode error at its
+-- position.
 function schema.parse_body(model, body, content_type, errors)
   if body == nil or body == "" then
     return schema.validate_model(model, nil, errors)
@@ -285,6 +291,11 @@ function schema.parse_body(model, body, content_type, errors)
   if not len then
     return nil, add_error(errors, json.array { "body", bad - 1 },
       format("invalid UTF-8 in request body at byte %d", bad - 1), "value_error.jsondecode")
+  end
+  local control = find(body, CONTROL_BYTE)
+  if control then
+    return nil, add_error(errors, json.array { "body", control - 1 },
+      format("invalid control character in request body at byte %d", control - 1), "value_error.jsondecode")
   end
   local value, message, pos = json.decode(body)
   if value == nil then

@@ -209,6 +209,8 @@ describe("the Todo API on " .. kind, function()
         '{"title": "\xff\xfe"}', '{"title": "bad \xc3\x28"}', '{"title": "\\ud800"}',
         '{"title": "a\\u0000b"}', '{"title": 1e400}', '{"title": NaN}', '{"title": Infinity}',
         '{"title": 123456789012345678901234567890}', '{"title": "x", "is_completed": 1e400}',
+        -- raw control characters: cjson takes them in strings, stops reading at a NUL
+        '{"title": "a\1b"}', '{"title": "a\27[31mred"}', '{"title": "x"}\0{"title": "y"}', '{"title": "x"}\0',
       }
       for _, text in ipairs(cases) do
         local status, body = call(handle, "POST", "/todos", { json = text })
