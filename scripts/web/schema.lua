@@ -77,6 +77,8 @@ local function strip(s)
 end
 schema.strip = strip
 
+-- ---- coercion of one value --------------------------------------------
+
 local NOT_STR = "str type expected"
 local INEXACT = "number too large to keep exactly (2^53 or more): send it as a JSON string"
 
@@ -94,8 +96,6 @@ local function number_text(n)
     if tonumber(s) == n then return s end
   end
 end
-
--- ---- coercion of one value --------------------------------------------
 
 local BOOL_TEXT = {
   ["0"] = false, off = false, f = false, ["false"] = false, n = false, no = false,
@@ -131,7 +131,9 @@ function coerce.integer(v)
   local tv = type(v)
   if tv == "number" then
     if mtype(v) == "integer" then return v end
-    if v ~= v or v >= 2^63 or v < -2^63 then return nil, NOT_INT, "type_error.integer" end
+    if v ~= v then return nil, NOT_INT, "type_error.integer" end
+    -- a JSON number is a float from cjson, exact only below 2^53
+    if v >= 2^53 or v <= -2^53 then return nil, INEXACT, "type_error.integer" end
     -- pydantic v1 does int(v): truncation toward zero
     return tointeger(v >= 0 and floor(v) or -floor(-v))
   elseif tv == "string" then

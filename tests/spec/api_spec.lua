@@ -567,6 +567,18 @@ describe("the router's failure handling", function()
     assert.has_error(function() r:add({ method = "GET", path = "/x", handler = print }) end)
   end)
 
+  it("never turns a JSON number into another integer (2^53 and beyond: 422)", function()
+    local schema = require "web.schema"
+    local handle = handler_with({ method = "POST", path = "/count",
+      body = schema.model("Count", { { "n", "integer", required = true } }),
+      handler = function(req) return 200, nil, ("%d"):format(req.data.n) end })
+    local status, _, body = handle(api_helper.request("POST", "/count", { json = '{"n": 9007199254740991}' }))
+    assert.same({ 200, "9007199254740991" }, { status, body })
+    status, _, body = handle(api_helper.request("POST", "/count", { json = '{"n": 9007199254740993}' }))
+    assert.equal(422, status)
+    assert.equal("type_error.integer", cjson.decode(body).detail[1].type)
+  end)
+
   it("adds an endpoint from a plain Lua function and documents it", function()
     local r = router.new({ title = "t" })
     r:add({ method = "GET", path = "/hello/{name}", query = { { "times", "integer", default = 1, ge = 1 } },
