@@ -101,7 +101,7 @@ describe("reading outside input takes time linear in its size", function()
       ["title of 1 MiB (too long)"] = body('{"title":"', "\u{e9}", '"}', "a"),
       ["title of spaces only"] = body('{"title":"', " \u{a0}", '"}'),
       ["title of every kind of space"] = body('{"title":"',
-        " \u{85}\u{2028}\t\u{1680}\u{205f}\u{a0}\u{2000}\u{3000}\x1c", 'x"}'),
+        " \u{85}\u{2028}\\t\u{1680}\u{205f}\u{a0}\u{2000}\u{3000}\\u001c", 'x"}'),
       ["description of \\u escapes"] = body('{"title":"x","description":"', "\\ud83d\\ude00", '"}'),
       ["description of \\n"] = body('{"title":"x","description":"', "\\n", '"}'),
     }
