@@ -127,6 +127,7 @@ $(B)/fuzz/obj/%.o: host/%.c | $(B)/fuzz/obj
 	clang $(CSTD) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -Ihost -MMD -MP -c -o $@ $<
 $(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(B)/fuzz/libtodohost.a
 	clang $(CSTD) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer -Ihost -Itests/fuzz $(PKG_CFLAGS) -o $@ $< $(B)/fuzz/libtodohost.a $(LDLIBS) -rdynamic
+$(FUZZ_BINS): $(wildcard tests/fuzz/*.h)   # a target rebuilds when a header it may include changes
 $(B)/fuzz/obj:
 	@scripts/install-deps.sh fuzz
 	@mkdir -p $@

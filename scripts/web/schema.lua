@@ -20,8 +20,8 @@ local json = require "web.json"
 
 local schema = {}
 
-local type, tonumber, tostring, format, find, match, byte, sub, lower, mtype, tointeger, floor, utf8len =
-  type, tonumber, tostring, string.format, string.find, string.match, string.byte, string.sub,
+local type, tonumber, tostring, format, find, match, gsub, byte, sub, lower, mtype, tointeger, floor, utf8len =
+  type, tonumber, tostring, string.format, string.find, string.match, string.gsub, string.byte, string.sub,
   string.lower, math.type, math.tointeger, math.floor, utf8.len
 local null = json.null
 
@@ -40,57 +40,62 @@ schema.add_error = add_error
 
 -- ---- white space and text --------------------------------------------
 
--- Python's str.strip() removes Unicode white space, not only ASCII: the
--- multi-byte spaces it knows, as UTF-8 byte sequences.
-local UNICODE_SPACES = {
-  ["\xC2\x85"] = true, ["\xC2\xA0"] = true, ["\xE1\x9A\x80"] = true,
-  ["\xE2\x80\xA8"] = true, ["\xE2\x80\xA9"] = true, ["\xE2\x80\xAF"] = true,
-  ["\xE2\x81\x9F"] = true, ["\xE3\x80\x80"] = true,
-}
-for cp = 0x2000, 0x200A do UNICODE_SPACES[utf8.char(cp)] = true end
+-- Python's str.strip() removes what str.isspace() calls white space, not
+-- only ASCII: \t\n\v\f\r, the separators \x1c-\x1f and the space, and the
+-- multi-byte spaces: U+0085 and U+00A0 (2 bytes in UTF-8), U+1680,
+-- U+2000..U+200A, U+2028, U+2029, U+202F, U+205F and U+3000 (3 bytes).
+local ASCII_SPACE = {}
+for b = 9, 13 do ASCII_SPACE[b] = true end
+for b = 28, 32 do ASCII_SPACE[b] = true end
+local NON_SPACE, LAST_NON_SPACE = "[^\t-\r\28- ]", "^.*[^\t-\r\28- ]()"
+local SPACE2 = "\xC2[\x85\xA0]"
+-- Every 3-byte space matches SPACE3_LIKE; SPACE3 maps those that are spaces
+-- to three ASCII spaces (gsub keeps a match the table does not know).
+local SPACE3_LIKE, SPACE3 = "[\xE1-\xE3][\x80\x81\x9A][\x80-\xAF]", {}
+for _, cp in ipairs { 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000 } do SPACE3[utf8.char(cp)] = "   " end
+for cp = 0x2000, 0x200A do SPACE3[utf8.char(cp)] = "   " end
 
--- %s plus the separators \x1c-\x1f, at the start and at the end.
-local LEADING_SPACE, LAST_NON_SPACE = "^[%s\28-\31]*(.-)$", "^.*[^%s\28-\31]()"
-
+-- s without its leading and trailing white space. Multi-byte spaces are
+-- first replaced by as many ASCII spaces (two gsub, positions unchanged),
+-- then one search from each end finds the text to keep: a few passes over
+-- s in C whatever s holds, so the time is linear in #s (a title of a
+-- million U+00A0 must not hold a worker). Returns s itself when nothing is
+-- removed; a string that starts and ends with ASCII text costs two byte
+-- reads.
 local function strip(s)
-  while true do
-    local before = #s
-    s = match(s, LEADING_SPACE)
-    local last = match(s, LAST_NON_SPACE)
-    s = last and sub(s, 1, last - 1) or ""
-    if byte(s, 1) and byte(s, 1) >= 0xC2 then
-      for n = 2, 3 do
-        if UNICODE_SPACES[sub(s, 1, n)] then s = sub(s, n + 1); break end
-      end
-    end
-    local lastbyte = byte(s, -1)
-    if lastbyte and lastbyte >= 0x80 then
-      for n = 2, 3 do
-        if UNICODE_SPACES[sub(s, -n)] then s = sub(s, 1, -n - 1); break end
-      end
-    end
-    if #s == before then return s end
-  end
+  local first, last = byte(s, 1), byte(s, -1)
+  if not first then return s end
+  if first < 0x80 and last < 0x80 and not ASCII_SPACE[first] and not ASCII_SPACE[last] then return s end
+  local ascii = s
+  if find(ascii, "\xC2", 1, true) then ascii = gsub(ascii, SPACE2, "  ") end
+  if find(ascii, "[\xE1-\xE3]") then ascii = gsub(ascii, SPACE3_LIKE, SPACE3) end
+  local i = find(ascii, NON_SPACE)
+  if not i then return "" end
+  local j = match(ascii, LAST_NON_SPACE) - 1
+  if i == 1 and j == #s then return s end
+  return sub(s, i, j)
 end
 schema.strip = strip
 
--- The text pydantic v1 makes of a number given for a string field.
+-- ---- coercion of one value --------------------------------------------
+
+local NOT_STR = "str type expected"
+local INEXACT = "number too large to keep exactly (2^53 or more): send it as a JSON string"
+
+-- The text pydantic v1 makes of a number given for a string field, or nil
+-- and the reason. cjson decodes every JSON number with strtod, so from 2^53
+-- on an integer may already be another one (9007199254740993 arrives as
+-- ...992): those are refused, never stored as a different number.
 local function number_text(n)
   if mtype(n) == "integer" then return format("%d", n) end
-  if n ~= n or n == math.huge or n == -math.huge then return nil end
-  if n == floor(n) then
-    -- JSON integers arrive from cjson as floats; beyond 2^53 they are no
-    -- longer exact, so refuse rather than store a different number.
-    if n >= -2^53 and n <= 2^53 then return format("%d", tointeger(n)) end
-    return nil
-  end
+  if n ~= n then return nil, NOT_STR end
+  if n >= 2^53 or n <= -2^53 then return nil, INEXACT end   -- also +-inf (1e400)
+  if n == floor(n) then return format("%d", tointeger(n)) end
   for _, fmt in ipairs { "%.15g", "%.16g", "%.17g" } do
     local s = format(fmt, n)
     if tonumber(s) == n then return s end
   end
 end
-
--- ---- coercion of one value --------------------------------------------
 
 local BOOL_TEXT = {
   ["0"] = false, off = false, f = false, ["false"] = false, n = false, no = false,
@@ -126,7 +131,9 @@ function coerce.integer(v)
   local tv = type(v)
   if tv == "number" then
     if mtype(v) == "integer" then return v end
-    if v ~= v or v >= 2^63 or v < -2^63 then return nil, NOT_INT, "type_error.integer" end
+    if v ~= v then return nil, NOT_INT, "type_error.integer" end
+    -- a JSON number is a float from cjson, exact only below 2^53
+    if v >= 2^53 or v <= -2^53 then return nil, INEXACT, "type_error.integer" end
     -- pydantic v1 does int(v): truncation toward zero
     return tointeger(v >= 0 and floor(v) or -floor(-v))
   elseif tv == "string" then
@@ -141,12 +148,13 @@ function coerce.string(v)
   local tv = type(v)
   if tv == "string" then return v end
   if tv == "number" then
-    local s = number_text(v)
+    local s, why = number_text(v)
     if s then return s end
+    return nil, why, "type_error.str"
   elseif tv == "boolean" then
     return v and "True" or "False"   -- pydantic v1: bool is an int, str(True)
   end
-  return nil, "str type expected", "type_error.str"
+  return nil, NOT_STR, "type_error.str"
 end
 
 -- Checks the constraints of field on an already coerced value; returns the
@@ -261,9 +269,15 @@ function schema.validate_model(model, value, errors)
   return out, errors
 end
 
+-- Bytes never allowed raw in JSON text: control characters other than the
+-- white space between tokens (\t \n \r), which cjson takes inside strings,
+-- and NUL, where cjson stops reading ('{"title":"x"}\0{...}' was accepted).
+local CONTROL_BYTE = "[\0-\8\11\12\14-\31]"
+
 -- The body of a request as FastAPI reads it for a model parameter: no body
 -- means "field required", a non-JSON content type means "not a valid dict",
--- bad JSON or bad UTF-8 a decode error at its position.
+-- bad JSON, bad UTF-8 or a raw control character a decode error at its
+-- position.
 function schema.parse_body(model, body, content_type, errors)
   if body == nil or body == "" then
     return schema.validate_model(model, nil, errors)
@@ -279,6 +293,11 @@ function schema.parse_body(model, body, content_type, errors)
   if not len then
     return nil, add_error(errors, json.array { "body", bad - 1 },
       format("invalid UTF-8 in request body at byte %d", bad - 1), "value_error.jsondecode")
+  end
+  local control = find(body, CONTROL_BYTE)
+  if control then
+    return nil, add_error(errors, json.array { "body", control - 1 },
+      format("invalid control character in request body at byte %d", control - 1), "value_error.jsondecode")
   end
   local value, message, pos = json.decode(body)
   if value == nil then

@@ -122,6 +122,33 @@ describe("the Todo API on " .. kind, function()
         type = "value_error.missing" } } }, body)
     end)
 
+    it("never stores a number other than the one sent (2^53 and beyond: 422)", function()
+      -- cjson decodes 9007199254740993 as the float ...992: refused, not stored as ...992
+      for _, text in ipairs { '{"title": 9007199254740993}', '{"title": 9007199254740992}',
+          '{"title": -9007199254740993}', '{"title": 1e16}', '{"title": "x", "description": 9007199254740993}' } do
+        local status, body = call(handle, "POST", "/todos", { json = text })
+        local d = assert_invalid(status, body, "body", text:find("description") and "description" or "title")
+        assert.equal("type_error.str", d.type, text)
+        assert.matches("send it as a JSON string", d.msg, 1, true)
+      end
+      assert.equal(0, conn:first("SELECT count(*) AS n FROM todos").n)
+      -- below 2^53 a number is exact, and kept as its text (raw JSON: cjson.encode
+      -- would round to 14 digits)
+      assert.equal("9007199254740991", create('{"title": 9007199254740991}').title)
+      assert.equal("-9007199254740991", create('{"title": -9007199254740991}').title)
+      assert.equal("0.1", create('{"title": 0.1}').title)
+      assert.equal("9007199254740993", create({ title = "9007199254740993" }).title)
+    end)
+
+    it("strips every white space character Python's str.strip() removes", function()
+      local spaces = " \t\n\v\f\r\x1c\x1d\x1e\x1f\u{85}\u{a0}\u{1680}\u{2000}\u{2005}\u{200a}"
+        .. "\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}"
+      local todo = create({ title = spaces .. "a\u{a0}b" .. spaces })
+      assert.equal("a\u{a0}b", todo.title)
+      -- not white space for Python: zero width space, BOM
+      assert.equal("\u{200b}x\u{feff}", create({ title = "\u{200b}x\u{feff}" }).title)
+    end)
+
     it("422 when the title is empty or only white space", function()
       for _, title in ipairs { "", "   ", "\t\n", "\u{3000}" } do
         local status, body = call(handle, "POST", "/todos", { json = { title = title } })
@@ -182,6 +209,8 @@ describe("the Todo API on " .. kind, function()
         '{"title": "\xff\xfe"}', '{"title": "bad \xc3\x28"}', '{"title": "\\ud800"}',
         '{"title": "a\\u0000b"}', '{"title": 1e400}', '{"title": NaN}', '{"title": Infinity}',
         '{"title": 123456789012345678901234567890}', '{"title": "x", "is_completed": 1e400}',
+        -- raw control characters: cjson takes them in strings, stops reading at a NUL
+        '{"title": "a\1b"}', '{"title": "a\27[31mred"}', '{"title": "x"}\0{"title": "y"}', '{"title": "x"}\0',
       }
       for _, text in ipairs(cases) do
         local status, body = call(handle, "POST", "/todos", { json = text })
@@ -360,6 +389,14 @@ describe("the Todo API on " .. kind, function()
       assert.equal("t", unchanged.title)
     end)
 
+    it("422 for a number it cannot keep exactly, and the todo is unchanged", function()
+      local todo = create({ title = "t" })
+      local status, body = call(handle, "PATCH", todo_path(todo.id), { json = '{"title": 9007199254740993}' })
+      assert.equal("type_error.str", assert_invalid(status, body, "body", "title").type)
+      local _, unchanged = call(handle, "GET", todo_path(todo.id))
+      assert.equal("t", unchanged.title)
+    end)
+
     it("404 for a missing or deleted todo", function()
       local todo = create({ title = "t" })
       call(handle, "DELETE", todo_path(todo.id))
@@ -528,6 +565,18 @@ describe("the router's failure handling", function()
       handler = print }) end)
     r:add({ method = "GET", path = "/x", handler = print })
     assert.has_error(function() r:add({ method = "GET", path = "/x", handler = print }) end)
+  end)
+
+  it("never turns a JSON number into another integer (2^53 and beyond: 422)", function()
+    local schema = require "web.schema"
+    local handle = handler_with({ method = "POST", path = "/count",
+      body = schema.model("Count", { { "n", "integer", required = true } }),
+      handler = function(req) return 200, nil, ("%d"):format(req.data.n) end })
+    local status, _, body = handle(api_helper.request("POST", "/count", { json = '{"n": 9007199254740991}' }))
+    assert.same({ 200, "9007199254740991" }, { status, body })
+    status, _, body = handle(api_helper.request("POST", "/count", { json = '{"n": 9007199254740993}' }))
+    assert.equal(422, status)
+    assert.equal("type_error.integer", cjson.decode(body).detail[1].type)
   end)
 
   it("adds an endpoint from a plain Lua function and documents it", function()
