@@ -183,6 +183,28 @@ done
 check "under the per-IP limit again: every request served" eq "$served" 6
 stop TERM
 
+# the per-IP limit is on by default: a quarter of max_connections (8 here)
+cat >"$TMP/serve_default_limits.lua" <<'LUA'
+require("todohost.http").serve { app = "hello_app", port = 0, workers = 2, max_connections = 8 }
+LUA
+log=$TMP/default_limits.log
+"$TODOHOST" run "$TMP/serve_default_limits.lua" >"$log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do
+  port=$(sed -n 's|.*serving on http://[^ ]*:\([0-9]*\) .*|\1|p' "$log" | head -n 1)
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+for fd in 4 5; do eval "exec $fd<>/dev/tcp/127.0.0.1/$port"; done
+sleep 0.2
+code=$(c --max-time 2 -o /dev/null -w '%{http_code}' "$(url /)")
+check "the per-IP limit is on by default (2 of max_connections 8 taken): refused" eq "$code" 000
+for fd in 4 5; do eval "exec $fd>&-"; done
+sleep 0.3
+code=$(c -o /dev/null -w '%{http_code}' "$(url /)")
+check "under the default per-IP limit again: served" eq "$code" 200
+stop TERM
+
 # ---- start-up errors -------------------------------------------------------
 
 start first || exit 1
