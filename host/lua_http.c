@@ -345,6 +345,11 @@ static void worker_flush(void *worker) {
 
 /* ---- http.serve ------------------------------------------------------- */
 
+http_app th_http_lua_app(const char *app) {
+  http_app happ = {worker_open, worker_close, worker_handle, (void *)app, worker_flush};
+  return happ;
+}
+
 static const char *const serve_options[] = {
   "app", "host", "port", "workers", "max_body", "access_log", "reload", "timeout",
   "max_connections", "max_connections_per_ip", NULL
@@ -431,7 +436,7 @@ static int l_serve(lua_State *L) {
   dirs[n] = NULL;
   cfg.watch_dirs = dirs;
 
-  http_app happ = {worker_open, worker_close, worker_handle, (void *)app, worker_flush};
+  http_app happ = th_http_lua_app(app);
   char err[1024];
   if (http_serve(&cfg, &happ, err, sizeof err) != 0) {
     lua_pushstring(L, err);   /* an operational error: no script position */
