@@ -43,7 +43,7 @@
 #include "lua_http.h"
 #include "runtime.h"
 
-enum { DEADLINE_MS = 6000 };   /* the server's time-out is 1 s */
+enum { DEADLINE_MS = 6000, HALF_CLOSE_MS = 30 };   /* the server's time-out is 1 s */
 
 static char tmpdir[512], dbpath[600];
 static atomic_uint server_port;
@@ -149,7 +149,11 @@ static long long now_ms(void) {
 
 /* Sends data on a new connection, half-closes it and reads the answer to
  * the end into *out (malloc'ed, *outlen bytes). Returns 0, or -1 when the
- * server did not close the connection within DEADLINE_MS. */
+ * server did not close the connection within DEADLINE_MS.
+ * The half-close waits for the answer's first bytes (or HALF_CLOSE_MS):
+ * a FIN that arrives with the request's last bytes is never seen by
+ * libmicrohttpd 0.9.75 in epoll mode (one edge for both; it stops reading
+ * after a short read), so the connection would wait for the time-out. */
 static int exchange(const uint8_t *data, size_t size, char **out, size_t *outlen) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in sa = {0};
@@ -160,18 +164,22 @@ static int exchange(const uint8_t *data, size_t size, char **out, size_t *outlen
   size_t cap = 65536, len = 0, sent = 0;
   char *buf = malloc(cap);
   if (!buf) abort();
-  long long deadline = now_ms() + DEADLINE_MS;
+  long long deadline = now_ms() + DEADLINE_MS, all_sent = 0;
   int wr_open = 1, rc = 0;
   for (;;) {
     if (wr_open && sent == size) {
-      shutdown(fd, SHUT_WR);
-      wr_open = 0;
+      if (!all_sent) all_sent = now_ms();
+      if (len > 0 || now_ms() >= all_sent + HALF_CLOSE_MS) {
+        shutdown(fd, SHUT_WR);
+        wr_open = 0;
+      }
     }
-    struct pollfd p = {fd, (short)(POLLIN | (wr_open ? POLLOUT : 0)), 0};
+    int sending = wr_open && sent < size;
+    struct pollfd p = {fd, (short)(POLLIN | (sending ? POLLOUT : 0)), 0};
     long long left = deadline - now_ms();
     if (left <= 0) { rc = -1; break; }
-    if (poll(&p, 1, (int)left) <= 0) continue;
-    if (wr_open && (p.revents & POLLOUT)) {
+    if (poll(&p, 1, wr_open && !sending ? HALF_CLOSE_MS : (int)left) <= 0) continue;
+    if (sending && (p.revents & POLLOUT)) {
       ssize_t w = send(fd, data + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (w > 0) sent += (size_t)w;
       else if (w < 0 && errno != EAGAIN && errno != EINTR) wr_open = 0;   /* the server closed */
