@@ -27,6 +27,7 @@
  */
 #include "http.h"
 #include "dburl.h"
+#include "textsafe.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -67,13 +68,20 @@ struct server {
   size_t nspares;
   void **scratch;         /* serving thread only: the next generation, being opened */
   unsigned nworkers;      /* pool threads = workers per generation */
+  unsigned max_connections; /* cfg's, lowered to what the open-file limit allows */
   struct slot *slots;     /* every pool thread's slot */
 };
 
 /* Where a connection is, for the slow-client reaper: a request must come
- * in whole (head, then body) within `timeout` seconds; handling and
- * answering it are not limited. */
-enum { WAIT_HEAD, WAIT_BODY, ANSWERING };
+ * in whole (head, then body) within `timeout` seconds of the connection
+ * opening or the previous answer being sent (one deadline, not one per
+ * part); its answer must be sent within `timeout` seconds (a slow reader);
+ * the app's handling is not limited. */
+enum { WAIT_HEAD, WAIT_BODY, ANSWERING, SENDING };
+
+/* conn.bad_path: what the raw path holds that a decoded C string cannot
+ * carry (%00: 400) or a path must not (control characters: 404). */
+enum { PATH_OK, PATH_NUL, PATH_CONTROL };
 
 struct conn;
 
@@ -92,10 +100,11 @@ struct conn {
   struct conn *prev, *next;   /* in server.conns */
   int fd;
   struct sockaddr_storage peer;   /* the client's address (per-IP limit) */
-  atomic_int phase;           /* WAIT_HEAD, WAIT_BODY or ANSWERING */
+  atomic_int phase;           /* WAIT_HEAD, WAIT_BODY, ANSWERING or SENDING */
   atomic_llong since_ms;      /* when the current phase began (monotonic) */
   int started;            /* the current request reached on_request */
   int too_large;          /* the body went over max_body: 413 at the end */
+  int bad_path;           /* PATH_*, from the raw request target (on_uri) */
   struct timespec t0;
   char *query;            /* raw query string, NUL-terminated; NULL: "" */
   size_t query_len, query_cap;
@@ -141,6 +150,8 @@ enum { BODY_KEEP = 64 * 1024 };   /* body buffers above this are freed after use
 static const char body_500[] = "{\"detail\":\"Internal Server Error\"}";
 static const char body_413[] = "{\"detail\":\"Request Entity Too Large\"}";
 static const char body_503[] = "{\"detail\":\"Service Unavailable\"}";
+static const char body_400[] = "{\"detail\":\"Bad Request\"}";
+static const char body_404[] = "{\"detail\":\"Not Found\"}";
 
 /* ---- logging ---------------------------------------------------------- */
 
@@ -181,25 +192,15 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   char *html = strstr(msg, " ('<html>");   /* the error page it sends: noise here */
   if (html) strcpy(html, ").");
-  logline("http: %s", msg);
+  size_t len = strlen(msg);
+  while (len > 0 && msg[len - 1] == '\n') len--;
+  char safe[1200];   /* its messages quote the request (the decoded URL) */
+  logline("http: %s", text_safe(msg, len, safe, sizeof safe));
 }
 
-/* Copies s into out (size >= 8) with control bytes and non-ASCII escaped
- * as \xNN, so a decoded path cannot forge log lines. Returns out. */
+/* text_safe of the C string s (a method, a decoded path). */
 static char *log_safe(const char *s, char *out, size_t size) {
-  static const char hex[] = "0123456789abcdef";
-  size_t o = 0;
-  for (; *s && o + 5 < size; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch < 0x20 || ch >= 0x7f || ch == '\\') {
-      out[o++] = '\\'; out[o++] = 'x';
-      out[o++] = hex[ch >> 4]; out[o++] = hex[ch & 15];
-    } else {
-      out[o++] = (char)ch;
-    }
-  }
-  out[o] = '\0';
-  return out;
+  return text_safe(s, strlen(s), out, size);
 }
 
 /* Copies s into out with the password of every URL and password=... in it
@@ -221,8 +222,11 @@ static long long now_ms(void) {
   return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* Moves c to phase; a new deadline starts, except from WAIT_HEAD to
+ * WAIT_BODY (a request has one deadline for coming in whole). */
 static void set_phase(struct conn *c, int phase) {
-  atomic_store_explicit(&c->since_ms, now_ms(), memory_order_relaxed);
+  if (phase != WAIT_BODY)
+    atomic_store_explicit(&c->since_ms, now_ms(), memory_order_relaxed);
   atomic_store_explicit(&c->phase, phase, memory_order_relaxed);
 }
 
@@ -396,7 +400,7 @@ static enum MHD_Result finish(struct server *srv, struct conn *c, struct MHD_Con
                               const char *method, const char *url, int status,
                               struct MHD_Response *resp) {
   if (!resp) return MHD_NO;
-  set_phase(c, ANSWERING);
+  set_phase(c, SENDING);   /* the send deadline starts */
   if (atomic_load_explicit(&srv->stopping, memory_order_relaxed))
     MHD_add_response_header(resp, "Connection", "close");
   enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, resp);
@@ -429,8 +433,8 @@ static enum MHD_Result answer(struct server *srv, struct conn *c, struct MHD_Con
   struct MHD_Response *resp = r->resp;
   r->resp = NULL;
   if (rc != 0 || !resp) {
-    char p[256], safe[1024];
-    logline("%s %s: %s", method, log_safe(url, p, sizeof p),
+    char m[64], p[256], safe[1024];
+    logline("%s %s: %s", log_safe(method, m, sizeof m), log_safe(url, p, sizeof p),
             err && err[0] ? redact(err, safe, sizeof safe) : "the handler gave no reply");
     if (resp) MHD_destroy_response(resp);
     return finish(srv, c, mc, method, url, 500, json_response(body_500, sizeof body_500 - 1));
@@ -494,6 +498,35 @@ static int body_reserve(struct conn *c, size_t need) {
   return 0;
 }
 
+/* Answers status with a JSON body (static) and closes the connection. */
+static enum MHD_Result finish_closing(struct server *srv, struct conn *c, struct MHD_Connection *mc,
+                                      const char *method, const char *url, int status,
+                                      const char *body, size_t len) {
+  struct MHD_Response *resp = json_response(body, len);
+  if (resp) MHD_add_response_header(resp, "Connection", "close");
+  return finish(srv, c, mc, method, url, status, resp);
+}
+
+struct value_count {
+  const char *name;
+  unsigned n;
+};
+
+static enum MHD_Result count_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  (void)kind, (void)value;
+  struct value_count *count = cls;
+  if (strcasecmp(key, count->name) == 0) count->n++;
+  return MHD_YES;
+}
+
+/* How many times the request has the header name (any case). */
+static unsigned count_values(struct MHD_Connection *mc, const char *name) {
+  struct value_count count = {name, 0};
+  MHD_get_connection_values(mc, MHD_HEADER_KIND, count_value, &count);
+  return count.n;
+}
+
 /* The access handler: called once when the headers are in, once per piece
  * of body, and once when the request is complete (*upload_size == 0), where
  * the app answers. A body announced over max_body is refused on the first
@@ -515,6 +548,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     c->too_large = 0;
     c->discarded = 0;
     set_phase(c, WAIT_BODY);
+    /* as nginx answers: these close the connection (the 400s: where the
+     * request ends is not known for sure) */
+    if (c->bad_path == PATH_NUL || count_values(mc, MHD_HTTP_HEADER_CONTENT_LENGTH) > 1)
+      return finish_closing(srv, c, mc, method, url, 400, body_400, sizeof body_400 - 1);
+    if (c->bad_path == PATH_CONTROL)
+      return finish(srv, c, mc, method, url, 404, json_response(body_404, sizeof body_404 - 1));
     const char *v;
     size_t vlen;
     if (MHD_lookup_connection_value_n(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH, 14,
@@ -557,6 +596,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
   return run_app(srv, c, mc, url, method);
 }
 
+static int hex_digit(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+/* PATH_NUL when the path of the raw request target uri (up to '?') holds
+ * %00; else PATH_CONTROL when it holds a control character, raw or
+ * percent-encoded; else PATH_OK. */
+static int raw_path_check(const char *uri) {
+  int found = PATH_OK;
+  for (const char *p = uri; *p && *p != '?'; p++) {
+    int ch = (unsigned char)*p;
+    if (ch == '%' && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0) {
+      ch = hex_digit(p[1]) * 16 + hex_digit(p[2]);
+      p += 2;
+      if (ch == 0) return PATH_NUL;
+    }
+    if (ch < 0x20 || ch == 0x7f) found = PATH_CONTROL;
+  }
+  return found;
+}
+
 /* Called before the URI is parsed: keeps the raw query string, and makes
  * the connection's state the request's con_cls. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc) {
@@ -566,6 +629,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc) {
   if (!c) return NULL;
   c->started = 0;
   c->query_len = 0;
+  c->bad_path = raw_path_check(uri);
   const char *q = strchr(uri, '?');
   if (q) {
     size_t n = strlen(++q);
@@ -738,15 +802,23 @@ static int open_listener(const char *host, unsigned port, unsigned *bound, char 
   return fd;
 }
 
-/* Raises the open-file soft limit so max_connections sockets (plus database
- * connections and files) fit, as far as the hard limit allows. */
-static void raise_fd_limit(unsigned max_connections) {
+enum { FD_SPARE = 256 };   /* open files kept for database connections, scripts, logs */
+
+/* Raises the open-file soft limit so max_connections sockets (plus
+ * FD_SPARE) fit, as far as the hard limit allows. Returns how many
+ * connections fit: max_connections, or fewer when the hard limit is lower
+ * (libmicrohttpd would otherwise fail to accept past it). */
+static unsigned raise_fd_limit(unsigned max_connections) {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
-  rlim_t want = (rlim_t)max_connections + 256;
-  if (rl.rlim_cur >= want) return;
-  rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want) ? want : rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return max_connections;
+  rlim_t want = (rlim_t)max_connections + FD_SPARE;
+  if (rl.rlim_cur < want) {
+    rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want) ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want) return max_connections;
+  unsigned fit = rl.rlim_cur > 2 * FD_SPARE ? (unsigned)(rl.rlim_cur - FD_SPARE) : (unsigned)rl.rlim_cur / 2;
+  return fit ? fit : 1;
 }
 
 /* ---- reload watching -------------------------------------------------- */
@@ -895,7 +967,7 @@ static struct MHD_Daemon *start_daemon(struct server *srv, int lfd) {
   /* the connection limit is shared out between the pool threads, as
    * libmicrohttpd's own thread pool does; the per-IP limit is on_accept's */
   unsigned n = srv->nworkers;
-  unsigned limit = (cfg->max_connections + n - 1) / n;
+  unsigned limit = (srv->max_connections + n - 1) / n;
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO,
       0, on_accept, srv, on_request, srv,
@@ -942,7 +1014,10 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
   }
   srv.nspares = srv.nworkers;
 
-  raise_fd_limit(cfg->max_connections);
+  srv.max_connections = raise_fd_limit(cfg->max_connections);
+  if (srv.max_connections < cfg->max_connections)
+    logline("warning: the open-file limit allows %u connections, not MAX_CONNECTIONS=%u: "
+            "raise it (ulimit -n) or lower MAX_CONNECTIONS", srv.max_connections, cfg->max_connections);
 
   /* Blocked here before the pool starts, so the pool threads inherit the
    * mask and only this thread takes the signals, in sigtimedwait. */

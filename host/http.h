@@ -86,9 +86,12 @@ typedef struct http_config {
   int reload;                  /* watch watch_dirs; on a change, open new workers and
                                   switch to them if they all open */
   const char *const *watch_dirs; /* NULL-terminated; *.lua files are watched */
-  unsigned timeout;            /* seconds a connection may sit idle, and a request may
-                                  take to come in whole (slowloris); 0: no limit */
-  unsigned max_connections;    /* concurrent connections, in total */
+  unsigned timeout;            /* seconds a request may take to come in whole from
+                                  the connection's start or the previous answer
+                                  (idle and slowloris), and an answer to be sent
+                                  (a slow reader); 0: no limit */
+  unsigned max_connections;    /* concurrent connections, in total (lowered, with
+                                  a warning, to what the open-file limit allows) */
   unsigned max_per_ip;         /* concurrent connections per client address, 0: no limit */
   /* Called once listening, with the bound port (may be NULL). */
   void (*on_ready)(unsigned port, void *ud);

@@ -4,6 +4,9 @@
  *
  *   http.serve{app = "app", host, port, workers, max_body, access_log,
  *              reload, timeout, max_connections, max_connections_per_ip}
+ *       max_connections: 10,000 by default; max_connections_per_ip: a
+ *       quarter of max_connections by default, 0 for no limit (behind a
+ *       proxy, where every connection comes from its address)
  *       blocks until SIGINT/SIGTERM; returns true after a graceful stop,
  *       raises a one-line error when it cannot start.
  *   http.unescape(s)      percent-decoding, '+' as a space
@@ -342,6 +345,11 @@ static void worker_flush(void *worker) {
 
 /* ---- http.serve ------------------------------------------------------- */
 
+http_app th_http_lua_app(const char *app) {
+  http_app happ = {worker_open, worker_close, worker_handle, (void *)app, worker_flush};
+  return happ;
+}
+
 static const char *const serve_options[] = {
   "app", "host", "port", "workers", "max_body", "access_log", "reload", "timeout",
   "max_connections", "max_connections_per_ip", NULL
@@ -406,8 +414,10 @@ static int l_serve(lua_State *L) {
   cfg.access_log = opt_boolean(L, "access_log", 1);
   cfg.reload = opt_boolean(L, "reload", 0);
   cfg.timeout = (unsigned)opt_integer(L, "timeout", 30, 0, 86400);
-  cfg.max_connections = (unsigned)opt_integer(L, "max_connections", 1000, 1, 1000000);
-  cfg.max_per_ip = (unsigned)opt_integer(L, "max_connections_per_ip", 0, 0, 1000000);
+  cfg.max_connections = (unsigned)opt_integer(L, "max_connections", 10000, 1, 1000000);
+  /* a quarter of the connections by default: one client cannot take them all */
+  lua_Integer share = cfg.max_connections / 4 ? cfg.max_connections / 4 : 1;
+  cfg.max_per_ip = (unsigned)opt_integer(L, "max_connections_per_ip", share, 0, 1000000);
 
   /* Watched: scripts/, seeds/, migrations/ here and in the todohost home
    * (where require also looks). A directory twice does no harm. */
@@ -426,7 +436,7 @@ static int l_serve(lua_State *L) {
   dirs[n] = NULL;
   cfg.watch_dirs = dirs;
 
-  http_app happ = {worker_open, worker_close, worker_handle, (void *)app, worker_flush};
+  http_app happ = th_http_lua_app(app);
   char err[1024];
   if (http_serve(&cfg, &happ, err, sizeof err) != 0) {
     lua_pushstring(L, err);   /* an operational error: no script position */

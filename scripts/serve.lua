@@ -9,7 +9,8 @@
 -- Settings come from the environment (.env already loaded by the host):
 -- HOST (127.0.0.1), PORT (8080), WORKERS (number of cores), ACCESS_LOG
 -- (true), RELOAD (false), HTTP_TIMEOUT (30 s), MAX_BODY (1 MiB), MAX_CONNECTIONS
--- (the server's default).
+-- (10,000), MAX_CONNECTIONS_PER_IP (a quarter of MAX_CONNECTIONS; 0: no limit,
+-- for running behind a proxy, where every connection comes from one address).
 
 local db = require "todohost.db"
 local revisions = require "migrator.revisions"
@@ -78,6 +79,7 @@ local workers = integer_setting("WORKERS", nil, 1, 256)
 local timeout = integer_setting("HTTP_TIMEOUT", 30, 1, 3600)
 local max_body = integer_setting("MAX_BODY", 1048576, 1024, 1073741824)
 local max_connections = integer_setting("MAX_CONNECTIONS", nil, 1, 1000000)
+local max_per_ip = integer_setting("MAX_CONNECTIONS_PER_IP", nil, 0, 1000000)
 local access_log = bool_setting("ACCESS_LOG", true)
 local reload = bool_setting("RELOAD", false)
 
@@ -118,4 +120,5 @@ http.serve {
   reload = reload,
   timeout = timeout,
   max_connections = max_connections,
+  max_connections_per_ip = max_per_ip,
 }

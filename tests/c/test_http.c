@@ -2,7 +2,11 @@
  * test_http.c: the HTTP server core (host/http.c) over real sockets, with a
  * small C app: request fields, bodies and their limit, malformed HTTP,
  * keep-alive, handler failures, one worker per pool thread, idle time-out,
- * reload, and the graceful stop with a request in flight.
+ * reload, and the graceful stop with a request in flight. And the edges
+ * answered as nginx would: %00 and control characters in a path, duplicate
+ * Content-Length, one deadline per request, a send deadline for slow
+ * readers, logs that outside bytes cannot forge, and header parsing in
+ * linear time.
  */
 #define _GNU_SOURCE   /* strcasestr */
 #include <arpa/inet.h>
@@ -21,8 +25,11 @@
 
 #include "check.h"
 #include "http.h"
+#include "textsafe.h"
 
 /* ---- the app ---------------------------------------------------------- */
+
+enum { BIG = 16 * 1024 * 1024, TIMEOUT = 2 };
 
 struct worker {
   pthread_t opener;   /* the serving thread */
@@ -98,6 +105,14 @@ static int app_handle(void *p, http_request *req, char *err, size_t errsize) {
     snprintf(out, sizeof out, "%d", w->serial);
     http_reply(req, 200, out, strlen(out));
     return 0;
+  }
+  if (strncmp(req->path, "/big", 4) == 0) {   /* BIG bytes: for slow readers */
+    char *big = malloc(BIG);
+    if (!big) return -1;
+    memset(big, 'b', BIG);
+    int rc = http_reply(req, 200, big, BIG);
+    free(big);
+    return rc;
   }
   if (strcmp(req->path, "/empty") == 0) {
     http_reply(req, 204, NULL, 0);
@@ -191,6 +206,53 @@ static int closed_within(int fd, int secs) {
   }
 }
 
+static double seconds(const struct timespec *t0, const struct timespec *t1) {
+  return (double)(t1->tv_sec - t0->tv_sec) + (double)(t1->tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Sends s[0..n) one byte every gap seconds. Returns 1 when the server cut
+ * the connection meanwhile, else 0. */
+static int trickle(int fd, const char *s, size_t n, double gap) {
+  struct timespec ts = {(time_t)gap, (long)((gap - (double)(time_t)gap) * 1e9)};
+  for (size_t i = 0; i < n; i++) {
+    if (send(fd, s + i, 1, MSG_NOSIGNAL) != 1) return 1;
+    char b;
+    if (recv(fd, &b, 1, MSG_DONTWAIT) == 0) return 1;
+    nanosleep(&ts, NULL);
+  }
+  return 0;
+}
+
+/* A GET with nlines header lines "X-a: " + len bytes each, into out. */
+static void build_request(char *out, size_t size, int nlines, int len) {
+  size_t n = (size_t)snprintf(out, size, "GET /k HTTP/1.1\r\nHost: x\r\n");
+  for (int i = 0; i < nlines && n + (size_t)len + 16 < size; i++) {
+    n += (size_t)snprintf(out + n, size - n, "X-a: ");
+    memset(out + n, 'b', (size_t)len);
+    n += (size_t)len;
+    n += (size_t)snprintf(out + n, size - n, "\r\n");
+  }
+  snprintf(out + n, size - n, "\r\n");
+}
+
+/* Seconds that times keep-alive round trips of req take, or -1 when one
+ * of them is not answered 200. */
+static double time_requests(const char *req, int times) {
+  static char buf[8192];
+  int fd = dial();
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int ok = fd >= 0;
+  for (int i = 0; ok && i < times; i++) {
+    buf[0] = '\0';
+    sendall(fd, req, strlen(req));
+    ok = read_response(fd, buf, sizeof buf, NULL) == 200;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (fd >= 0) close(fd);
+  return ok ? seconds(&t0, &t1) : -1;
+}
+
 /* ---- the tests (run on a client thread while main serves) ------------- */
 
 static char watch_dir[512];
@@ -215,6 +277,7 @@ static void *client(void *arg) {
   char buf[8192];
   const char *body = NULL;
   int st;
+  double head_cut = 0;   /* when a trickled head is cut (seconds) */
 
   st = roundtrip("GET /a%20b/c?x=1&y=%20+z HTTP/1.1\r\nHost: x\r\nX-Test: Hello\r\nX-Second: 2\r\n\r\n", buf,
                  sizeof buf, &body);
@@ -256,14 +319,20 @@ static void *client(void *arg) {
     CHECK_INT(st, 413, "a chunked body over max_body: 413");
   }
 
-  st = roundtrip("GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n", buf, sizeof buf, &body);
-  CHECK_INT(st, 400, "a malformed header line: 400 from the library");
-  st = roundtrip("GARBAGE\r\n\r\n", buf, sizeof buf, &body);
-  CHECK_INT(st, -1, "not HTTP at all: the library closes the connection");
-  st = roundtrip("GET / HTTP/9.9\r\nHost: x\r\n\r\n", buf, sizeof buf, &body);
-  CHECK_INT(st, 505, "an unknown HTTP version: 505");
-  st = roundtrip("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", buf, sizeof buf, &body);
-  CHECK_INT(st, 400, "a malformed Content-Length: 400");
+  /* malformed HTTP, and the edges answered as nginx would */
+  static const struct { const char *request; int status; const char *name; } edges[] = {
+    {"GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n", 400, "a malformed header line: 400 from the library"},
+    {"GARBAGE\r\n\r\n", -1, "not HTTP at all: the library closes the connection"},
+    {"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505, "an unknown HTTP version: 505"},
+    {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, "a malformed Content-Length: 400"},
+    {"GET /a%1b[31m HTTP/1.1\r\nHost: x\r\n\r\n", 404, "ESC in the path: 404"},
+    {"GET /a%7f?x=%00 HTTP/1.1\r\nHost: x\r\n\r\n", 404, "DEL in the path: 404 (a %00 in the query is the app's to judge)"},
+    {"GET /caf%C3%A9?q=%0a HTTP/1.1\r\nHost: x\r\n\r\n", 200, "UTF-8 in the path, CR/LF in the query: served"},
+    {"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc", 400,
+     "two equal Content-Length headers: 400 too"},
+  };
+  for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+    CHECK_INT(roundtrip(edges[i].request, buf, sizeof buf, &body), edges[i].status, "%s", edges[i].name);
 
   st = roundtrip("GET /fail HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof buf, &body);
   CHECK_INT(st, 500, "a failing handler: 500");
@@ -293,7 +362,7 @@ static void *client(void *arg) {
   CHECK_INT(atomic_load(&wrong_thread), 0, "a worker is only used by one pool thread");
   CHECK_INT(atomic_load(&opens), 2, "one worker per pool thread");
 
-  /* idle time-out (timeout = 1 s) */
+  /* idle time-out (timeout = TIMEOUT s) */
   {
     int fd = dial();
     sendall(fd, "GET /sl", 7);   /* a slow client that stops sending */
@@ -315,8 +384,87 @@ static void *client(void *arg) {
       nanosleep(&gap, NULL);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    CHECK(cut && t1.tv_sec - t0.tv_sec <= 3, "a trickling client is cut off after the time-out (%ld s)",
-          (long)(t1.tv_sec - t0.tv_sec));
+    head_cut = seconds(&t0, &t1);
+    CHECK(cut && head_cut <= TIMEOUT + 2, "a trickling client is cut off after the time-out (%.1f s)", head_cut);
+    close(fd);
+  }
+
+  /* One deadline for the whole request: headers trickled for most of the
+   * time-out, then a body trickled, is cut as soon as the headers alone
+   * were (it used to get a new deadline once the headers were in). */
+  {
+    int fd = dial();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const char *req = "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\nX-Slow: aaaaa\r\n\r\n";
+    double head_time = TIMEOUT - 0.4, gap = head_time / (double)strlen(req);
+    int cut = trickle(fd, req, strlen(req), gap);
+    for (int i = 0; !cut && i < 900; i++) cut = trickle(fd, "a", 1, 0.1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double body_cut = seconds(&t0, &t1);
+    CHECK(cut && body_cut < head_cut + 0.9,
+          "a trickled body gets no new deadline once the headers are in (cut after %.1f s, headers alone %.1f s)",
+          body_cut, head_cut);
+    close(fd);
+  }
+
+  /* A slow reader of a large answer (reading a little now and then, so
+   * the connection is never idle) is cut off after the time-out: it never
+   * gets the whole of it. */
+  {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 65536;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    sendall(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n", 31);
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t got = 0;
+    char chunk[65536];
+    struct timespec gap = {0, 50 * 1000000L};
+    for (int i = 0; i < (TIMEOUT + 2) * 20; i++) {   /* 64 kB every 50 ms */
+      ssize_t r = recv(fd, chunk, sizeof chunk, 0);
+      if (r <= 0) break;
+      got += (size_t)r;
+      nanosleep(&gap, NULL);
+    }
+    for (ssize_t r; (r = recv(fd, chunk, sizeof chunk, 0)) > 0;) got += (size_t)r;
+    CHECK(got < BIG, "a slow reader is cut off by the send deadline (%zu of %d bytes read)", got, BIG);
+    close(fd);
+  }
+
+  /* HTTP edges that need more than a status checked */
+  st = roundtrip("GET /todos/1%00abc HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof buf, &body);
+  CHECK_INT(st, 400, "%%00 in the path: 400 (the decoded path would end at it)");
+  CHECK(strcasestr(buf, "connection: close") != NULL, "%%00 in the path: the connection is closed");
+  st = roundtrip("GET /a%0d%0aSet-Cookie:%20x/ HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof buf, &body);
+  CHECK_INT(st, 404, "CR/LF in the path: 404");
+  CHECK_STR(body, "{\"detail\":\"Not Found\"}", "CR/LF in the path: FastAPI's 404 body");
+  {
+    int fd = dial();
+    const char *two = "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde";
+    sendall(fd, two, strlen(two));
+    buf[0] = '\0';
+    st = read_response(fd, buf, sizeof buf, &body);
+    CHECK_INT(st, 400, "two Content-Length headers: 400");
+    CHECK(closed_within(fd, 2), "two Content-Length headers: the connection is closed");
+    close(fd);
+  }
+  {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int fd = dial();
+    sendall(fd, "GARBAGE\r\n\r\n", 11);
+    buf[0] = '\0';
+    int n = (int)recv(fd, buf, sizeof buf, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* libmicrohttpd 0.9.75 closes before any callback: a 400 cannot be sent */
+    CHECK(n == 0 && seconds(&t0, &t1) < TIMEOUT - 0.5,
+          "a malformed request line: closed at once, with no answer (%d bytes, %.2f s)", n, seconds(&t0, &t1));
     close(fd);
   }
 
@@ -343,6 +491,31 @@ static void *client(void *arg) {
     CHECK_INT(ok200, 10, "after a broken reload the previous workers keep serving");
     atomic_store(&fail_open, 0);
   }
+
+  /* Header parsing is linear: many short header lines, or one long one
+   * (up to the library's limits), cost about what the same bytes in a few
+   * plain lines do. */
+  {
+    static char many[8192], one[8192], lines[32768], longest[32768];
+    build_request(many, sizeof many, 400, 1);          /* 400 x "X-a: b" */
+    build_request(one, sizeof one, 1, 400 * 8 - 7);    /* one line, same size */
+    build_request(longest, sizeof longest, 1, 24000);  /* one 24 kB line */
+    build_request(lines, sizeof lines, 24, 1000 - 7);  /* 24 lines, same size */
+    double t_many = time_requests(many, 40), t_one = time_requests(one, 40);
+    double t_long = time_requests(longest, 40), t_lines = time_requests(lines, 40);
+    CHECK(t_many >= 0 && t_one >= 0 && t_many < 10 * t_one + 0.05,
+          "400 header lines parse in linear time (%.1f ms vs %.1f ms for one line of the same size)",
+          t_many * 1e3, t_one * 1e3);
+    CHECK(t_long >= 0 && t_lines >= 0 && t_long < 10 * t_lines + 0.05,
+          "a 24 kB header line parses in linear time (%.1f ms vs %.1f ms for 24 lines of 1 kB)",
+          t_long * 1e3, t_lines * 1e3);
+  }
+
+  /* outside bytes in what reaches the log: a method (the cause of a 500 is
+   * logged with it), a path in the access log (main checks the log) */
+  st = roundtrip("GE\x1b[2JT /fail HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof buf, &body);
+  CHECK_INT(st, 500, "a method with ESC reaches the app");
+  st = roundtrip("GET /empty%c2%9b%c2 HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof buf, &body);
 
   /* graceful stop: a request in flight finishes, then new connections fail */
   {
@@ -384,15 +557,54 @@ int main(void) {
   size_t n = http_unescape("a+b%2B%41%zz%00x", 16, out);
   CHECK(n == 10 && memcmp(out, "a b+A%zz\0x", 10) == 0, "http_unescape: + is a space, %%XX decoded, bad escapes kept");
 
+  /* the server's log goes to a file, to be checked (then copied to stderr) */
+  char log_path[600];
+  snprintf(log_path, sizeof log_path, "%s/server.log", watch_dir);
+  fflush(stderr);
+  int saved_stderr = dup(2);
+  FILE *logf = fopen(log_path, "w+");
+  if (logf) dup2(fileno(logf), 2);
+
+  {
+    char safe[64];
+    CHECK_STR(text_safe("GET /a\r\nb\x1b[2J\\\0z", 16, safe, sizeof safe), "GET /a\\x0d\\x0ab\\x1b[2J\\x5c\\x00z",
+              "text_safe: control bytes, the backslash and NUL as \\xNN");
+    CHECK_STR(text_safe("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, safe, sizeof safe),
+              "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "text_safe: UTF-8 is kept");
+    CHECK_STR(text_safe("\xc2\x9b" "1m \xc3 \xc0\xaf \xed\xa0\x80 \x7f", 15, safe, sizeof safe),
+              "\\xc2\\x9b1m \\xc3 \\xc0\\xaf \\xed\\xa0\\x80 \\x7f",
+              "text_safe: C1 controls, cut, overlong and surrogate UTF-8, DEL escaped");
+    CHECK_STR(text_safe("abcdefghij", 10, safe, 8), "abcd...", "text_safe: too long ends in ...");
+    CHECK_STR(text_safe("abcdefg", 7, safe, 8), "abcdefg", "text_safe: exactly fits");
+    CHECK_STR(text_safe("ab\ncdefg", 8, safe, 8), "ab...", "text_safe: never a cut escape");
+  }
+
   http_config cfg = {
     .host = "127.0.0.1", .port = 0, .workers = 2, .max_body = 1000, .access_log = 1,
-    .reload = 1, .watch_dirs = watch_dirs, .timeout = 1, .max_connections = 100,
+    .reload = 1, .watch_dirs = watch_dirs, .timeout = TIMEOUT, .max_connections = 100,
     .on_ready = ready,
   };
   char err[256];
   int rc = http_serve(&cfg, &app, err, sizeof err);
   CHECK_INT(rc, 0, "http_serve returns 0 after a graceful stop");
   pthread_join(client_thread, NULL);
+  dup2(saved_stderr, 2);
+  close(saved_stderr);
+  {
+    static char log[1 << 20];
+    size_t n = 0;
+    if (logf) {
+      rewind(logf);
+      n = fread(log, 1, sizeof log - 1, logf);
+      fclose(logf);
+    }
+    log[n] = '\0';
+    fwrite(log, 1, n, stderr);
+    CHECK(n > 0 && !memchr(log, '\x1b', n) && !memchr(log, '\r', n) && !memchr(log, '\x9b', n),
+          "the log holds no ESC, CR or C1 byte from outside");
+    CHECK(strstr(log, "GE\\x1b[2JT /fail: failing on purpose") != NULL, "an escaped method in the log");
+    CHECK(strstr(log, "/empty\\xc2\\x9b\\xc2 ") != NULL, "an escaped path (a C1 control, bad UTF-8)");
+  }
   CHECK_INT(atomic_load(&opens), atomic_load(&closes), "every worker opened is closed");
   CHECK_INT(atomic_load(&wrong_thread), 0, "workers are opened and closed on the serving thread");
 

@@ -32,8 +32,14 @@ trap cleanup EXIT
 # $TMP/NAME.log; sets server_pid and port (0 when it did not start).
 start() {
   local name=$1; shift
+  start_script "$name" "$ROOT/tests/fixtures/serve_hello.lua" "$@"
+}
+
+# start_script NAME SCRIPT [ENV=VALUE...]: start, for any script.
+start_script() {
+  local name=$1 script=$2; shift 2
   log=$TMP/$name.log
-  env PORT=0 "$@" "$TODOHOST" run "$ROOT/tests/fixtures/serve_hello.lua" >"$log" 2>&1 &
+  env PORT=0 "$@" "$TODOHOST" run "$script" >"$log" 2>&1 &
   server_pid=$!
   port=0
   for _ in $(seq 100); do
@@ -182,6 +188,41 @@ for _ in 1 2 3 4 5 6; do
 done
 check "under the per-IP limit again: every request served" eq "$served" 6
 stop TERM
+
+# the per-IP limit is on by default: a quarter of max_connections (8 here)
+cat >"$TMP/serve_default_limits.lua" <<'LUA'
+require("todohost.http").serve { app = "hello_app", port = 0, workers = 2, max_connections = 8 }
+LUA
+start_script default_limits "$TMP/serve_default_limits.lua" || exit 1
+for fd in 4 5; do eval "exec $fd<>/dev/tcp/127.0.0.1/$port"; done
+sleep 0.2
+code=$(c --max-time 2 -o /dev/null -w '%{http_code}' "$(url /)")
+check "the per-IP limit is on by default (2 of max_connections 8 taken): refused" eq "$code" 000
+for fd in 4 5; do eval "exec $fd>&-"; done
+sleep 0.3
+code=$(c -o /dev/null -w '%{http_code}' "$(url /)")
+check "under the default per-IP limit again: served" eq "$code" 200
+stop TERM
+
+# 1,000 concurrent keep-alive connections from one address fit the defaults
+# (MAX_CONNECTIONS 10,000, a quarter of it per address)
+if ulimit -n 2048 2>/dev/null; then
+  cat >"$TMP/serve_defaults.lua" <<'LUA'
+require("todohost.http").serve { app = "hello_app", port = 0, workers = 2 }
+LUA
+  start_script defaults "$TMP/serve_defaults.lua" || exit 1
+  held=()
+  for _ in $(seq 1000); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/$port" && held+=("$fd")
+  done
+  sleep 0.3
+  code=$(c --max-time 3 -o /dev/null -w '%{http_code}' "$(url /)")
+  check "1,000 connections held open (${#held[@]}): one more is still served by default" eq "$code" 200
+  for fd in "${held[@]}"; do exec {fd}>&-; done
+  stop TERM
+else
+  ok "# SKIP 1,000 connections: ulimit -n 2048 not allowed"
+fi
 
 # ---- start-up errors -------------------------------------------------------
 

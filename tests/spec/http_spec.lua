@@ -183,6 +183,23 @@ describe("the Todo API over HTTP on " .. kind, function()
     assert.equal(422, status)
   end)
 
+  it("answers the HTTP edges as nginx would", function()
+    -- %00 would end the decoded path: /todos/1 must not answer
+    local status, headers, _, body = request("GET", "/todos/1%00abc")
+    assert.same({ 400, { detail = "Bad Request" } }, { status, body })
+    assert.equal("close", headers.connection)
+    -- CR/LF in a path: no trailing-slash redirect with CR/LF in Location (a 500)
+    status, headers, _, body = request("GET", "/todos%0d%0aSet-Cookie:%20x=1/")
+    assert.same({ 404, { detail = "Not Found" } }, { status, body })
+    assert.is_nil(headers["set-cookie"])
+    status = request("GET", "/todos/1%1b%5b2J")
+    assert.equal(404, status)
+
+    -- the access log shows the path escaped, on one line
+    os.execute("sleep 0.3")
+    assert.matches("GET /todos\\x0d\\x0aSet-Cookie: x=1/ 404", slurp(log), 1, true)
+  end)
+
   it("stores SQL meta-characters literally", function()
     local evil = "x'; DROP TABLE todos; --"
     local status, _, _, todo = request("POST", "/todos", { json = { title = evil } })

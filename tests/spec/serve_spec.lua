@@ -139,7 +139,8 @@ describe("serve.lua start-up on " .. kind, function()
 
   it("exits 1 with one clear line for a bad setting", function()
     at("spec_r2")
-    for name, value in pairs { PORT = "eighty", WORKERS = "0", ACCESS_LOG = "maybe" } do
+    for name, value in pairs { PORT = "eighty", WORKERS = "0", ACCESS_LOG = "maybe",
+        MAX_CONNECTIONS_PER_IP = "-1" } do
       local code, _, err = run_script("serve.lua", { MIGRATIONS_DIR = migrations, [name] = value })
       assert.equal(1, code, name)
       assert.matches(name, err)
