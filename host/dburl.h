@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include "db.h"
+#include "mask.h"   /* db_mask_url, db_mask_text, db_scrub */
 
 typedef struct db_url {
   db_kind kind;
@@ -44,21 +45,6 @@ typedef struct db_url {
  * whose password needs percent-encoding, or out of memory. */
 int db_url_parse(const char *url, db_url *out, db_error *err);
 void db_url_free(db_url *u);
-
-/* url with every password masked (see above); malloc'ed, NULL when out of
- * memory. The whole string is one URL (spaces included). */
-char *db_mask_url(const char *url);
-
-/* Copies text into out (capacity size > 0, always NUL-terminated,
- * truncated to fit) with the password of every URL in it (a run of text
- * from scheme:// to a blank; when that run has no '@', to the line's last
- * '@') and every password=VALUE (also libpq's key=value form, quoted or not)
- * replaced by "***". Returns out. */
-char *db_mask_text(const char *text, char *out, size_t size);
-
-/* Replaces every occurrence of secret in buf (NUL-terminated, capacity size)
- * by "***". A NULL or empty secret does nothing. Time linear in the text. */
-void db_scrub(char *buf, size_t size, const char *secret);
 
 /* The supported forms, for messages. */
 extern const char DB_URL_FORMS[];

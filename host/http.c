@@ -26,7 +26,7 @@
  * and a broken reload leaves every pool thread on its previous worker.
  */
 #include "http.h"
-#include "dburl.h"
+#include "mask.h"
 #include "textsafe.h"
 
 #include <dirent.h>
@@ -208,6 +208,26 @@ static char *log_safe(const char *s, char *out, size_t size) {
  * URL does not leak it. */
 static const char *redact(const char *s, char *out, size_t size) {
   return db_mask_text(s, out, size);
+}
+
+/* A handler's error (it may quote the request: a title, a header) for the
+ * log: each line escaped by text_safe, continuation lines (a DEBUG
+ * traceback) indented with "  | " so none can pass for a log line of its
+ * own. Writes into out (capacity size); returns out. */
+static const char *cause_safe(const char *s, char *out, size_t size) {
+  size_t o = 0;
+  out[0] = '\0';
+  for (;;) {
+    size_t n = strcspn(s, "\n");
+    if (o + 8 > size) break;
+    text_safe(s, n, out + o, size - o);
+    o += strlen(out + o);
+    if (s[n] == '\0' || o + 5 + 8 > size) break;
+    memcpy(out + o, "\n  | ", 6);   /* with its NUL */
+    o += 5;
+    s += n + 1;
+  }
+  return out;
 }
 
 static double elapsed_ms(const struct timespec *t0) {
@@ -433,9 +453,10 @@ static enum MHD_Result answer(struct server *srv, struct conn *c, struct MHD_Con
   struct MHD_Response *resp = r->resp;
   r->resp = NULL;
   if (rc != 0 || !resp) {
-    char m[64], p[256], safe[1024];
+    char m[64], p[256], safe[1024], shown[4096];
     logline("%s %s: %s", log_safe(method, m, sizeof m), log_safe(url, p, sizeof p),
-            err && err[0] ? redact(err, safe, sizeof safe) : "the handler gave no reply");
+            err && err[0] ? cause_safe(redact(err, safe, sizeof safe), shown, sizeof shown)
+                          : "the handler gave no reply");
     if (resp) MHD_destroy_response(resp);
     return finish(srv, c, mc, method, url, 500, json_response(body_500, sizeof body_500 - 1));
   }

@@ -7,6 +7,12 @@
  *   util.isatty(f)   -> true when f (io.stdout, io.stderr...) is a terminal
  *   util.listdir(d)  -> sorted array of the names in directory d (no . and ..),
  *                       or nil, message when it cannot be read
+ *   util.text_safe(s [, keep_backslash])
+ *                    -> s safe for a terminal or a log line: control
+ *                       characters, bidi controls, invalid UTF-8 and '\' as
+ *                       \xNN (host/textsafe.h), never truncated; with
+ *                       keep_backslash true a '\' stays (for messages that
+ *                       carry escapes of their own)
  */
 #include "lua_util.h"
 
@@ -19,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "textsafe.h"
+
 static int util_sha256(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
@@ -29,6 +37,19 @@ static int util_sha256(lua_State *L) {
   char hex[2 * EVP_MAX_MD_SIZE + 1];
   for (unsigned int i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
   lua_pushlstring(L, hex, 2 * (size_t)n);
+  return 1;
+}
+
+static int util_text_safe(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  int keep_backslash = lua_toboolean(L, 2);
+  if (len > (((size_t)-1) - 8) / 4) return luaL_error(L, "text_safe: text too long");
+  size_t size = 4 * len + 8;   /* every byte may become \xNN; room for the NUL */
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, size);
+  (keep_backslash ? text_safe_message : text_safe)(s, len, out, size);
+  luaL_pushresultsize(&b, strlen(out));
   return 1;
 }
 
@@ -103,6 +124,7 @@ int luaopen_todohost_util(lua_State *L) {
     {"sleep", util_sleep},
     {"isatty", util_isatty},
     {"listdir", util_listdir},
+    {"text_safe", util_text_safe},
     {NULL, NULL}
   };
   luaL_newlib(L, funcs);

@@ -20,6 +20,7 @@
 
 local db = require "todohost.db"
 local copy = require "todohost.copy"
+local util = require "todohost.util"
 
 -- Tables that belong to the migration machinery: never copied.
 local NOT_COPIED = { alembic_version = true, todohost_migration_checksums = true }
@@ -64,36 +65,10 @@ local function say(...) io.stderr:write(...) end
 
 -- Text from the databases (table and column names above all: a SQLite file
 -- can name a table with escape sequences, newlines, bidi overrides) made
--- safe to print on one line of a terminal or a log: control characters
--- (C0, DEL, C1), invalid UTF-8 and the bidi controls are shown escaped
--- (\n, \t, \r, \xNN, \u{NNNN}); everything else is kept as it is.
-local NAMED_ESCAPES = { [9] = "\\t", [10] = "\\n", [13] = "\\r" }
-local function invisible(cp)
-  return cp <= 0x1f or (cp >= 0x7f and cp <= 0x9f) or cp == 0x061c or cp == 0x200e or cp == 0x200f
-    or (cp >= 0x202a and cp <= 0x202e) or (cp >= 0x2066 and cp <= 0x2069)
-end
-local function shown(text)
-  text = tostring(text)
-  if not text:find("[\0-\31\127-\255]") then return text end   -- plain printable ASCII
-  local out, i, n = {}, 1, #text
-  while i <= n do
-    local c = text:byte(i)
-    local len = c < 0x80 and 1 or c >= 0xf0 and 4 or c >= 0xe0 and 3 or c >= 0xc2 and 2 or 0
-    local chunk = len > 0 and text:sub(i, i + len - 1) or ""
-    local cp = #chunk == len and len > 0 and utf8.len(chunk) == 1 and utf8.codepoint(chunk)
-    if not cp then
-      out[#out + 1] = ("\\x%02x"):format(c)
-      i = i + 1
-    else
-      if not invisible(cp) then out[#out + 1] = chunk
-      elseif NAMED_ESCAPES[cp] then out[#out + 1] = NAMED_ESCAPES[cp]
-      elseif cp < 0x80 then out[#out + 1] = ("\\x%02x"):format(cp)
-      else out[#out + 1] = ("\\u{%04x}"):format(cp) end
-      i = i + len
-    end
-  end
-  return table.concat(out)
-end
+-- safe to print on one line of a terminal or a log (util.text_safe: control
+-- characters, bidi controls and invalid UTF-8 as \xNN; a backslash stays, so
+-- the engine's own escapes in its messages, such as \x00, read as they are).
+local function shown(text) return util.text_safe(tostring(text), true) end
 
 -- print() for lines that hold names from the databases.
 local function put(line) print(shown(line)) end

@@ -89,6 +89,10 @@ static int app_handle(void *p, http_request *req, char *err, size_t errsize) {
     snprintf(err, errsize, "failing on purpose");
     return -1;
   }
+  if (strcmp(req->path, "/failquote") == 0) {   /* a cause quoting the request */
+    snprintf(err, errsize, "bad title '\x1b[2Jx\r' in request\nstack line two");
+    return -1;
+  }
   if (strcmp(req->path, "/badheader") == 0) {
     http_reply(req, 200, "x", 1);
     if (http_reply_header(req, "X-Evil", "a\r\nSet-Cookie: x=1") != 0) {
@@ -516,6 +520,8 @@ static void *client(void *arg) {
   st = roundtrip("GE\x1b[2JT /fail HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof buf, &body);
   CHECK_INT(st, 500, "a method with ESC reaches the app");
   st = roundtrip("GET /empty%c2%9b%c2 HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof buf, &body);
+  st = roundtrip("GET /failquote HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof buf, &body);
+  CHECK_INT(st, 500, "a handler whose error quotes the request: 500");
 
   /* graceful stop: a request in flight finishes, then new connections fail */
   {
@@ -577,6 +583,11 @@ int main(void) {
     CHECK_STR(text_safe("abcdefghij", 10, safe, 8), "abcd...", "text_safe: too long ends in ...");
     CHECK_STR(text_safe("abcdefg", 7, safe, 8), "abcdefg", "text_safe: exactly fits");
     CHECK_STR(text_safe("ab\ncdefg", 8, safe, 8), "ab...", "text_safe: never a cut escape");
+    CHECK_STR(text_safe("a\xe2\x80\xae" "b\xe2\x81\xa6" "c\xe2\x80\xa8", 12, safe, sizeof safe),
+              "a\\xe2\\x80\\xaeb\\xe2\\x81\\xa6c\\xe2\\x80\\xa8",
+              "text_safe: bidi controls (U+202E, U+2066) and U+2028 escaped");
+    CHECK_STR(text_safe_message("v\\x00 \x1b", 7, safe, sizeof safe), "v\\x00 \\x1b",
+              "text_safe_message: the backslash kept, controls escaped");
   }
 
   http_config cfg = {
@@ -604,6 +615,8 @@ int main(void) {
           "the log holds no ESC, CR or C1 byte from outside");
     CHECK(strstr(log, "GE\\x1b[2JT /fail: failing on purpose") != NULL, "an escaped method in the log");
     CHECK(strstr(log, "/empty\\xc2\\x9b\\xc2 ") != NULL, "an escaped path (a C1 control, bad UTF-8)");
+    CHECK(strstr(log, "/failquote: bad title '\\x1b[2Jx\\x0d' in request\n  | stack line two") != NULL,
+          "a handler's error escaped, its second line indented");
   }
   CHECK_INT(atomic_load(&opens), atomic_load(&closes), "every worker opened is closed");
   CHECK_INT(atomic_load(&wrong_thread), 0, "workers are opened and closed on the serving thread");

@@ -41,7 +41,10 @@ for name in "${targets[@]}"; do
   args=(-max_total_time="$FUZZ_S" -timeout="$FUZZ_TIMEOUT" -rss_limit_mb=2048
         -artifact_prefix="$findings/" -print_final_stats=1)
   [ -f "tests/fuzz/$name.dict" ] && args+=(-dict="tests/fuzz/$name.dict")
-  [ -f "tests/fuzz/$name.options" ] && read -r -a extra < <(grep -v '^#' "tests/fuzz/$name.options" | tr '\n' ' ') && args+=("${extra[@]}")
+  if [ -f "tests/fuzz/$name.options" ]; then
+    # one or more flags a line; '#' starts a comment line
+    while read -r -a extra; do args+=("${extra[@]}"); done < <(grep -v '^[[:space:]]*#' "tests/fuzz/$name.options")
+  fi
   if [ "$FUZZ_JOBS" -gt 1 ]; then args+=(-fork="$FUZZ_JOBS" -ignore_crashes=0); fi
   before=$(find "$findings" -type f | wc -l)
   echo "== $name: ${FUZZ_S}s (log: $log)"

@@ -229,7 +229,7 @@ describe("copy.lua", function()
 
   it("prints the names a hostile source gives its tables and columns escaped, on one line", function()
     local evil = "evil\27[2J\27]0;owned\7\r\nname\226\128\174\255"
-    local shown = "evil\\x1b[2J\\x1b]0;owned\\x07\\r\\nname\\u{202e}\\xff"
+    local shown = "evil\\x1b[2J\\x1b]0;owned\\x07\\x0d\\x0aname\\xe2\\x80\\xae\\xff"
     local src <close> = db.connect(source_url)
     src:exec(('CREATE TABLE "%s" (x INTEGER)'):format(evil))
     local code, out = run_copy(("--from %s --to %s"):format(helper.quote(source_url), helper.quote(TARGET_URL)))
