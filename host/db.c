@@ -112,8 +112,10 @@ int db_exec_simple(db_conn *c, const char *sql, db_error *err) {
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? db_now_ms() : 0;
   int rc = ensure_connected(c, err);
-  if (rc == 0) rc = c->drv->exec_simple(c, sql, err);
-  if (rc < 0 && recover(c, sql, strlen(sql), err)) rc = c->drv->exec_simple(c, sql, err);
+  if (rc == 0) {   /* sent: recover says whether it may go once more */
+    rc = c->drv->exec_simple(c, sql, err);
+    if (rc < 0 && recover(c, sql, strlen(sql), err)) rc = c->drv->exec_simple(c, sql, err);
+  }
   if (c->echo) db_echo(c, sql, 0, NULL, rc < 0 ? -1 : db_now_ms() - t0);
   if (rc < 0) db_scrub(err->message, sizeof err->message, c->url.password);
   return rc;
@@ -225,11 +227,17 @@ static void lost_in_transaction(db_error *err) {
                "its changes are rolled back");
 }
 
-/* Before sending: a connection found closed is re-established at depth 0.
- * 0 when the statement may be sent, else -1 with err. */
+/* Before sending: a connection found closed is re-established, unless it
+ * was inside a transaction block (our depth, or a BEGIN sent as a plain
+ * statement): that block is lost, which err says (once; the next statement
+ * reconnects). 0 when the statement may be sent, else -1 with err. */
 static int ensure_connected(db_conn *c, db_error *err) {
   if (!c->drv->lost || !c->drv->lost(c)) return 0;
-  if (c->depth > 0) { lost_in_transaction(err); return -1; }
+  if (c->depth > 0 || c->tx_open) {
+    c->tx_open = 0;   /* said once: at depth 0 the next statement reconnects */
+    lost_in_transaction(err);
+    return -1;
+  }
   if (c->echo) fprintf(stderr, "[todohost.db] connection found closed: reconnecting\n");
   return c->drv->reset(c, err);
 }
@@ -247,8 +255,10 @@ static int is_commit(const char *sql, size_t len) {
 static int recover(db_conn *c, const char *sql, size_t len, db_error *err) {
   if (!c->drv->lost || !c->drv->lost(c)) return 0;
   int unknown = strcmp(err->sqlstate, "08007") == 0;
-  if (c->depth > 0) {
-    if (!(unknown && c->depth == 1 && is_commit(sql, len))) lost_in_transaction(err);
+  if (c->depth > 0 || c->tx_open) {   /* a transaction block, ours or BEGIN's */
+    int outermost = c->depth == 1 || (c->depth == 0 && c->tx_open);
+    c->tx_open = 0;
+    if (!(unknown && outermost && is_commit(sql, len))) lost_in_transaction(err);
     return 0;
   }
   if (unknown) return 0;

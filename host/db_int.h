@@ -85,6 +85,10 @@ struct db_conn {
   int busy_ms;                       /* SQLite: the busy timeout */
   int ended;                         /* PG: the server said, while idle, that it
                                         ends the session (a FATAL message) */
+  int tx_open;                       /* PG: the session was inside a transaction
+                                        block when last seen alive (BEGIN sent
+                                        with db_exec_simple counts, not only
+                                        depth): losing it lost that transaction */
   unsigned stmt_seq;                 /* PG: statement names */
   db_stmt *buckets[DB_CACHE_BUCKETS];
   db_stmt *lru_head, *lru_tail;

@@ -163,6 +163,11 @@ static void pq_disconnect(db_conn *c) {
  * sent. */
 static int pq_lost(db_conn *c) {
   PGconn *pg = pg_of(c);
+  if (PQstatus(pg) == CONNECTION_OK && !c->ended) {   /* as of the last statement's end */
+    PGTransactionStatusType t = PQtransactionStatus(pg);
+    if (t == PQTRANS_IDLE || t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
+      c->tx_open = t != PQTRANS_IDLE;
+  }
   if (PQstatus(pg) == CONNECTION_BAD || c->ended) return 1;
   if (c->busy || PQpipelineStatus(pg) != PQ_PIPELINE_OFF || PQisBusy(pg)) return 0;
   struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
@@ -177,6 +182,7 @@ static int pq_reset(db_conn *c, db_error *err) {
   db_cache_clear(c, 1);   /* prepared statements died with the session */
   c->busy = 0;
   c->ended = 0;
+  c->tx_open = 0;
   PQreset(pg_of(c));
   if (PQstatus(pg_of(c)) != CONNECTION_OK) {
     explain_connect_failure(pg_of(c), err);

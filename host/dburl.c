@@ -131,6 +131,25 @@ static void userinfo(const char *s, size_t n, size_t *colon, size_t *at) {
   if (c) *colon = (size_t)(c - s);
 }
 
+static int plain_hosts(const char *s, size_t n);
+
+/* For a URL without '@' (*at is NONE): when its authority does not read as
+ * hosts with numeric ports, what follows its first ':' (outside brackets)
+ * is taken for a password (postgresql://user:password/db, the "@host"
+ * forgotten): *colon = that ':', *at = the authority's end. */
+static void bare_userinfo(const char *s, size_t n, size_t *colon, size_t *at) {
+  size_t a = authority_start(s, n);
+  size_t end = a + strcspn(s + a, "/?#");
+  if (end > n) end = n;
+  if (plain_hosts(s + a, end - a)) return;
+  int bracket = 0;
+  for (size_t i = a; i < end; i++) {
+    if (s[i] == '[') bracket = 1;
+    else if (s[i] == ']') bracket = 0;
+    else if (s[i] == ':' && !bracket) { *colon = i; *at = end; return; }
+  }
+}
+
 /* The state of masking s: s[0..done) is written, its end masked when
  * hidden is set. */
 typedef struct masking {
@@ -160,6 +179,7 @@ static void hide(masking *m, size_t from, size_t to) {
 static void mask_into(sink *o, const char *s, size_t n) {
   size_t colon, at;
   userinfo(s, n, &colon, &at);
+  if (at == NONE) bare_userinfo(s, n, &colon, &at);
   masking m = {o, s, 0, 0};
   int user_pending = colon != NONE;
   size_t cached_from = NONE, cached_end = 0;   /* value_end(cached_from) */
@@ -530,6 +550,18 @@ static int parse_postgres(const char *url, size_t scheme_len, db_url *out,
   strcpy(uri, "postgresql");
   strcat(uri, rest);
 
+  size_t colon, at;
+  userinfo(uri, strlen(uri), &colon, &at);
+  if (at == NONE) bare_userinfo(uri, strlen(uri), &colon, &at);
+  if (at != NONE && uri[at] != '@') {   /* postgresql://user:password/db: no "@host" */
+    char *safe = db_mask_url(url);
+    db_error_set(err, "08001", "write it as postgresql://user:password@host:port/dbname",
+                 "the PostgreSQL URL '%s' has no '@' between its user and its host "
+                 "(or a port that is not a number)", safe ? safe : "?");
+    free(safe);
+    free(uri);
+    return -1;
+  }
   int agrees = libpq_agrees(uri);
   if (agrees < 0) {
     malformed(url, uri, "unterminated IPv6 address", err);

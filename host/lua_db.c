@@ -122,8 +122,31 @@ static int conn_close(lua_State *L) {
   return 0;
 }
 
+/* The string argument idx with every NUL byte made a space, pushed on the
+ * stack (so owned by Lua) and returned. The C maskers read C strings: a NUL
+ * would end the text early and leave a password after it unmasked. */
+static const char *text_arg(lua_State *L, int idx) {
+  size_t n;
+  const char *s = luaL_checklstring(L, idx, &n);
+  if (!memchr(s, '\0', n)) { lua_pushvalue(L, idx); return s; }
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, n);
+  for (size_t i = 0; i < n; i++) p[i] = s[i] ? s[i] : ' ';
+  luaL_pushresultsize(&b, n);
+  return lua_tostring(L, -1);
+}
+
+/* A database URL argument: raises when it holds a NUL byte (no URL does;
+ * libpq would read only up to it). */
+static const char *url_arg(lua_State *L, int idx) {
+  size_t n;
+  const char *s = luaL_checklstring(L, idx, &n);
+  if (memchr(s, '\0', n)) luaL_argerror(L, idx, "a database URL cannot hold a NUL byte");
+  return s;
+}
+
 static int db_connect_l(lua_State *L) {
-  const char *url = luaL_optstring(L, 1, NULL);
+  const char *url = lua_isnoneornil(L, 1) ? NULL : url_arg(L, 1);
   db_options opt = {0};
   opt.echo = th_truthy(getenv("DEBUG"));
   if (!lua_isnoneornil(L, 2)) {
@@ -601,7 +624,7 @@ static void set_string(lua_State *L, const char *key, const char *value) {
  * params {key = value} (never the password), host, port (integer when
  * one), user, dbname from it, and password. */
 static int db_parse_url(lua_State *L) {
-  const char *text = luaL_checkstring(L, 1);
+  const char *text = url_arg(L, 1);
   urlbox *b = new_urlbox(L);
   db_error err;
   if (db_url_parse(text, &b->url, &err) < 0) {
@@ -638,9 +661,10 @@ static int db_parse_url(lua_State *L) {
   return 1;
 }
 
-/* db.mask_url(url) -> url with every password replaced by "***". */
+/* db.mask_url(url) -> url with every password replaced by "***" (a NUL
+ * byte shows as a space). */
 static int db_mask_url_l(lua_State *L) {
-  const char *text = luaL_checkstring(L, 1);
+  const char *text = text_arg(L, 1);
   urlbox *b = new_urlbox(L);
   b->text = db_mask_url(text);
   if (!b->text) return luaL_error(L, "out of memory");
@@ -651,10 +675,10 @@ static int db_mask_url_l(lua_State *L) {
 }
 
 /* db.mask_text(text) -> text with the password of every URL and every
- * password=... in it replaced by "***". */
+ * password=... in it replaced by "***" (a NUL byte shows as a space). */
 static int db_mask_text_l(lua_State *L) {
-  size_t n;
-  const char *text = luaL_checklstring(L, 1, &n);
+  const char *text = text_arg(L, 1);
+  size_t n = strlen(text);
   urlbox *b = new_urlbox(L);
   size_t cap = 2 * n + 64;   /* each "***" replaces at least one byte of key=, ://, @ */
   b->text = malloc(cap);

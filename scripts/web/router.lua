@@ -30,12 +30,14 @@
 local json = require "web.json"
 local schema = require "web.schema"
 local batch_reads = require("todohost.db").batch_reads
+local mask_text = require("todohost.db").mask_text
+local text_safe = require("todohost.util").text_safe
 
 local router = {}
 router.__index = router
 
-local type, match, gsub, sub, byte, format, concat, pairs, ipairs, xpcall, tostring, char, tonumber =
-  type, string.match, string.gsub, string.sub, string.byte, string.format, table.concat, pairs,
+local type, match, gmatch, gsub, sub, byte, format, concat, pairs, ipairs, xpcall, tostring, char, tonumber =
+  type, string.match, string.gmatch, string.gsub, string.sub, string.byte, string.format, table.concat, pairs,
   ipairs, xpcall, tostring, string.char, tonumber
 
 local JSON_TYPE = "application/json; charset=utf-8"
@@ -221,6 +223,20 @@ local function log(fmt, ...)
 end
 router.log = log
 
+-- Text from outside (a method, a path, an error that may quote the request)
+-- for one entry of the server log: passwords masked, every line escaped
+-- (util.text_safe: control characters, bidi controls, invalid UTF-8 as
+-- \xNN, a traceback's tabs as spaces), further lines indented with "  | "
+-- so that none can pass for an entry of its own.
+local function shown(text)
+  local lines = {}
+  for line in gmatch(mask_text(tostring(text)) .. "\n", "(.-)\n") do
+    lines[#lines + 1] = text_safe((gsub(line, "\t", "  ")))
+  end
+  return concat(lines, "\n  | ")
+end
+router.shown = shown
+
 -- xpcall message handler: keeps error tables (database errors) intact and
 -- adds a traceback to string errors, for the server log only.
 local function traceback(err)
@@ -286,11 +302,10 @@ function router:handler(db)
     if ok then return status, headers, body end
     local err = status
     if is_unavailable(err) then
-      log("todohost: 503 %s %s: database unavailable: %s", tostring(req.method), tostring(req.path),
-        tostring(err))
+      log("todohost: 503 %s %s: database unavailable: %s", shown(req.method), shown(req.path), shown(err))
       return 503, JSON_HEADERS, UNAVAILABLE
     end
-    log("todohost: 500 %s %s: %s", tostring(req.method), tostring(req.path), tostring(err))
+    log("todohost: 500 %s %s: %s", shown(req.method), shown(req.path), shown(err))
     return 500, JSON_HEADERS, INTERNAL_ERROR
   end
 end

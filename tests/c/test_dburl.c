@@ -138,6 +138,24 @@ int main(void) {
 
 
   /* ---- issue 10: the password never leaves, whatever the URL ---------- */
+  /* "@host" forgotten: libpq would read the password as a port */
+  CHECK_INT(db_url_parse("postgresql://todo_user:s3kr1tpw/todo_db", &u, &err), -1,
+            "a URL with user:password and no '@host' is refused");
+  CHECK(strstr(err.message, "s3kr1tpw") == NULL && strstr(err.hint, "s3kr1tpw") == NULL,
+        "... without the password: %s", err.message);
+  CHECK(strstr(err.message, "no '@'") != NULL, "... saying what is missing: %s", err.message);
+  {
+    char *m = db_mask_url("postgresql://todo_user:s3kr1tpw/todo_db");
+    CHECK_STR(m, "postgresql://todo_user:***/todo_db", "db_mask_url masks it");
+    free(m);
+    char t[200];
+    CHECK_STR(db_mask_text("connect to postgresql://u:s3kr1tpw/db failed", t, sizeof t),
+              "connect to postgresql://u:***/db failed", "db_mask_text masks it");
+  }
+  CHECK_INT(db_url_parse("postgresql://h:5432,h2:5433/db", &u, &err), 0, "hosts with numeric ports are hosts");
+  CHECK_STR(u.safe, "postgresql://h:5432,h2:5433/db", "... shown as they are");
+  db_url_free(&u);
+
   static const char *const hostile[] = {
     "postgresql://todo_user:50%offSECRET@127.0.0.1:5432/x",      /* bad percent-encoding */
     "postgresql://todo_user:SECRET@[::1/db",                     /* unterminated IPv6 */

@@ -348,6 +348,19 @@ static void retry_when_found_closed(db_conn *admin, const char *url) {
   db_set_depth(c, 0);
   CHECK_INT(rows(admin), 2, "... nothing of it was written");
   CHECK_INT(scalar(c, "SELECT 1"), 1, "outside the transaction it reconnects");
+
+  /* a transaction opened with a plain BEGIN (no depth): the same rule */
+  db_exec_simple(admin, "DELETE FROM fault_items", &err);
+  db_exec_simple(c, "BEGIN", &err);
+  db_exec_simple(c, "INSERT INTO fault_items (title) VALUES ('first')", &err);
+  CHECK(terminate(admin, c), "terminated inside a transaction opened by a plain BEGIN");
+  rc = db_exec_simple(c, "INSERT INTO fault_items (title) VALUES ('second')", &err);
+  CHECK(rc == -1 && strcmp(err.sqlstate, "08006") == 0 && strstr(err.message, "rolled back"),
+        "after a plain BEGIN: an error saying the transaction was rolled back (%s)", rc ? err.message : "no error");
+  CHECK_INT(rows(admin), 0, "... and nothing of it, nor the statement after, was written");
+  rc = db_exec_simple(c, "INSERT INTO fault_items (title) VALUES ('later')", &err);
+  CHECK_INT(rc, 0, "the statement after that error runs on a new connection (%s)", rc ? err.message : "");
+  CHECK_INT(rows(admin), 1, "... once");
   db_close(c);
 }
 

@@ -545,6 +545,30 @@ describe("the router's failure handling", function()
     assert.equal('{"ok":true}', body)
   end)
 
+  it("logs a handler's error escaped, masked and indented, never as raw outside bytes", function()
+    local handle = handler_with({ method = "GET", path = "/boom", handler = function(req)
+      error("bad title '" .. req.headers["x-title"] .. "' from postgresql://u:pw5ecret@h/db\nsecond line", 0)
+    end })
+    local req = api_helper.request("GET", "/boom")
+    req.headers = { ["x-title"] = "\27[2J\r\ntodohost: 200 GET /forged \226\128\174" }
+    local log = io.tmpfile()
+    local stderr = io.stderr
+    io.stderr = log
+    local ok, status = pcall(handle, req)
+    io.stderr = stderr
+    log:seek("set")
+    local text = log:read("a")
+    log:close()
+    assert.is_true(ok, status)
+    assert.equal(500, status)
+    assert.is_nil(text:find("[\27\r]"), text)
+    assert.is_nil(text:find("\226\128\174", 1, true), text)
+    assert.is_nil(text:find("pw5ecret", 1, true), text)
+    assert.is_nil(text:find("\ntodohost: 200", 1, true), text)
+    assert.truthy(text:find("\\x1b[2J\\x0d\n  | todohost: 200 GET /forged \\xe2\\x80\\xae", 1, true), text)
+    assert.truthy(text:find("\n  | second line\n", 1, true), text)
+  end)
+
   it("answers 503 for a database connection error", function()
     local handle = handler_with({ method = "GET", path = "/db", handler = function()
       error(setmetatable({ message = "server closed the connection", sqlstate = "08006", hint = "" },
