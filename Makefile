@@ -104,9 +104,9 @@ db-start: ## start PostgreSQL on localhost:5432 (Docker Compose, else a native s
 db-stop: ## stop it; the data stays in localdev/data/personal_todo_pgdata
 	@scripts/db.sh stop
 
-env: ## create .env from env.example (PostgreSQL of `make db-start`); an existing .env is kept
-	@if [ -e .env ]; then echo ".env exists: kept as it is (compare with env.example)"; \
-	else cp env.example .env && echo ".env created from env.example: DATABASE_URL points at PostgreSQL"; fi
+env: ## create .env from .env.example (PostgreSQL of `make db-start`); an existing .env is kept
+	@if [ -e .env ]; then echo ".env exists: kept as it is (compare with .env.example)"; \
+	else cp .env.example .env && echo ".env created from .env.example: DATABASE_URL points at PostgreSQL"; fi
 
 psql: all ## open a SQL shell on DATABASE_URL (psql; sqlite3 for a sqlite:/// URL)
 	@TODOHOST=$(TODOHOST) scripts/db.sh psql

@@ -289,7 +289,7 @@ function checks.dotenv(ctx, report)
     if probe.setting_source("DATABASE_URL", path) == "the environment" then
       report.info("no .env (DATABASE_URL comes from the environment)")
     else
-      report.info("no .env: DATABASE_URL is the default, SQLite (for PostgreSQL: cp env.example .env)")
+      report.info("no .env: DATABASE_URL is the default, SQLite (for PostgreSQL: make env, or cp .env.example .env)")
     end
     return
   end

@@ -50,6 +50,7 @@ check "build/todohost version names libpq (no driver to install)" eval '"$TODOHO
 mk doctor
 check "make doctor passes on SQLite" eq "$?" 0
 check "make doctor names the SQLite file" contains "$out" "DATABASE_URL=sqlite:///./database.db (from the default)"
+check "make doctor without .env names make env and the template .env.example" contains "$out" "(for PostgreSQL: make env, or cp .env.example .env)"
 
 # ---- 1. start PostgreSQL ---------------------------------------------------
 
@@ -61,12 +62,17 @@ check "its data is in localdev/data/personal_todo_pgdata" test -f "$WORK/localde
 
 # ---- 3. point .env at it ---------------------------------------------------
 
+check "the template is .env.example, as in the guide (no env.example)" eval '[ -f "$WORK/.env.example" ] && [ ! -e "$WORK/env.example" ]'
+check "git ignores .env but not .env.example" \
+  eval 'git -C "$WORK" check-ignore -q .env && ! git -C "$WORK" check-ignore -q .env.example'
 mk env
-check "make env creates .env from env.example" contains "$out" ".env created from env.example"
-mk env
-check "make env again keeps the .env there is" contains "$out" ".env exists: kept"
+check "make env creates .env from .env.example" contains "$out" ".env created from .env.example"
+check ".env is a copy of .env.example" cmp -s "$WORK/.env.example" "$WORK/.env"
 sed -i "s/@localhost:5432\//@localhost:$PG_PORT\//" "$WORK/.env"
-check ".env from env.example names the server" grep -q "^DATABASE_URL=postgresql://todo_user:todo_pass@localhost:$PG_PORT/todo_db" "$WORK/.env"
+mk env
+check "make env again keeps the .env there is, edits and all" \
+  eval 'contains "$out" ".env exists: kept" && grep -q "@localhost:$PG_PORT/" "$WORK/.env"'
+check ".env from .env.example names the server" grep -q "^DATABASE_URL=postgresql://todo_user:todo_pass@localhost:$PG_PORT/todo_db" "$WORK/.env"
 mk doctor
 check "make doctor: the empty PostgreSQL needs make migrate (exit non-zero)" [ $? -ne 0 ]
 check "make doctor gives make migrate as the fix" contains "$out" "fix: make migrate"
