@@ -125,7 +125,7 @@ static int conn_close(lua_State *L) {
 static int db_connect_l(lua_State *L) {
   const char *url = luaL_optstring(L, 1, NULL);
   db_options opt = {0};
-  opt.echo = th_truthy(getenv("DEBUG"));
+  opt.echo = th_setting_bool("DEBUG");
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "readonly");
@@ -136,8 +136,7 @@ static int db_connect_l(lua_State *L) {
     opt.busy_timeout = (int)luaL_optinteger(L, -1, 0);
     lua_pop(L, 3);
   }
-  if (!url) url = getenv("DATABASE_URL");
-  if (!url) url = "sqlite:///./database.db";
+  if (!url) url = th_setting_text("DATABASE_URL");
   /* closed userdata first: an allocation error leaves nothing to leak */
   size_t off = ALIGN16(sizeof(lconn));
   lconn *lc = lua_newuserdatauv(L, off + db_cursor_size(), 0);

@@ -171,7 +171,7 @@ describe("doctor.lua", function()
     local code, out, err = doctor(dir, { DATABASE_URL = db_url, PORT = "80a" })
     assert.equal(2, code)
     assert.equal("", out)
-    assert.equal('doctor: PORT must be a port number from 1 to 65535, got "80a"; unset it or fix it\n', err)
+    assert.equal('doctor: PORT must be a whole number from 0 to 65535, got "80a" (from the environment); unset it or fix it\n', err)
   end)
 
   it("explains a mistyped URL scheme without a traceback and masks its password", function()
