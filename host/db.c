@@ -5,6 +5,8 @@
  */
 #include "db_int.h"
 
+#include "clock.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -51,12 +53,6 @@ static int check_idle(const db_conn *c, db_error *err) {
     return -1;
   }
   return 0;
-}
-
-double db_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* ---- connections ------------------------------------------------------ */
@@ -110,11 +106,11 @@ void db_close(db_conn *c) {
 int db_exec_simple(db_conn *c, const char *sql, db_error *err) {
   if (c->dq_next < c->ndq) db_run_deferred(c);
   if (check_idle(c, err) < 0) return -1;
-  double t0 = c->echo ? db_now_ms() : 0;
+  double t0 = c->echo ? th_clock_ms() : 0;
   int rc = ensure_connected(c, err);
   if (rc == 0) rc = c->drv->exec_simple(c, sql, err);
   if (rc < 0 && recover(c, sql, strlen(sql), err)) rc = c->drv->exec_simple(c, sql, err);
-  if (c->echo) db_echo(c, sql, 0, NULL, rc < 0 ? -1 : db_now_ms() - t0);
+  if (c->echo) db_echo(c, sql, 0, NULL, rc < 0 ? -1 : th_clock_ms() - t0);
   if (rc < 0) db_scrub(err->message, sizeof err->message, c->url.password);
   return rc;
 }
@@ -263,7 +259,7 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
   memset(cur, 0, sizeof *cur);
   if (c->dq_next < c->ndq) db_run_deferred(c);
   if (check_idle(c, err) < 0) return -1;
-  double t0 = c->echo ? db_now_ms() : 0;
+  double t0 = c->echo ? th_clock_ms() : 0;
   if (ensure_connected(c, err) < 0) {
     if (c->echo) db_echo(c, sql, nparams, params, -1);
     db_scrub(err->message, sizeof err->message, c->url.password);
@@ -290,7 +286,7 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
     db_scrub(err->message, sizeof err->message, c->url.password);
     return -1;
   }
-  if (c->echo) db_echo(c, sql, nparams, params, db_now_ms() - t0);
+  if (c->echo) db_echo(c, sql, nparams, params, th_clock_ms() - t0);
   return 0;
 }
 
@@ -451,9 +447,9 @@ void db_run_deferred(db_conn *c) {
   db_queued *q = c->dq + first;
   db_error err;
   if (n >= 2 && ensure_connected(c, &err) == 0 && db_idle(c)) {
-    double t0 = c->echo ? db_now_ms() : 0;
+    double t0 = c->echo ? th_clock_ms() : 0;
     c->drv->run_batch(c, q, n);
-    double ms = c->echo ? db_now_ms() - t0 : 0;
+    double ms = c->echo ? th_clock_ms() - t0 : 0;
     if (c->echo) fprintf(stderr, "[todohost.db] %d statements in one round trip  [%.3f ms]\n", n, ms);
     for (int i = 0; i < n; i++) {
       if (q[i].state == DB_DEFER_FAILED && q[i].err)

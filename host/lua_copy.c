@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "copy.h"
 #include "lua_db.h"
 
@@ -197,9 +198,7 @@ static int l_checksum(lua_State *L) {
 }
 
 static int l_now(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  lua_pushnumber(L, (lua_Number)th_clock_seconds());
   return 1;
 }
 

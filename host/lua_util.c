@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "textsafe.h"
 
 static int util_sha256(lua_State *L) {
@@ -54,9 +55,7 @@ static int util_text_safe(lua_State *L) {
 }
 
 static int util_clock(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  lua_pushnumber(L, (lua_Number)th_clock_seconds());
   return 1;
 }
 
