@@ -396,10 +396,6 @@ int db_plain_read(const db_conn *c, const char *sql, size_t len) {
 
 int db_may_defer(const db_conn *c) { return c->drv->run_batch && db_idle(c); }
 
-int db_can_defer(const db_conn *c, const char *sql, size_t len) {
-  return db_may_defer(c) && db_plain_read(c, sql, len);
-}
-
 int db_deferred(const db_conn *c) { return c->ndq - c->dq_next; }
 
 int db_defer(db_conn *c, const char *sql, size_t len, int nparams,
