@@ -4,13 +4,15 @@
  *
  *   http.serve{app = "app", host, port, workers, max_body, access_log,
  *              reload, timeout, max_connections, max_connections_per_ip}
- *       max_connections: 10,000 by default; max_connections_per_ip: a
- *       quarter of max_connections by default, 0 for no limit (behind a
- *       proxy, where every connection comes from its address)
+ *       each option's default is its setting's (HOST, PORT, MAX_BODY,
+ *       ACCESS_LOG, RELOAD, HTTP_TIMEOUT, MAX_CONNECTIONS: config.c's
+ *       table); workers: the number of cores; max_connections_per_ip: a
+ *       quarter of max_connections, 0 for no limit (behind a proxy, where
+ *       every connection comes from its address)
  *       blocks until SIGINT/SIGTERM; returns true after a graceful stop,
  *       raises a one-line error when it cannot start.
  *   http.unescape(s)      percent-decoding, '+' as a space
- *   http.parse_query(s)   "a=1&b=x+y" -> {a = "1", b = "x y"} (last wins)
+ * (Query strings have one parser, the router's: web.router.parse_query.)
  *
  * Each pool thread's worker is its own lua_State (th_newstate()) that ran
  * require(app) once; the module returned handler(req) -> status, headers,
@@ -400,7 +402,7 @@ static lua_Integer default_integer(const char *name) {
   return (lua_Integer)strtoll(setting_default(name), NULL, 10);
 }
 
-static int l_serve(lua_State *L) {
+static int l_http_serve(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushnil(L);
   while (lua_next(L, 1)) {
@@ -465,38 +467,16 @@ static void push_unescaped(lua_State *L, const char *s, size_t len) {
   luaL_pushresultsize(&b, http_unescape(s, len, out));
 }
 
-static int l_unescape(lua_State *L) {
+static int l_http_unescape(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   push_unescaped(L, s, len);
   return 1;
 }
 
-static int l_parse_query(lua_State *L) {
-  size_t len;
-  const char *s = luaL_optlstring(L, 1, "", &len);
-  const char *end = s + len;
-  lua_newtable(L);
-  while (s < end) {
-    const char *amp = memchr(s, '&', (size_t)(end - s));
-    if (!amp) amp = end;
-    if (amp > s) {
-      const char *eq = memchr(s, '=', (size_t)(amp - s));
-      const char *name_end = eq ? eq : amp;
-      push_unescaped(L, s, (size_t)(name_end - s));
-      if (eq) push_unescaped(L, eq + 1, (size_t)(amp - eq - 1));
-      else lua_pushliteral(L, "");
-      lua_rawset(L, -3);
-    }
-    s = amp + 1;
-  }
-  return 1;
-}
-
 static const luaL_Reg http_funcs[] = {
-  {"serve", l_serve},
-  {"unescape", l_unescape},
-  {"parse_query", l_parse_query},
+  {"serve", l_http_serve},
+  {"unescape", l_http_unescape},
   {NULL, NULL}
 };
 

@@ -5,6 +5,8 @@
  * libraries, a package.path that finds scripts/ and the host's own modules
  * (todohost.db, ...) in package.preload, and nothing else. One state per
  * thread, ever. A new host module is one line in runtime.c's host_modules.
+ * In the bindings (lua_*.c), a module function is l_<module>_<name>
+ * (l_db_connect for db.connect) and a method <type>_<name> (conn_exec).
  */
 #ifndef TODOHOST_RUNTIME_H
 #define TODOHOST_RUNTIME_H
