@@ -85,14 +85,8 @@ static int parse_int(const char *s, long long min, long long max, long long *out
   return 0;
 }
 
-int th_setting_read(const th_setting_def *d, th_value *out, char *err, size_t errsize) {
-  size_t idx = (size_t)(d - th_settings);
-  const char *text = getenv(d->name);
-  th_source src = loaded ? sources[idx] : TH_FROM_ENV;
-  if (!text || !*text || src == TH_FROM_DEFAULT) {
-    text = d->def;
-    src = TH_FROM_DEFAULT;
-  }
+int th_setting_parse(const th_setting_def *d, const char *text, th_source src, th_value *out,
+                     char *err, size_t errsize) {
   memset(out, 0, sizeof *out);
   out->source = src;
   out->text = text;
@@ -111,6 +105,17 @@ int th_setting_read(const th_setting_def *d, th_value *out, char *err, size_t er
     snprintf(err, errsize, "%s must be a whole number from %lld to %lld, got \"%s\" (from %s)",
              d->name, d->min, d->max, shown, from);
   return -1;
+}
+
+int th_setting_read(const th_setting_def *d, th_value *out, char *err, size_t errsize) {
+  size_t idx = (size_t)(d - th_settings);
+  const char *text = getenv(d->name);
+  th_source src = loaded ? sources[idx] : TH_FROM_ENV;
+  if (!text || !*text || src == TH_FROM_DEFAULT) {
+    text = d->def;
+    src = TH_FROM_DEFAULT;
+  }
+  return th_setting_parse(d, text, src, out, err, errsize);
 }
 
 const char *th_setting_text(const char *name) {

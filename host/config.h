@@ -73,6 +73,11 @@ typedef struct th_value {
   long long i;
 } th_value;
 
+/* Reads text (NULL: unset), which came from src, as d's kind into out.
+ * Returns 0, or -1 with one line in err (as th_setting_read). */
+int th_setting_parse(const th_setting_def *d, const char *text, th_source src, th_value *out,
+                     char *err, size_t errsize);
+
 /* Reads d's current value into out. Returns 0, or -1 with one line in err
  * naming the setting, the text (control characters escaped), where it came
  * from and the accepted values. */
