@@ -1,6 +1,7 @@
 /*
- * config.c: settings from the environment, then .env, then defaults.
- * See config.h for the rules; this file has no Lua and no database.
+ * config.c: every setting todohost knows (the table below), read from the
+ * environment, then .env, then the defaults. See config.h for the rules;
+ * this file has no Lua and no database.
  */
 #include "config.h"
 
@@ -11,20 +12,130 @@
 #include <string.h>
 #include <strings.h>
 
-static const struct { const char *name, *value; } defaults[] = {
-  {"DATABASE_URL", "sqlite:///./database.db"},
-  {"DEBUG", "false"},
+#include "textsafe.h"
+
+/* Every setting todohost knows: the one place each default is written. */
+const th_setting_def th_settings[] = {
+  {"DATABASE_URL", TH_STRING, "sqlite:///./database.db", 0, 0,
+   "the database: sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DB"},
+  {"DEBUG", TH_BOOL, "false", 0, 0,
+   "echo each SQL statement with its parameters and duration; tracebacks for errors"},
+  {"HOST", TH_STRING, "127.0.0.1", 0, 0, "the address make run serves on"},
+  {"PORT", TH_INT, "8080", 0, 65535, "the port make run serves on (0: any free port)"},
+  {"WORKERS", TH_INT, NULL, 1, 256, "server worker threads (unset: the number of cores)"},
+  {"RELOAD", TH_BOOL, "false", 0, 0,
+   "load fresh workers after a change in scripts/, seeds/ or migrations/"},
+  {"ACCESS_LOG", TH_BOOL, "true", 0, 0, "one line per request on stderr"},
+  {"HTTP_TIMEOUT", TH_INT, "30", 1, 3600, "seconds an idle connection is kept"},
+  {"MAX_BODY", TH_INT, "1048576", 1024, 1073741824, "the largest request body (bytes)"},
+  {"MAX_CONNECTIONS", TH_INT, "10000", 1, 1000000, "connections the server holds at once"},
+  {"MAX_CONNECTIONS_PER_IP", TH_INT, NULL, 0, 1000000,
+   "connections from one address (unset: a quarter of MAX_CONNECTIONS; 0: no limit)"},
+  {"MIGRATIONS_DIR", TH_STRING, NULL, 0, 0,
+   "the migrations directory (unset: migrations/, next to scripts/ for make run)"},
+  {"SQLITE_FILE", TH_STRING, "database.db", 0, 0, "the SQLite data make copy reads (doctor)"},
+  {"DB_PORT", TH_INT, "5432", 1, 65535, "the port of make db-start's native PostgreSQL"},
+  {"DB_DATA_DIR", TH_STRING, "localdev/data/personal_todo_pgdata", 0, 0,
+   "the data folder of make db-start's native PostgreSQL"},
+  {"SWAGGER_UI_DIST", TH_STRING, NULL, 0, 0, "where /docs finds Swagger UI's files"},
+  {"NO_COLOR", TH_STRING, NULL, 0, 0, "set (to anything): doctor prints no colours"},
+  {"TODOHOST_HOME", TH_STRING, NULL, 0, 0,
+   "the folder holding scripts/ (unset: the parent of the binary's folder)"},
+  {NULL, TH_STRING, NULL, 0, 0, NULL},
 };
 
-int th_truthy(const char *s) {
-  if (!s) return 0;
-  static const char *const yes[] = {"1", "true", "yes", "on", "y", "t"};
-  for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
-    if (strcasecmp(s, yes[i]) == 0) return 1;
+#define NSETTINGS (sizeof th_settings / sizeof *th_settings - 1)
+
+/* Where each setting came from, set by th_config_load; before it, a value
+ * in the environment counts as the environment's. */
+static th_source sources[NSETTINGS];
+static int loaded;
+
+const th_setting_def *th_setting_find(const char *name) {
+  for (const th_setting_def *d = th_settings; name && d->name; d++)
+    if (strcmp(d->name, name) == 0) return d;
+  return NULL;
+}
+
+const char *th_source_name(th_source src) {
+  return src == TH_FROM_ENV ? "environment" : src == TH_FROM_DOTENV ? ".env" : "default";
+}
+
+int th_parse_bool(const char *s) {
+  static const char *const words[2][6] = {
+    {"0", "false", "no", "off", "f", "n"},
+    {"1", "true", "yes", "on", "t", "y"},
+  };
+  for (int v = 0; s && v < 2; v++)
+    for (int i = 0; i < 6; i++)
+      if (strcasecmp(s, words[v][i]) == 0) return v;
+  return -1;
+}
+
+/* A whole decimal number (sign allowed) in [min, max] into *out: 0, or -1. */
+static int parse_int(const char *s, long long min, long long max, long long *out) {
+  const char *p = s + (*s == '-' || *s == '+');
+  if (!isdigit((unsigned char)*p)) return -1;
+  for (const char *q = p; *q; q++)
+    if (!isdigit((unsigned char)*q)) return -1;
+  errno = 0;
+  long long v = strtoll(s, NULL, 10);
+  if (errno || v < min || v > max) return -1;
+  *out = v;
   return 0;
 }
 
-const char *th_setting(const char *name) { return getenv(name); }
+int th_setting_parse(const th_setting_def *d, const char *text, th_source src, th_value *out,
+                     char *err, size_t errsize) {
+  memset(out, 0, sizeof *out);
+  out->source = src;
+  out->text = text;
+  if (!text || d->kind == TH_STRING) return 0;
+  int ok;
+  if (d->kind == TH_BOOL) ok = (out->b = th_parse_bool(text)) >= 0;
+  else ok = parse_int(text, d->min, d->max, &out->i) == 0;
+  if (ok) return 0;
+  char shown[160];
+  text_safe(text, strlen(text), shown, sizeof shown);
+  const char *from = src == TH_FROM_ENV ? "the environment" : src == TH_FROM_DOTENV ? ".env" : "the default";
+  if (d->kind == TH_BOOL)
+    snprintf(err, errsize, "%s must be true or false (1, true, yes, on, t, y / 0, false, no, off, f, n; "
+             "any case), got \"%s\" (from %s)", d->name, shown, from);
+  else
+    snprintf(err, errsize, "%s must be a whole number from %lld to %lld, got \"%s\" (from %s)",
+             d->name, d->min, d->max, shown, from);
+  return -1;
+}
+
+int th_setting_read(const th_setting_def *d, th_value *out, char *err, size_t errsize) {
+  size_t idx = (size_t)(d - th_settings);
+  const char *text = getenv(d->name);
+  th_source src = loaded ? sources[idx] : TH_FROM_ENV;
+  /* an empty value stands for unset, except an empty DATABASE_URL: that is
+   * an error (db_url_parse says so), never silently the default database */
+  int keep_empty = strcmp(d->name, "DATABASE_URL") == 0;
+  if (!text || (!*text && !keep_empty) || src == TH_FROM_DEFAULT) {
+    text = d->def;
+    src = TH_FROM_DEFAULT;
+  }
+  return th_setting_parse(d, text, src, out, err, errsize);
+}
+
+const char *th_setting_text(const char *name) {
+  const th_setting_def *d = th_setting_find(name);
+  th_value v;
+  char err[8];
+  if (!d) return NULL;
+  th_setting_read(d, &v, err, sizeof err);
+  return v.text;
+}
+
+int th_setting_bool(const char *name) {
+  const th_setting_def *d = th_setting_find(name);
+  th_value v;
+  char err[8];
+  return d && d->kind == TH_BOOL && th_setting_read(d, &v, err, sizeof err) == 0 && v.text && v.b;
+}
 
 /* Appends c to the growing value; returns -1 when the value is too long. */
 static int put(char *v, size_t *n, size_t cap, char c) {
@@ -190,6 +301,8 @@ static void pending_free(pending *p) {
 
 int th_config_load(const char *path, char *err, size_t errsize) {
   if (!path) path = ".env";
+  for (size_t i = 0; i < NSETTINGS; i++)
+    sources[i] = getenv(th_settings[i].name) ? TH_FROM_ENV : TH_FROM_DEFAULT;
   FILE *f = fopen(path, "rb");
   if (f) {
     char *text = NULL;
@@ -233,7 +346,17 @@ int th_config_load(const char *path, char *err, size_t errsize) {
     snprintf(err, errsize, "cannot read %s: %s", path, strerror(errno));
     return -1;
   }
-  for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
-    setenv(defaults[i].name, defaults[i].value, 0);
-  return 0;
+  /* DATABASE_URL and DEBUG go into the environment too, for child
+   * processes (psql) and scripts that read os.getenv */
+  for (size_t i = 0; i < NSETTINGS; i++) {
+    if (sources[i] != TH_FROM_ENV)
+      sources[i] = getenv(th_settings[i].name) ? TH_FROM_DOTENV : TH_FROM_DEFAULT;
+    const char *name = th_settings[i].name, *now = getenv(name);
+    /* an empty DATABASE_URL stays empty: an error, never the default database */
+    if ((!now && strcmp(name, "DATABASE_URL") == 0) || ((!now || !*now) && strcmp(name, "DEBUG") == 0))
+      setenv(name, th_settings[i].def, 1);
+  }
+  loaded = 1;
+  th_value debug;
+  return th_setting_read(th_setting_find("DEBUG"), &debug, err, errsize);
 }

@@ -9,6 +9,8 @@
  */
 #include "copy.h"
 
+#include "clock.h"
+
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,12 +31,6 @@ static const char HINT_FIX_SOURCE[] =
     "again; nothing was committed to the target";
 
 /* ---- small helpers ----------------------------------------------------- */
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Fills err from a failed PostgreSQL result (res may be NULL: the
  * connection's message is used). what says which step failed. */
@@ -670,7 +666,7 @@ static void abort_copy(PGconn *pg, const char *reason, db_error *err, int have_e
 
 int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *stats,
                db_error *err) {
-  double t0 = now_seconds();
+  double t0 = th_clock_seconds();
   int rc = -1, ncol = spec->ncolumns, copying = 0;
   copy_column *cols = NULL;
   sqlite3_stmt *st = NULL;
@@ -822,7 +818,7 @@ done:
   free(cp.buf);
   free(cols);
   free(sql.p);
-  stats->seconds = now_seconds() - t0;
+  stats->seconds = th_clock_seconds() - t0;
   return rc;
 }
 
@@ -830,7 +826,7 @@ done:
 
 int copy_checksum(PGconn *dst, const char *table, const char *const *columns, int ncolumns,
                   copy_stats *stats, db_error *err) {
-  double t0 = now_seconds();
+  double t0 = th_clock_seconds();
   sbuf sql = {0};
   memset(stats, 0, sizeof *stats);
   sb_str(&sql, "COPY ");
@@ -898,7 +894,7 @@ int copy_checksum(PGconn *dst, const char *table, const char *const *columns, in
     db_error_set(err, "XX000", NULL, "table %s: unexpected COPY data from the server", table);
     return -1;
   }
-  stats->seconds = now_seconds() - t0;
+  stats->seconds = th_clock_seconds() - t0;
   return 0;
 }
 

@@ -5,6 +5,8 @@
  */
 #include "db_int.h"
 
+#include "clock.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -51,12 +53,6 @@ static int check_idle(const db_conn *c, db_error *err) {
     return -1;
   }
   return 0;
-}
-
-double db_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* ---- connections ------------------------------------------------------ */
@@ -110,13 +106,13 @@ void db_close(db_conn *c) {
 int db_exec_simple(db_conn *c, const char *sql, db_error *err) {
   if (c->dq_next < c->ndq) db_run_deferred(c);
   if (check_idle(c, err) < 0) return -1;
-  double t0 = c->echo ? db_now_ms() : 0;
+  double t0 = c->echo ? th_clock_ms() : 0;
   int rc = ensure_connected(c, err);
   if (rc == 0) {   /* sent: recover says whether it may go once more */
     rc = c->drv->exec_simple(c, sql, err);
     if (rc < 0 && recover(c, sql, strlen(sql), err)) rc = c->drv->exec_simple(c, sql, err);
   }
-  if (c->echo) db_echo(c, sql, 0, NULL, rc < 0 ? -1 : db_now_ms() - t0);
+  if (c->echo) db_echo(c, sql, 0, NULL, rc < 0 ? -1 : th_clock_ms() - t0);
   if (rc < 0) db_scrub(err->message, sizeof err->message, c->url.password);
   return rc;
 }
@@ -273,7 +269,7 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
   memset(cur, 0, sizeof *cur);
   if (c->dq_next < c->ndq) db_run_deferred(c);
   if (check_idle(c, err) < 0) return -1;
-  double t0 = c->echo ? db_now_ms() : 0;
+  double t0 = c->echo ? th_clock_ms() : 0;
   if (ensure_connected(c, err) < 0) {
     if (c->echo) db_echo(c, sql, nparams, params, -1);
     db_scrub(err->message, sizeof err->message, c->url.password);
@@ -300,7 +296,7 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
     db_scrub(err->message, sizeof err->message, c->url.password);
     return -1;
   }
-  if (c->echo) db_echo(c, sql, nparams, params, db_now_ms() - t0);
+  if (c->echo) db_echo(c, sql, nparams, params, th_clock_ms() - t0);
   return 0;
 }
 
@@ -410,10 +406,6 @@ int db_plain_read(const db_conn *c, const char *sql, size_t len) {
 
 int db_may_defer(const db_conn *c) { return c->drv->run_batch && db_idle(c); }
 
-int db_can_defer(const db_conn *c, const char *sql, size_t len) {
-  return db_may_defer(c) && db_plain_read(c, sql, len);
-}
-
 int db_deferred(const db_conn *c) { return c->ndq - c->dq_next; }
 
 int db_defer(db_conn *c, const char *sql, size_t len, int nparams,
@@ -461,9 +453,9 @@ void db_run_deferred(db_conn *c) {
   db_queued *q = c->dq + first;
   db_error err;
   if (n >= 2 && ensure_connected(c, &err) == 0 && db_idle(c)) {
-    double t0 = c->echo ? db_now_ms() : 0;
+    double t0 = c->echo ? th_clock_ms() : 0;
     c->drv->run_batch(c, q, n);
-    double ms = c->echo ? db_now_ms() - t0 : 0;
+    double ms = c->echo ? th_clock_ms() - t0 : 0;
     if (c->echo) fprintf(stderr, "[todohost.db] %d statements in one round trip  [%.3f ms]\n", n, ms);
     for (int i = 0; i < n; i++) {
       if (q[i].state == DB_DEFER_FAILED && q[i].err)

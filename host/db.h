@@ -141,7 +141,7 @@ int db_cursor_is_open(const db_cursor *cur);
  * one statement's outcome.
  *
  * A plain read (db_read_statement) may wait on a PostgreSQL connection that
- * is idle: outside any transaction, with no cursor open (db_can_defer).
+ * is idle: outside any transaction, with no cursor open (db_may_defer).
  * Queued statements go out in one pipeline, one round trip. When all of
  * them are plain reads they run in one READ ONLY transaction (one
  * snapshot); otherwise each is followed by its own Sync and runs in its own
@@ -174,8 +174,6 @@ int db_may_defer(const db_conn *c);
  * code: another user could run statements on it without noticing. */
 int db_idle(const db_conn *c);
 
-/* 1 when sql may be queued on c now, else 0. */
-int db_can_defer(const db_conn *c, const char *sql, size_t len);
 
 /* Queues sql with params. Both are borrowed: they must stay valid until the
  * statement has run (db_run_deferred, or db_cursor_take). Returns a ticket

@@ -151,7 +151,6 @@ int db_format_pg_timestamp(int64_t us, int tz, char *out, size_t size);
 void db_format_double(double f, char *buf, size_t size);
 
 /* Echo support: the monotonic time in ms, and the echo line. */
-double db_now_ms(void);
 void db_echo(db_conn *c, const char *sql, int nparams, const db_value *params,
              double ms);
 

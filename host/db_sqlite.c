@@ -7,6 +7,7 @@
  * TIMESTAMP as ISO 8601 text with a UTC offset (naive values are UTC).
  */
 #define _GNU_SOURCE  /* strcasestr */
+#include "clock.h"
 #include "db_int.h"
 
 #include <sqlite3.h>
@@ -86,7 +87,7 @@ static int journal_is_wal(void *ud, int n, char **values, char **names) {
  * connection's timeout (ms, through ud) has passed. Returns 1 to retry. */
 static int busy_wait(void *ud, int count) {
   static _Thread_local double started;
-  double now = db_now_ms();
+  double now = th_clock_ms();
   if (count == 0) started = now;
   if (now - started >= (double)(intptr_t)ud) return 0;
   int us = count < 5 ? 20 << count : 500;

@@ -25,6 +25,7 @@
  * worker is never used by two threads, never opened from a broken script,
  * and a broken reload leaves every pool thread on its previous worker.
  */
+#include "clock.h"
 #include "http.h"
 #include "mask.h"
 #include "textsafe.h"
@@ -105,7 +106,7 @@ struct conn {
   int started;            /* the current request reached on_request */
   int too_large;          /* the body went over max_body: 413 at the end */
   int bad_path;           /* PATH_*, from the raw request target (on_uri) */
-  struct timespec t0;
+  double t0;              /* th_clock_ms() when the request started */
   char *query;            /* raw query string, NUL-terminated; NULL: "" */
   size_t query_len, query_cap;
   char *body;
@@ -230,17 +231,7 @@ static const char *cause_safe(const char *s, char *out, size_t size) {
   return out;
 }
 
-static double elapsed_ms(const struct timespec *t0) {
-  struct timespec t1;
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
-static long long now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
+static long long now_ms(void) { return (long long)th_clock_ms(); }
 
 /* Moves c to phase; a new deadline starts, except from WAIT_HEAD to
  * WAIT_BODY (a request has one deadline for coming in whole). */
@@ -428,7 +419,7 @@ static enum MHD_Result finish(struct server *srv, struct conn *c, struct MHD_Con
   if (srv->cfg->access_log) {
     char m[64], p[1024], line[1200];
     int n = snprintf(line, sizeof line, "todohost: %s %s %d %.2fms\n", log_safe(method, m, sizeof m),
-                     log_safe(url, p, sizeof p), status, elapsed_ms(&c->t0));
+                     log_safe(url, p, sizeof p), status, th_clock_ms() - c->t0);
     struct slot *s = thread_slot(srv);
     if (n > 0 && (size_t)n < sizeof line && s) {
       pthread_mutex_lock(&s->log_mu);
@@ -563,7 +554,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 
   if (!c->started) {
     c->started = 1;
-    clock_gettime(CLOCK_MONOTONIC, &c->t0);
+    c->t0 = th_clock_ms();
     atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
     c->body_len = 0;
     c->too_large = 0;
@@ -1102,10 +1093,9 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
   atomic_store(&srv.stopping, 1);   /* the pool threads stop accepting */
   int n = atomic_load(&srv.inflight);
   if (n > 0) logline("stopping: finishing %d request%s in flight", n, n == 1 ? "" : "s");
-  struct timespec t0;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  double t0 = th_clock_ms();
   unsigned grace = cfg->timeout ? cfg->timeout : 30;
-  while (atomic_load(&srv.inflight) > 0 && elapsed_ms(&t0) < grace * 1000.0) {
+  while (atomic_load(&srv.inflight) > 0 && th_clock_ms() - t0 < grace * 1000.0) {
     struct timespec ts = ms(10);
     int sig = sigtimedwait(&stopsigs, NULL, &ts);
     if (sig == SIGINT || sig == SIGTERM) break;

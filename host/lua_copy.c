@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "copy.h"
 #include "lua_db.h"
 
@@ -78,7 +79,7 @@ static void push_stats(lua_State *L, const copy_stats *st) {
 }
 
 /* copy.describe(dst, table [, columns]) */
-static int l_describe(lua_State *L) {
+static int l_copy_describe(lua_State *L) {
   db_conn *dst = check_kind(L, 1, DB_POSTGRESQL);
   const char *table = luaL_checkstring(L, 2);
   const char **cols = NULL;
@@ -134,7 +135,7 @@ static int progress_bridge(void *ud, int64_t rows, int64_t bytes) {
 }
 
 /* copy.table(src, dst, opts) */
-static int l_table(lua_State *L) {
+static int l_copy_table(lua_State *L) {
   db_conn *src = check_kind(L, 1, DB_SQLITE);
   db_conn *dst = check_kind(L, 2, DB_POSTGRESQL);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -183,7 +184,7 @@ static int l_table(lua_State *L) {
 }
 
 /* copy.checksum(dst, table, columns) */
-static int l_checksum(lua_State *L) {
+static int l_copy_checksum(lua_State *L) {
   db_conn *dst = check_kind(L, 1, DB_POSTGRESQL);
   const char *table = luaL_checkstring(L, 2);
   int ncols;
@@ -196,25 +197,23 @@ static int l_checksum(lua_State *L) {
   return 1;
 }
 
-static int l_now(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+static int l_copy_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)th_clock_seconds());
   return 1;
 }
 
-static int l_isatty(lua_State *L) {
+static int l_copy_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
 }
 
 int luaopen_todohost_copy(lua_State *L) {
   static const luaL_Reg funcs[] = {
-    {"describe", l_describe},
-    {"table", l_table},
-    {"checksum", l_checksum},
-    {"now", l_now},
-    {"isatty", l_isatty},
+    {"describe", l_copy_describe},
+    {"table", l_copy_table},
+    {"checksum", l_copy_checksum},
+    {"now", l_copy_now},
+    {"isatty", l_copy_isatty},
     {NULL, NULL}
   };
   luaL_newlib(L, funcs);

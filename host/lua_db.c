@@ -145,10 +145,10 @@ static const char *url_arg(lua_State *L, int idx) {
   return s;
 }
 
-static int db_connect_l(lua_State *L) {
+static int l_db_connect(lua_State *L) {
   const char *url = lua_isnoneornil(L, 1) ? NULL : url_arg(L, 1);
   db_options opt = {0};
-  opt.echo = th_truthy(getenv("DEBUG"));
+  opt.echo = th_setting_bool("DEBUG");
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "readonly");
@@ -159,8 +159,7 @@ static int db_connect_l(lua_State *L) {
     opt.busy_timeout = (int)luaL_optinteger(L, -1, 0);
     lua_pop(L, 3);
   }
-  if (!url) url = getenv("DATABASE_URL");
-  if (!url) url = "sqlite:///./database.db";
+  if (!url) url = th_setting_text("DATABASE_URL");
   /* closed userdata first: an allocation error leaves nothing to leak */
   size_t off = ALIGN16(sizeof(lconn));
   lconn *lc = lua_newuserdatauv(L, off + db_cursor_size(), 0);
@@ -334,7 +333,7 @@ static int note_statement(const db_conn *c, const char *sql, size_t len) {
 /* db.batch_reads() -> true when the running request may now pause at its
  * plain reads: it is a request that has run no statement yet, and its
  * state has a PostgreSQL connection (SQLite has no round trips to save). */
-static int db_batch_reads(lua_State *L) {
+static int l_db_batch_reads(lua_State *L) {
   if (L == current_request && *mark_of(L) == NULL) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &CONN_LIST);
     conn_list *list = lua_touserdata(L, -1);
@@ -623,7 +622,7 @@ static void set_string(lua_State *L, const char *key, const char *value) {
  * SQLite: path (nil in memory), uri. PostgreSQL: libpq's reading as
  * params {key = value} (never the password), host, port (integer when
  * one), user, dbname from it, and password. */
-static int db_parse_url(lua_State *L) {
+static int l_db_parse_url(lua_State *L) {
   const char *text = url_arg(L, 1);
   urlbox *b = new_urlbox(L);
   db_error err;
@@ -663,7 +662,7 @@ static int db_parse_url(lua_State *L) {
 
 /* db.mask_url(url) -> url with every password replaced by "***" (a NUL
  * byte shows as a space). */
-static int db_mask_url_l(lua_State *L) {
+static int l_db_mask_url(lua_State *L) {
   const char *text = text_arg(L, 1);
   urlbox *b = new_urlbox(L);
   b->text = db_mask_url(text);
@@ -676,7 +675,7 @@ static int db_mask_url_l(lua_State *L) {
 
 /* db.mask_text(text) -> text with the password of every URL and every
  * password=... in it replaced by "***" (a NUL byte shows as a space). */
-static int db_mask_text_l(lua_State *L) {
+static int l_db_mask_text(lua_State *L) {
   const char *text = text_arg(L, 1);
   size_t n = strlen(text);
   urlbox *b = new_urlbox(L);
@@ -742,7 +741,7 @@ static const luaL_Reg cursor_meta[] = {
 };
 
 /* db.is_error(v) -> true when v is a todohost.db error table. */
-static int db_is_error(lua_State *L) {
+static int l_db_is_error(lua_State *L) {
   lua_pushboolean(L, lua_getmetatable(L, 1) &&
                          (luaL_getmetatable(L, ERROR_MT), lua_rawequal(L, -1, -2)));
   return 1;
@@ -781,12 +780,12 @@ int luaopen_todohost_db(lua_State *L) {
   lua_pop(L, 1);
 
   static const luaL_Reg funcs[] = {
-    {"connect", db_connect_l},
-    {"is_error", db_is_error},
-    {"batch_reads", db_batch_reads},
-    {"parse_url", db_parse_url},
-    {"mask_url", db_mask_url_l},
-    {"mask_text", db_mask_text_l},
+    {"connect", l_db_connect},
+    {"is_error", l_db_is_error},
+    {"batch_reads", l_db_batch_reads},
+    {"parse_url", l_db_parse_url},
+    {"mask_url", l_db_mask_url},
+    {"mask_text", l_db_mask_text},
     {NULL, NULL}
   };
   luaL_newlib(L, funcs);

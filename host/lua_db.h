@@ -25,8 +25,8 @@ db_conn *th_checkconn(lua_State *L, int idx);
  * db.batch_reads() (web/router.lua does, for routes declared with
  * batch_reads = true) may pause at its plain reads: exec(), query() and
  * first() called by the request coroutine itself (where it can yield) with
- * a statement db_can_defer accepts, while every other connection of the
- * state is idle (db_idle), queue it with db_defer and yield the connection
+ * a plain read (db_plain_read) on a connection db_may_defer accepts, while
+ * every other connection of the state is idle (db_idle), queue it with db_defer and yield the connection
  * object instead of waiting. Whoever resumes the coroutine first runs the
  * queue of that connection (th_db_waiting, db_run_deferred); the call then
  * returns as if it had never paused. Once the request runs anything but a

@@ -4,13 +4,15 @@
  *
  *   http.serve{app = "app", host, port, workers, max_body, access_log,
  *              reload, timeout, max_connections, max_connections_per_ip}
- *       max_connections: 10,000 by default; max_connections_per_ip: a
- *       quarter of max_connections by default, 0 for no limit (behind a
- *       proxy, where every connection comes from its address)
+ *       each option's default is its setting's (HOST, PORT, MAX_BODY,
+ *       ACCESS_LOG, RELOAD, HTTP_TIMEOUT, MAX_CONNECTIONS: config.c's
+ *       table); workers: the number of cores; max_connections_per_ip: a
+ *       quarter of max_connections, 0 for no limit (behind a proxy, where
+ *       every connection comes from its address)
  *       blocks until SIGINT/SIGTERM; returns true after a graceful stop,
  *       raises a one-line error when it cannot start.
  *   http.unescape(s)      percent-decoding, '+' as a space
- *   http.parse_query(s)   "a=1&b=x+y" -> {a = "1", b = "x y"} (last wins)
+ * (Query strings have one parser, the router's: web.router.parse_query.)
  *
  * Each pool thread's worker is its own lua_State (th_newstate()) that ran
  * require(app) once; the module returned handler(req) -> status, headers,
@@ -288,7 +290,7 @@ static int resume(app_worker *w, lua_State *co, http_request *req, int nargs, ch
     reset_thread(co, w->L);
   } else if (status != LUA_OK) {
     lua_xmove(co, w->L, 1);
-    if (status == LUA_ERRRUN && lua_type(w->L, -1) == LUA_TSTRING && th_truthy(getenv("DEBUG"))) {
+    if (status == LUA_ERRRUN && lua_type(w->L, -1) == LUA_TSTRING && th_setting_bool("DEBUG")) {
       /* with DEBUG, the traceback th_pcall's message handler would add */
       lua_pushcfunction(w->L, traceback_p);
       lua_pushvalue(w->L, -2);
@@ -391,7 +393,16 @@ static const char *opt_string(lua_State *L, const char *key, const char *def) {
   return v;
 }
 
-static int l_serve(lua_State *L) {
+/* The default text of a setting of config.c's table (one that has one). */
+static const char *setting_default(const char *name) {
+  return th_setting_find(name)->def;
+}
+
+static lua_Integer default_integer(const char *name) {
+  return (lua_Integer)strtoll(setting_default(name), NULL, 10);
+}
+
+static int l_http_serve(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushnil(L);
   while (lua_next(L, 1)) {
@@ -407,14 +418,15 @@ static int l_serve(lua_State *L) {
 
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   http_config cfg = {0};
-  cfg.host = opt_string(L, "host", "127.0.0.1");
-  cfg.port = (unsigned)opt_integer(L, "port", 8080, 0, 65535);
+  /* the defaults are the settings' (config.c); the ranges are the API's */
+  cfg.host = opt_string(L, "host", setting_default("HOST"));
+  cfg.port = (unsigned)opt_integer(L, "port", default_integer("PORT"), 0, 65535);
   cfg.workers = (unsigned)opt_integer(L, "workers", cores > 0 ? cores : 1, 1, 1024);
-  cfg.max_body = (size_t)opt_integer(L, "max_body", 1048576, 0, (lua_Integer)1 << 40);
-  cfg.access_log = opt_boolean(L, "access_log", 1);
-  cfg.reload = opt_boolean(L, "reload", 0);
-  cfg.timeout = (unsigned)opt_integer(L, "timeout", 30, 0, 86400);
-  cfg.max_connections = (unsigned)opt_integer(L, "max_connections", 10000, 1, 1000000);
+  cfg.max_body = (size_t)opt_integer(L, "max_body", default_integer("MAX_BODY"), 0, (lua_Integer)1 << 40);
+  cfg.access_log = opt_boolean(L, "access_log", th_parse_bool(setting_default("ACCESS_LOG")));
+  cfg.reload = opt_boolean(L, "reload", th_parse_bool(setting_default("RELOAD")));
+  cfg.timeout = (unsigned)opt_integer(L, "timeout", default_integer("HTTP_TIMEOUT"), 0, 86400);
+  cfg.max_connections = (unsigned)opt_integer(L, "max_connections", default_integer("MAX_CONNECTIONS"), 1, 1000000);
   /* a quarter of the connections by default: one client cannot take them all */
   lua_Integer share = cfg.max_connections / 4 ? cfg.max_connections / 4 : 1;
   cfg.max_per_ip = (unsigned)opt_integer(L, "max_connections_per_ip", share, 0, 1000000);
@@ -455,38 +467,16 @@ static void push_unescaped(lua_State *L, const char *s, size_t len) {
   luaL_pushresultsize(&b, http_unescape(s, len, out));
 }
 
-static int l_unescape(lua_State *L) {
+static int l_http_unescape(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   push_unescaped(L, s, len);
   return 1;
 }
 
-static int l_parse_query(lua_State *L) {
-  size_t len;
-  const char *s = luaL_optlstring(L, 1, "", &len);
-  const char *end = s + len;
-  lua_newtable(L);
-  while (s < end) {
-    const char *amp = memchr(s, '&', (size_t)(end - s));
-    if (!amp) amp = end;
-    if (amp > s) {
-      const char *eq = memchr(s, '=', (size_t)(amp - s));
-      const char *name_end = eq ? eq : amp;
-      push_unescaped(L, s, (size_t)(name_end - s));
-      if (eq) push_unescaped(L, eq + 1, (size_t)(amp - eq - 1));
-      else lua_pushliteral(L, "");
-      lua_rawset(L, -3);
-    }
-    s = amp + 1;
-  }
-  return 1;
-}
-
 static const luaL_Reg http_funcs[] = {
-  {"serve", l_serve},
-  {"unescape", l_unescape},
-  {"parse_query", l_parse_query},
+  {"serve", l_http_serve},
+  {"unescape", l_http_unescape},
   {NULL, NULL}
 };
 

@@ -25,9 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "textsafe.h"
 
-static int util_sha256(lua_State *L) {
+static int l_util_sha256(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -40,7 +41,7 @@ static int util_sha256(lua_State *L) {
   return 1;
 }
 
-static int util_text_safe(lua_State *L) {
+static int l_util_text_safe(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   int keep_backslash = lua_toboolean(L, 2);
@@ -53,14 +54,12 @@ static int util_text_safe(lua_State *L) {
   return 1;
 }
 
-static int util_clock(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+static int l_util_clock(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)th_clock_seconds());
   return 1;
 }
 
-static int util_sleep(lua_State *L) {
+static int l_util_sleep(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
   luaL_argcheck(L, s >= 0, 1, "must not be negative");
   if (s > 1e9) s = 1e9;   /* ~31 years: (time_t)inf would be undefined */
@@ -69,7 +68,7 @@ static int util_sleep(lua_State *L) {
   return 0;
 }
 
-static int util_isatty(lua_State *L) {
+static int l_util_isatty(lua_State *L) {
   luaL_Stream *p = luaL_checkudata(L, 1, LUA_FILEHANDLE);
   /* closed: liolib sets closef to NULL and leaves f dangling (fclose'd) */
   lua_pushboolean(L, p->closef != NULL && p->f != NULL && isatty(fileno(p->f)));
@@ -84,7 +83,7 @@ static int dir_gc(lua_State *L) {
   return 0;
 }
 
-static int util_listdir(lua_State *L) {
+static int l_util_listdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   DIR **d = lua_newuserdatauv(L, sizeof *d, 0);
   *d = NULL;
@@ -119,12 +118,12 @@ static int util_listdir(lua_State *L) {
 
 int luaopen_todohost_util(lua_State *L) {
   static const luaL_Reg funcs[] = {
-    {"sha256", util_sha256},
-    {"clock", util_clock},
-    {"sleep", util_sleep},
-    {"isatty", util_isatty},
-    {"listdir", util_listdir},
-    {"text_safe", util_text_safe},
+    {"sha256", l_util_sha256},
+    {"clock", l_util_clock},
+    {"sleep", l_util_sleep},
+    {"isatty", l_util_isatty},
+    {"listdir", l_util_listdir},
+    {"text_safe", l_util_text_safe},
     {NULL, NULL}
   };
   luaL_newlib(L, funcs);

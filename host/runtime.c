@@ -21,6 +21,7 @@
 #include "lua_copy.h"
 #include "lua_db.h"
 #include "lua_http.h"
+#include "lua_settings.h"
 #include "lua_util.h"
 
 const char *const TH_VERSION = "0.1.0";
@@ -31,6 +32,7 @@ static const luaL_Reg host_modules[] = {
   {"todohost.copy", luaopen_todohost_copy},
   {"todohost.http", luaopen_todohost_http},
   {"todohost.util", luaopen_todohost_util},
+  {"todohost.settings", luaopen_todohost_settings},
   {NULL, NULL}
 };
 
@@ -40,7 +42,7 @@ static char home[PATH_MAX];
 static pthread_once_t home_once = PTHREAD_ONCE_INIT;
 
 static void find_home(void) {
-  const char *env = getenv("TODOHOST_HOME");
+  const char *env = th_setting_text("TODOHOST_HOME");
   if (env && *env) { snprintf(home, sizeof home, "%s", env); return; }
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -105,7 +107,7 @@ const char *th_errline(lua_State *L, int idx) {
  * tables pass through untouched (their __tostring says it all). */
 static int msghandler(lua_State *L) {
   if (lua_type(L, 1) != LUA_TSTRING) return 1;
-  if (th_truthy(getenv("DEBUG")))
+  if (th_setting_bool("DEBUG"))
     luaL_traceback(L, L, lua_tostring(L, 1), 1);
   return 1;
 }

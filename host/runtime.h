@@ -3,7 +3,10 @@
  *
  * Every lua_State in the program is made by th_newstate(): the standard
  * libraries, a package.path that finds scripts/ and the host's own modules
- * (todohost.db, ...), and nothing else. One state per thread, ever.
+ * (todohost.db, ...) in package.preload, and nothing else. One state per
+ * thread, ever. A new host module is one line in runtime.c's host_modules.
+ * In the bindings (lua_*.c), a module function is l_<module>_<name>
+ * (l_db_connect for db.connect) and a method <type>_<name> (conn_exec).
  */
 #ifndef TODOHOST_RUNTIME_H
 #define TODOHOST_RUNTIME_H
@@ -15,7 +18,7 @@
 lua_State *th_newstate(void);
 
 /* lua_pcall with a message handler that keeps error tables intact and adds a
- * traceback to string errors when DEBUG is true. Returns the lua_pcall
+ * traceback to string errors when the DEBUG setting is true. Returns the lua_pcall
  * status; on error the error object is on top of the stack. */
 int th_pcall(lua_State *L, int nargs, int nresults);
 
@@ -32,10 +35,6 @@ int th_find_script(const char *name, char *buf, size_t size);
  * (TODOHOST_HOME, else the parent of the directory holding the executable).
  * Never NULL. */
 const char *th_home(void);
-
-/* Registers a C module under package.preload. Host modules call this from
- * th_newstate's table in runtime.c. */
-typedef int (*th_openfn)(lua_State *L);
 
 extern const char *const TH_VERSION;
 

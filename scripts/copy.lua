@@ -20,6 +20,7 @@
 
 local db = require "todohost.db"
 local copy = require "todohost.copy"
+local settings = require "todohost.settings"
 local util = require "todohost.util"
 
 -- Tables that belong to the migration machinery: never copied.
@@ -27,7 +28,7 @@ local NOT_COPIED = { alembic_version = true, todohost_migration_checksums = true
 
 local USAGE = [[
 usage: todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace] [--dry-run]
-  --from URL       the SQLite database to read, never modified (default sqlite:///./database.db)
+  --from URL       the SQLite database to read, never modified (default ]] .. settings.default("DATABASE_URL") .. [[)
   --to URL         the PostgreSQL database to fill (default DATABASE_URL)
   --tables a,b     copy only these tables (default: every table of the source)
   --replace        empty target tables that already hold rows, inside the copy's transaction
@@ -76,7 +77,8 @@ local function put(line) print(shown(line)) end
 -- ---- 0. arguments ------------------------------------------------------------
 
 local function parse_args(argv)
-  local opts = { from = "sqlite:///./database.db", to = os.getenv("DATABASE_URL") }
+  -- from: the SQLite database the app used until now, DATABASE_URL's default
+  local opts = { from = settings.default("DATABASE_URL"), to = settings.get("DATABASE_URL") }
   local function bad_usage(message)
     io.stderr:write("copy: ", message, " (usage: todohost run copy.lua --help)\n")
     os.exit(2)

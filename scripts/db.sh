@@ -167,7 +167,7 @@ target() {
   [ -x "$bin" ] || die "$bin is missing; build it first: make"
   assignments=$("$bin" run - <<'LUA'
 local db = require "todohost.db"
-local target, err = db.parse_url(os.getenv("DATABASE_URL"))
+local target, err = db.parse_url((require "todohost.settings").get("DATABASE_URL"))
 if not target then
   io.stderr:write("db: ", tostring(err), "\n")
   os.exit(1)

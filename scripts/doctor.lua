@@ -10,15 +10,17 @@
 -- free: `make run` asks it first, so that a taken port stops it before it
 -- migrates anything, with one line on stderr.
 --
--- Settings: PORT (8080) and HOST (127.0.0.1) as `make run` uses them;
--- DATABASE_URL (environment, then .env, then the default); SQLITE_FILE
--- (database.db: the SQLite data `make copy` reads); NO_COLOR.
+-- Settings (todohost.settings: the environment, then .env, then the
+-- defaults): PORT as `make run` uses it, DATABASE_URL, SQLITE_FILE (the
+-- SQLite data `make copy` reads), MIGRATIONS_DIR, DB_PORT, DB_DATA_DIR,
+-- NO_COLOR; the `settings` check reports every value that cannot be read.
 
 local checks = require "doctor.checks"
 local probe = require "doctor.probe"
+local settings = require "todohost.settings"
 local util = require "todohost.util"
 
-local color = util.isatty(io.stdout) and not os.getenv("NO_COLOR")
+local color = util.isatty(io.stdout) and not settings.get("NO_COLOR")
 local function paint(code, text)
   if not color then return text end
   return "\27[" .. code .. "m" .. text .. "\27[0m"
@@ -26,22 +28,21 @@ end
 
 -- ---- what to look at -------------------------------------------------------------------
 
-local port_text = os.getenv("PORT")
-local port = math.tointeger(tonumber(port_text or "8080"))
-if not port or port < 1 or port > 65535 then
-  io.stderr:write(string.format("doctor: PORT must be a port number from 1 to 65535, got %q; unset it or fix it\n",
-    port_text))
+-- PORT is the one setting a check cannot go without
+local port_ok, port = pcall(settings.get, "PORT")
+if not port_ok then
+  io.stderr:write("doctor: ", tostring(port), "; unset it or fix it\n")
   os.exit(2)
 end
 
-local url = os.getenv("DATABASE_URL") or "sqlite:///./database.db"
+local url = settings.get("DATABASE_URL")
 local ctx = {
   cwd = (probe.run("pwd"):gsub("%s+$", "")),
   home = probe.home(),
   port = port,
   url = url,
   target = probe.parse_url(url),
-  sqlite_file = os.getenv("SQLITE_FILE") or "database.db",
+  sqlite_file = settings.get("SQLITE_FILE"),
 }
 
 -- ---- `doctor.lua port`: the pre-flight of make run ----------------------------------
@@ -108,6 +109,7 @@ if run("url") then
   run("migrations")
   run("rows")
 end
+run("settings")
 run("dotenv")
 run("sqlite_file")
 

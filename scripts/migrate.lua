@@ -22,7 +22,7 @@ commands:
   check                       exit 1 when the database is not at head
 
 options:
-  --dir DIR    the migrations directory (default: $MIGRATIONS_DIR, else migrations/)
+  --dir DIR    the migrations directory (default: MIGRATIONS_DIR, else migrations/)
   --url URL    the database (default: DATABASE_URL from the environment or .env)
   --sql        print the SQL for the database's dialect instead of running it;
                a range START:END starts from START instead of base
@@ -31,6 +31,7 @@ options:
 ]]
 
 local log = require "migrator.log"
+local settings = require "todohost.settings"
 
 local function usage_error(fmt, ...)
   io.stderr:write("FAILED: ", string.format(fmt, ...), "\n", "run `todohost run migrate.lua help` for usage\n")
@@ -74,7 +75,7 @@ local function parse(argv)
     end
     i = i + 1
   end
-  opts.dir = opts.dir or os.getenv("MIGRATIONS_DIR") or "migrations"
+  opts.dir = opts.dir or settings.get("MIGRATIONS_DIR") or "migrations"
   opts.dir = opts.dir:gsub("/+$", "")
   if opts.dir == "" then opts.dir = "/" end
   return opts, positional
@@ -102,7 +103,7 @@ end
 local ok, status = xpcall(main, function(err)
   if type(err) == "table" and err.migrate_error then return err end
   if type(err) == "table" then return { migrate_error = tostring(err) } end
-  if os.getenv("DEBUG") then return { migrate_error = debug.traceback(tostring(err), 2) } end
+  if settings.get("DEBUG") then return { migrate_error = debug.traceback(tostring(err), 2) } end
   return { migrate_error = tostring(err) }
 end, arg)
 

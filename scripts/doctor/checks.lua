@@ -13,6 +13,8 @@
 
 local db = require "todohost.db"
 local probe = require "doctor.probe"
+local settings = require "todohost.settings"
+local util = require "todohost.util"
 
 local checks = {}
 
@@ -32,7 +34,7 @@ end
 
 -- The command that sets DATABASE_URL where it came from, with a note.
 local function set_url(ctx, url, note)
-  local source = probe.setting_source("DATABASE_URL", ctx.cwd .. "/.env")
+  local source = probe.setting_source("DATABASE_URL")
   local how = source == "the environment" and ("export DATABASE_URL=" .. url) or ("edit .env: DATABASE_URL=" .. url)
   return note and (how .. "   (" .. note .. ")") or how
 end
@@ -40,6 +42,10 @@ end
 -- ---- 1. the app is not already running -------------------------------------------
 
 function checks.port(ctx, report)
+  if ctx.port == 0 then
+    report.ok("PORT=0: make run serves on any free port")
+    return
+  end
   local who = probe.listener(ctx.port)
   if who == nil then
     report.ok(string.format("nothing listens on port %d yet (make run can serve on it)", ctx.port))
@@ -63,7 +69,7 @@ end
 -- ---- 2. which database, and does it answer ---------------------------------------
 
 function checks.url(ctx, report)
-  local source = probe.setting_source("DATABASE_URL", ctx.cwd .. "/.env")
+  local source = probe.setting_source("DATABASE_URL")
   local shown = db.mask_url(ctx.url)
   local t = ctx.target
   if t.kind == "unknown" then
@@ -180,8 +186,8 @@ end
 function checks.migrations(ctx, report)
   local revisions = require "migrator.revisions"
   local version = require "migrator.version"
-  local dir = os.getenv("MIGRATIONS_DIR") or (ctx.cwd .. "/migrations")
-  local shown_dir = os.getenv("MIGRATIONS_DIR") or "migrations/"
+  local dir = settings.get("MIGRATIONS_DIR") or (ctx.cwd .. "/migrations")
+  local shown_dir = settings.get("MIGRATIONS_DIR") or "migrations/"
   local okg, graph = pcall(revisions.load, dir)
   local okh, head = false, nil
   if okg then okh, head = pcall(graph.head, graph) end
@@ -281,12 +287,30 @@ function checks.rows(ctx, report)
   end
 end
 
+-- ---- settings: every one todohost reads, as it read them -------------------------
+
+-- One line for the settings not at their default (DATABASE_URL has its own),
+-- and a failure for each value todohost cannot read.
+function checks.settings(ctx, report)
+  local changed = {}
+  for _, entry in ipairs(settings.all()) do
+    if entry.error then
+      report.fail(entry.error, entry.source == ".env" and ("edit .env: fix or remove " .. entry.name)
+        or ("unset " .. entry.name .. "   (or set it to a valid value)"))
+    elseif entry.source ~= "default" and entry.name ~= "DATABASE_URL" then
+      changed[#changed + 1] = string.format("%s=%s (%s)", entry.name, util.text_safe(tostring(entry.value)),
+        entry.source)
+    end
+  end
+  if #changed > 0 then report.info("settings: " .. table.concat(changed, ", ")) end
+end
+
 -- ---- 6. .env exists and git ignores it ------------------------------------------------
 
 function checks.dotenv(ctx, report)
   local path = ctx.cwd .. "/.env"
   if not probe.file_exists(path) then
-    if probe.setting_source("DATABASE_URL", path) == "the environment" then
+    if probe.setting_source("DATABASE_URL") == "the environment" then
       report.info("no .env (DATABASE_URL comes from the environment)")
     else
       report.info("no .env: DATABASE_URL is the default, SQLite (for PostgreSQL: make env, or cp .env.example .env)")
@@ -326,6 +350,6 @@ function checks.sqlite_file(ctx, report)
     counts and string.format(" (%s)", plural(counts.total, "todo")) or ""))
 end
 
-checks.ORDER = { "port", "url", "database", "server", "migrations", "rows", "dotenv", "sqlite_file" }
+checks.ORDER = { "port", "url", "database", "server", "migrations", "rows", "settings", "dotenv", "sqlite_file" }
 
 return checks

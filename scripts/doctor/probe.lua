@@ -5,6 +5,7 @@
 -- Nothing here prints; doctor/checks.lua turns the facts into verdicts.
 
 local db = require "todohost.db"
+local settings = require "todohost.settings"
 
 local probe = {}
 
@@ -86,26 +87,14 @@ function probe.is_local_host(host)
   return host == "localhost" or host == "127.0.0.1" or host == "::1" or host:sub(1, 1) == "/"
 end
 
--- Where the setting name came from: "the environment", ".env" or "the default".
--- The host has already merged .env into the environment, so the process's
--- original environment (/proc/self/environ) tells the two apart.
-function probe.setting_source(name, dotenv_path)
-  local environ = read_file("/proc/self/environ")
-  if environ then
-    for entry in environ:gmatch("[^%z]+") do
-      if entry:sub(1, #name + 1) == name .. "=" then return "the environment" end
-    end
+-- Where the setting name came from: "the environment", ".env" or "the
+-- default" (todohost.settings, which read them at start-up).
+local SOURCE_TEXT = { environment = "the environment", [".env"] = ".env", default = "the default" }
+function probe.setting_source(name)
+  for _, entry in ipairs(settings.all()) do
+    if entry.name == name then return SOURCE_TEXT[entry.source] end
   end
-  local dotenv = read_file(dotenv_path or ".env")
-  if dotenv then
-    for line in dotenv:gmatch("[^\n]+") do
-      if line:match("^%s*export%s+" .. name .. "%s*=") or line:match("^%s*" .. name .. "%s*=") then
-        return ".env"
-      end
-    end
-  end
-  if environ then return "the default" end
-  return "the environment or .env"
+  error("no setting " .. name)
 end
 
 -- ---- TCP listeners ---------------------------------------------------------------
@@ -202,14 +191,14 @@ end
 -- running, port}. Only asks scripts/db.sh (which never installs anything
 -- for `status` once a server is installed) when there is data to look at.
 function probe.native_state(home)
-  local data = os.getenv("DB_DATA_DIR") or "localdev/data/personal_todo_pgdata"
+  local data = settings.get("DB_DATA_DIR")
   local shown = data
   if data:sub(1, 1) ~= "/" then data = home .. "/" .. data end
   local state = {
     installed = probe.native_bindir() ~= nil,
     data_dir = shown,
     has_data = probe.file_exists(data .. "/PG_VERSION"),
-    port = tonumber(os.getenv("DB_PORT") or "") or 5432,
+    port = settings.get("DB_PORT"),
     running = false,
   }
   if state.installed and state.has_data then

@@ -15,6 +15,7 @@ local executor = require "migrator.executor"
 local log = require "migrator.log"
 local ops = require "migrator.ops"
 local revisions = require "migrator.revisions"
+local settings = require "todohost.settings"
 local version = require "migrator.version"
 
 local fail = revisions.fail
@@ -37,7 +38,7 @@ local function dialect_of(url)
 end
 
 local function database_url(opts)
-  return opts.url or os.getenv("DATABASE_URL")
+  return opts.url or (settings.get("DATABASE_URL"))
 end
 
 local function connect(opts)

@@ -7,6 +7,7 @@
 
 local json = require "web.json"
 local openapi = require "web.openapi"
+local settings = require "todohost.settings"
 
 local docs = {}
 
@@ -25,7 +26,7 @@ local function find_dist()
   local here = package.searchpath("web.docs", package.path)
   local home = here and here:match("^(.*)/scripts/web/docs%.lua$")
   local candidates = {
-    os.getenv("SWAGGER_UI_DIST"),
+    (settings.get("SWAGGER_UI_DIST")),
     home and (home .. "/node_modules/swagger-ui-dist"),
     "node_modules/swagger-ui-dist",
   }

@@ -1,4 +1,4 @@
-/* test_config.c: dotenv parsing and the settings order (env > .env > defaults). */
+/* test_config.c: dotenv parsing, the settings order (env > .env > defaults), the settings table: sources, typed values, one truthiness rule, one-line errors. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -117,11 +117,15 @@ int main(void) {
   CHECK_INT(parse("A=\"open\n", &s, &bad), -1, "an unterminated quote is refused");
   CHECK_INT(parse("A=\"x\" junk\n", &s, &bad), -1, "junk after a closing quote is refused");
 
-  CHECK_INT(th_truthy("TRUE"), 1, "TRUE is true");
-  CHECK_INT(th_truthy("1"), 1, "1 is true");
-  CHECK_INT(th_truthy("on"), 1, "on is true");
-  CHECK_INT(th_truthy("false"), 0, "false is false");
-  CHECK_INT(th_truthy(NULL), 0, "unset is false");
+  /* one truthiness rule: pydantic's twelve words, any case, nothing else */
+  static const char *const yes[] = {"1", "true", "TRUE", "yes", "On", "t", "Y"};
+  static const char *const no[] = {"0", "false", "False", "NO", "off", "f", "n"};
+  static const char *const neither[] = {"", "2", "tru", " true", "enabled", "yes!"};
+  for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) CHECK_INT(th_parse_bool(yes[i]), 1, "%s is true", yes[i]);
+  for (size_t i = 0; i < sizeof no / sizeof *no; i++) CHECK_INT(th_parse_bool(no[i]), 0, "%s is false", no[i]);
+  for (size_t i = 0; i < sizeof neither / sizeof *neither; i++)
+    CHECK_INT(th_parse_bool(neither[i]), -1, "'%s' is neither", neither[i]);
+  CHECK_INT(th_parse_bool(NULL), -1, "NULL is neither");
 
   /* the order: environment, then .env, then defaults */
   const char *dir = getenv("TEST_TMPDIR");
@@ -138,6 +142,42 @@ int main(void) {
   CHECK_STR(getenv("TH_BOTH"), "environment", "the environment wins over .env");
   CHECK_STR(getenv("DATABASE_URL"), "sqlite:///./database.db", "default DATABASE_URL");
   CHECK_STR(getenv("DEBUG"), "true", "defaults never override");
+  /* where each setting came from, its typed value, one-line errors */
+  f = fopen(path, "w");
+  fputs("PORT=9001\nHOST=0.0.0.0\nRELOAD=yes\nMAX_BODY=12\n", f);
+  fclose(f);
+  setenv("HOST", "::1", 1);
+  unsetenv("PORT");
+  unsetenv("RELOAD");
+  unsetenv("MAX_BODY");
+  unsetenv("HTTP_TIMEOUT");
+  setenv("WORKERS", "", 1);
+  CHECK_INT(th_config_load(path, err, sizeof err), 0, "load settings");
+  th_value v;
+  CHECK_INT(th_setting_read(th_setting_find("PORT"), &v, err, sizeof err), 0, "PORT reads");
+  CHECK_INT((int)v.i, 9001, "PORT from .env");
+  CHECK_STR(th_source_name(v.source), ".env", "PORT's source");
+  CHECK_INT(th_setting_read(th_setting_find("HOST"), &v, err, sizeof err), 0, "HOST reads");
+  CHECK_STR(v.text, "::1", "the environment wins");
+  CHECK_STR(th_source_name(v.source), "environment", "HOST's source");
+  CHECK_INT(th_setting_bool("RELOAD"), 1, "RELOAD=yes from .env");
+  CHECK_INT(th_setting_read(th_setting_find("HTTP_TIMEOUT"), &v, err, sizeof err), 0, "HTTP_TIMEOUT reads");
+  CHECK_INT((int)v.i, 30, "HTTP_TIMEOUT's default");
+  CHECK_STR(th_source_name(v.source), "default", "HTTP_TIMEOUT's source");
+  CHECK_INT(th_setting_read(th_setting_find("WORKERS"), &v, err, sizeof err), 0, "empty WORKERS reads");
+  CHECK(v.text == NULL && v.source == TH_FROM_DEFAULT, "empty is unset: no default for WORKERS");
+  CHECK_INT(th_setting_read(th_setting_find("MAX_BODY"), &v, err, sizeof err), -1, "MAX_BODY=12 is refused");
+  CHECK_STR(err, "MAX_BODY must be a whole number from 1024 to 1073741824, got \"12\" (from .env)", "one line");
+  CHECK_STR(th_setting_text("DATABASE_URL"), "sqlite:///./database.db", "DATABASE_URL's default");
+  CHECK(th_setting_find("NOPE") == NULL, "no such setting");
+  unsetenv("WORKERS");
+  remove(path);
+
+  /* DEBUG is read by every command: a bad one stops the load */
+  setenv("DEBUG", "maybe", 1);
+  CHECK_INT(th_config_load("/nonexistent/.env", err, sizeof err), -1, "a bad DEBUG is refused");
+  CHECK(strstr(err, "DEBUG must be true or false") != NULL, "names DEBUG: %s", err);
+  setenv("DEBUG", "true", 1);
   CHECK_INT(th_config_load("/nonexistent/.env", err, sizeof err), 0, "a missing .env is fine");
   remove(path);
 

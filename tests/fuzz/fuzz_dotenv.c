@@ -11,7 +11,11 @@
  *    password of DATABASE_URL lives: it must arrive unchanged, or the
  *    file must be refused);
  * 3. a line that is not KEY=value makes the parse fail with its number
- *    (the error then says only "line N", never the line).
+ *    (the error then says only "line N", never the line);
+ * 4. the input, as the value of every setting (th_setting_parse), is
+ *    accepted within the setting's range (a number) or as 0/1 (true/false),
+ *    or refused with one line that names the setting and holds no control
+ *    character (the value is shown escaped).
  */
 #include "fuzz.h"
 #include "config.h"
@@ -83,6 +87,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (!blank) FUZZ_REQUIRE(rc < 0 && bad == 2, "a line without '=' is refused with its number");
     }
     free(line);
+  }
+  for (const th_setting_def *d = th_settings; d->name; d++) {
+    th_value out;
+    char err[512];
+    if (th_setting_parse(d, v, TH_FROM_DOTENV, &out, err, sizeof err) == 0) {
+      if (d->kind == TH_INT) FUZZ_REQUIRE(out.i >= d->min && out.i <= d->max, "%s out of range", d->name);
+      if (d->kind == TH_BOOL) FUZZ_REQUIRE(out.b == 0 || out.b == 1, "%s not 0/1", d->name);
+      FUZZ_REQUIRE(out.text == v, "the text is the input");
+    } else {
+      FUZZ_REQUIRE(d->kind != TH_STRING, "a string setting refused");
+      FUZZ_REQUIRE(strncmp(err, d->name, strlen(d->name)) == 0, "the error names the setting");
+      for (const char *e = err; *e; e++)
+        FUZZ_REQUIRE((unsigned char)*e >= 0x20 && *e != 0x7f, "control character %d in the error", *e);
+      FUZZ_REQUIRE(strlen(err) < sizeof err - 1, "the error fits");
+    }
   }
   free(v);
   return 0;

@@ -1,4 +1,4 @@
--- tests/spec/api_spec.lua: the Todo API of shared/API.md, by calling the
+-- tests/spec/api_spec.lua: the Todo API (docs/http-api.md), by calling the
 -- app's request handler the way each server worker does (no sockets), on
 -- the database of this pass: a SQLite file, then the test PostgreSQL server.
 -- http_spec.lua sends the same kinds of requests over real HTTP.

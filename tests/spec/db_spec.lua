@@ -1,4 +1,4 @@
--- tests/spec/db_spec.lua: the todohost.db API (shared/LUA-API.md) against a
+-- tests/spec/db_spec.lua: the todohost.db API (docs/lua-api.md) against a
 -- real database: TEST_DATABASE_URL is a SQLite file in one pass and the test
 -- PostgreSQL server in the other.
 local db = require "todohost.db"

@@ -1,4 +1,4 @@
--- tests/spec/http_spec.lua: every row of shared/API.md over real HTTP:
+-- tests/spec/http_spec.lua: every row of the Todo API (docs/http-api.md) over real HTTP:
 -- `todohost run serve.lua` (the binary under test) on the database of this
 -- pass, requests with curl. On PostgreSQL also: the database goes away
 -- (503) and comes back (served again without a restart).

@@ -627,6 +627,27 @@ describe("migrate.lua (" .. kind .. ")", function()
     with_conn(url, function(conn) assert.is_false(has_table(conn, "todos")) end)
   end)
 
+  -- Issue 14: the host always sets DEBUG (false by default), so testing
+  -- os.getenv("DEBUG") gave every string error a traceback.
+  it("adds a traceback to a script error only when DEBUG is true", function()
+    local dir = h.tmpdir() .. "/tracebacks"
+    assert(os.execute("mkdir -p " .. h.quote(dir)))
+    write_revision(dir, "a1_boom.lua", 'return { revision = "a1", down_revision = nil, '
+      .. 'upgrade = function(op) error("boom") end, downgrade = function(op) end }\n')
+    -- offline SQL on SQLite mirrors the upgrades in memory: the error is a plain string
+    local args = "--dir " .. h.quote(dir) .. " --url sqlite:///:memory: downgrade --sql a1:base"
+    local code, _, err = migrate(url, args)
+    assert.equal(1, code)
+    assert.truthy(err:match("^FAILED: [^\n]*a1_boom%.lua:1: boom\n$"), err)
+    for _, debug in ipairs { "true", "1", "yes", "on", "t", "y" } do
+      code, _, err = migrate(url, args, { DEBUG = debug })
+      assert.equal(1, code)
+      assert.truthy(err:find("stack traceback:", 1, true), debug .. ": " .. err)
+    end
+    code, _, err = migrate(url, args, { DEBUG = "off" })
+    assert.is_nil(err:find("stack traceback:", 1, true), err)
+  end)
+
   it("prints the SQL of a downgrade range and requires one", function()
     local _
     local code, out, err = migrate(url, "-q downgrade --sql 2026_02_21_003:2026_02_21_001")
