@@ -352,9 +352,11 @@ int th_config_load(const char *path, char *err, size_t errsize) {
     if (sources[i] != TH_FROM_ENV)
       sources[i] = getenv(th_settings[i].name) ? TH_FROM_DOTENV : TH_FROM_DEFAULT;
     const char *name = th_settings[i].name, *now = getenv(name);
-    /* an empty DATABASE_URL stays empty: an error, never the default database */
-    if ((!now && strcmp(name, "DATABASE_URL") == 0) || ((!now || !*now) && strcmp(name, "DEBUG") == 0))
-      setenv(name, th_settings[i].def, 1);
+    /* only when unset: an empty DATABASE_URL stays empty (an error, never
+     * the default database), an empty DEBUG reads as its default; and a
+     * value of ours in the environment is never overwritten (it would leak) */
+    if (!now && (strcmp(name, "DATABASE_URL") == 0 || strcmp(name, "DEBUG") == 0))
+      setenv(name, th_settings[i].def, 0);
   }
   loaded = 1;
   th_value debug;

@@ -431,7 +431,8 @@ static int parse_sqlite(const char *url, const char *rest, db_url *out,
 /* ---- PostgreSQL ---------------------------------------------------------------- */
 
 /* Whether s[0..n) reads as host[:port][,host[:port]]...: host characters
- * only, numeric ports (a bracketed IPv6 address may hold ':'). */
+ * only, ports of 1 to 5 digits up to 65535 (a bracketed IPv6 address may
+ * hold ':'). */
 static int plain_hosts(const char *s, size_t n) {
   int bracket = 0;
   for (size_t i = 0; i < n; i++) {
@@ -439,8 +440,9 @@ static int plain_hosts(const char *s, size_t n) {
     else if (s[i] == ']') bracket = 0;
     else if (s[i] == ':' && !bracket) {
       size_t j = i + 1;
-      while (j < n && isdigit((unsigned char)s[j])) j++;
-      if (j < n && s[j] != ',') return 0;
+      long port = 0;
+      while (j < n && isdigit((unsigned char)s[j]) && j - i <= 5) port = port * 10 + (s[j++] - '0');
+      if (port > 65535 || (j < n && s[j] != ',')) return 0;   /* not a port (empty: the default) */
       i = j - (j < n);
     } else if (!isalnum((unsigned char)s[i]) && !strchr(".-_%,:", s[i])) {
       return 0;

@@ -12,6 +12,8 @@
  *       blocks until SIGINT/SIGTERM; returns true after a graceful stop,
  *       raises a one-line error when it cannot start.
  *   http.unescape(s)      percent-decoding, '+' as a space
+ *   http.parse_query(s)   "a=1&b=&a=2" -> {a = "2", b = ""} (kept as documented;
+ *                         routes use web.router's reading)
  * (Query strings have one parser, the router's: web.router.parse_query.)
  *
  * Each pool thread's worker is its own lua_State (th_newstate()) that ran
@@ -474,9 +476,35 @@ static int l_http_unescape(lua_State *L) {
   return 1;
 }
 
+/* http.parse_query(s): kept as documented before (every name, an empty
+ * value as "", the last value wins). Routes read their query through the
+ * router's own reading (web.router.parse_query, where an empty value counts
+ * as absent); this stays for scripts that used it. Linear in #s. */
+static int l_http_parse_query(lua_State *L) {
+  size_t len;
+  const char *s = luaL_optlstring(L, 1, "", &len);
+  const char *end = s + len;
+  lua_newtable(L);
+  while (s < end) {
+    const char *amp = memchr(s, '&', (size_t)(end - s));
+    if (!amp) amp = end;
+    if (amp > s) {
+      const char *eq = memchr(s, '=', (size_t)(amp - s));
+      const char *name_end = eq ? eq : amp;
+      push_unescaped(L, s, (size_t)(name_end - s));
+      if (eq) push_unescaped(L, eq + 1, (size_t)(amp - eq - 1));
+      else lua_pushliteral(L, "");
+      lua_rawset(L, -3);
+    }
+    s = amp + 1;
+  }
+  return 1;
+}
+
 static const luaL_Reg http_funcs[] = {
   {"serve", l_http_serve},
   {"unescape", l_http_unescape},
+  {"parse_query", l_http_parse_query},
   {NULL, NULL}
 };
 

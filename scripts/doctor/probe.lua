@@ -190,15 +190,23 @@ end
 -- The native server of scripts/db.sh: {installed, data_dir, has_data,
 -- running, port}. Only asks scripts/db.sh (which never installs anything
 -- for `status` once a server is installed) when there is data to look at.
+-- A setting's value, or its default when the value cannot be read: the
+-- doctor's `settings` check reports a bad value once, with its fix.
+local function setting_or_default(name)
+  local ok, value = pcall(settings.get, name)
+  if ok then return value end
+  return settings.default(name)
+end
+
 function probe.native_state(home)
-  local data = settings.get("DB_DATA_DIR")
+  local data = setting_or_default("DB_DATA_DIR")
   local shown = data
   if data:sub(1, 1) ~= "/" then data = home .. "/" .. data end
   local state = {
     installed = probe.native_bindir() ~= nil,
     data_dir = shown,
     has_data = probe.file_exists(data .. "/PG_VERSION"),
-    port = settings.get("DB_PORT"),
+    port = setting_or_default("DB_PORT"),
     running = false,
   }
   if state.installed and state.has_data then

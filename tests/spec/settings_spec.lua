@@ -70,6 +70,11 @@ describe("todohost.settings", function()
     assert.same({ 0, "127.0.0.1\tstring\tdefault\n", "" }, { get(dir, "HOST", { HOST = "" }) })
   end)
 
+  it("reads an empty DEBUG in .env as false, leaking nothing (the ASan build checks)", function()
+    h.write(dir .. "/.env", "DEBUG=\n")
+    assert.same({ 0, "false\tboolean\tdefault\n", "" }, { get(dir, "DEBUG") })
+  end)
+
   it("keeps an empty DATABASE_URL empty: an error, never the default database", function()
     assert.same({ 0, "\tstring\tenvironment\n", "" }, { get(dir, "DATABASE_URL", { DATABASE_URL = "" }) })
     assert(os.execute("mkdir -p " .. h.quote(dir .. "/migrations")))
