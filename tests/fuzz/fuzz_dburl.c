@@ -11,6 +11,8 @@
  * 2. URLs assembled from the parts with a known password, in the forms
  *      scheme://user:PASSWORD@host/db?query          (userinfo)
  *      scheme://user@host/db?query&password=PASSWORD (query string)
+ *      scheme://user:PASSWORD/db?query                (no "@host": refused
+ *                                                      or masked, never a port)
  *    The password always holds the byte 0xff (put in when the part has
  *    none) and no other part does: then ANY output holding 0xff leaked a
  *    piece of the password. The outputs: the masked URL, the parse error's
@@ -36,6 +38,15 @@ static int host_like(const char *h) {
 }
 
 static int has_blank(const char *s) { return strpbrk(s, " \t\r\n") != NULL; }
+
+/* Whether s is a URL scheme: [A-Za-z][A-Za-z0-9+.-]* */
+static int scheme_ok(const char *s) {
+  if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) return 0;
+  for (s++; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("+.-", *s)))
+      return 0;
+  return 1;
+}
 
 /* Parses and masks url; when check, no output may hold the marker. */
 static void run(const char *url, int check, int check_text) {
@@ -113,6 +124,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(url, cap, "%s://%s@%s/%s?%s%spassword=%s", part[0], part[1], part[3], part[4], part[5],
              part[5][0] ? "&" : "", pw);
     run(url, host_like(part[3]) && !strchr(pw, '&'), text_ok);
+  }
+  if (sel & 2) {   /* the "@host" forgotten: libpq would read user:PASSWORD as host:port */
+    snprintf(url, cap, "%s://%s:%s/%s%s%s", part[0], part[1], pw, part[4], part[5][0] ? "?" : "", part[5]);
+    run(url, scheme_ok(part[0]) && !strpbrk(pw, "@/?#[]") && !strpbrk(part[1], "@/?#:[]") && !strchr(part[4], '@') &&
+             !strchr(part[5], '@') && !strstr(part[5], "password"), text_ok);
   }
   free(url);
   free(pw);
