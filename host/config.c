@@ -17,31 +17,33 @@
 /* Every setting todohost knows: the one place each default is written. */
 const th_setting_def th_settings[] = {
   {"DATABASE_URL", TH_STRING, "sqlite:///./database.db", 0, 0,
-   "the database: sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DB"},
+   "the database: sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DB",
+   TH_EMPTY_IS_SET | TH_EXPORTED},
   {"DEBUG", TH_BOOL, "false", 0, 0,
-   "echo each SQL statement with its parameters and duration; tracebacks for errors"},
-  {"HOST", TH_STRING, "127.0.0.1", 0, 0, "the address make run serves on"},
-  {"PORT", TH_INT, "8080", 0, 65535, "the port make run serves on (0: any free port)"},
-  {"WORKERS", TH_INT, NULL, 1, 256, "server worker threads (unset: the number of cores)"},
+   "echo each SQL statement with its parameters and duration; tracebacks for errors",
+   TH_EXPORTED},
+  {"HOST", TH_STRING, "127.0.0.1", 0, 0, "the address make run serves on", 0},
+  {"PORT", TH_INT, "8080", 0, 65535, "the port make run serves on (0: any free port)", 0},
+  {"WORKERS", TH_INT, NULL, 1, 256, "server worker threads (unset: the number of cores)", 0},
   {"RELOAD", TH_BOOL, "false", 0, 0,
-   "load fresh workers after a change in scripts/, seeds/ or migrations/"},
-  {"ACCESS_LOG", TH_BOOL, "true", 0, 0, "one line per request on stderr"},
-  {"HTTP_TIMEOUT", TH_INT, "30", 1, 3600, "seconds an idle connection is kept"},
-  {"MAX_BODY", TH_INT, "1048576", 1024, 1073741824, "the largest request body (bytes)"},
-  {"MAX_CONNECTIONS", TH_INT, "10000", 1, 1000000, "connections the server holds at once"},
+   "load fresh workers after a change in scripts/, seeds/ or migrations/", 0},
+  {"ACCESS_LOG", TH_BOOL, "true", 0, 0, "one line per request on stderr", 0},
+  {"HTTP_TIMEOUT", TH_INT, "30", 1, 3600, "seconds an idle connection is kept", 0},
+  {"MAX_BODY", TH_INT, "1048576", 1024, 1073741824, "the largest request body (bytes)", 0},
+  {"MAX_CONNECTIONS", TH_INT, "10000", 1, 1000000, "connections the server holds at once", 0},
   {"MAX_CONNECTIONS_PER_IP", TH_INT, NULL, 0, 1000000,
-   "connections from one address (unset: a quarter of MAX_CONNECTIONS; 0: no limit)"},
+   "connections from one address (unset: a quarter of MAX_CONNECTIONS; 0: no limit)", 0},
   {"MIGRATIONS_DIR", TH_STRING, NULL, 0, 0,
-   "the migrations directory (unset: migrations/, next to scripts/ for make run)"},
-  {"SQLITE_FILE", TH_STRING, "database.db", 0, 0, "the SQLite data make copy reads (doctor)"},
-  {"DB_PORT", TH_INT, "5432", 1, 65535, "the port of make db-start's native PostgreSQL"},
+   "the migrations directory (unset: migrations/, next to scripts/ for make run)", 0},
+  {"SQLITE_FILE", TH_STRING, "database.db", 0, 0, "the SQLite data make copy reads (doctor)", 0},
+  {"DB_PORT", TH_INT, "5432", 1, 65535, "the port of make db-start's native PostgreSQL", 0},
   {"DB_DATA_DIR", TH_STRING, "localdev/data/personal_todo_pgdata", 0, 0,
-   "the data folder of make db-start's native PostgreSQL"},
-  {"SWAGGER_UI_DIST", TH_STRING, NULL, 0, 0, "where /docs finds Swagger UI's files"},
-  {"NO_COLOR", TH_STRING, NULL, 0, 0, "set (to anything): doctor prints no colours"},
+   "the data folder of make db-start's native PostgreSQL", 0},
+  {"SWAGGER_UI_DIST", TH_STRING, NULL, 0, 0, "where /docs finds Swagger UI's files", 0},
+  {"NO_COLOR", TH_STRING, NULL, 0, 0, "set (to anything): doctor prints no colours", 0},
   {"TODOHOST_HOME", TH_STRING, NULL, 0, 0,
-   "the folder holding scripts/ (unset: the parent of the binary's folder)"},
-  {NULL, TH_STRING, NULL, 0, 0, NULL},
+   "the folder holding scripts/ (unset: the parent of the binary's folder)", 0},
+  {NULL, TH_STRING, NULL, 0, 0, NULL, 0},
 };
 
 #define NSETTINGS (sizeof th_settings / sizeof *th_settings - 1)
@@ -111,10 +113,8 @@ int th_setting_read(const th_setting_def *d, th_value *out, char *err, size_t er
   size_t idx = (size_t)(d - th_settings);
   const char *text = getenv(d->name);
   th_source src = loaded ? sources[idx] : TH_FROM_ENV;
-  /* an empty value stands for unset, except an empty DATABASE_URL: that is
-   * an error (db_url_parse says so), never silently the default database */
-  int keep_empty = strcmp(d->name, "DATABASE_URL") == 0;
-  if (!text || (!*text && !keep_empty) || src == TH_FROM_DEFAULT) {
+  /* an empty value stands for unset, unless the setting says otherwise */
+  if (!text || (!*text && !(d->flags & TH_EMPTY_IS_SET)) || src == TH_FROM_DEFAULT) {
     text = d->def;
     src = TH_FROM_DEFAULT;
   }
@@ -346,8 +346,8 @@ int th_config_load(const char *path, char *err, size_t errsize) {
     snprintf(err, errsize, "cannot read %s: %s", path, strerror(errno));
     return -1;
   }
-  /* DATABASE_URL and DEBUG go into the environment too, for child
-   * processes (psql) and scripts that read os.getenv */
+  /* TH_EXPORTED settings (DATABASE_URL, DEBUG) go into the environment
+   * too, for child processes (psql) and scripts that read os.getenv */
   for (size_t i = 0; i < NSETTINGS; i++) {
     if (sources[i] != TH_FROM_ENV)
       sources[i] = getenv(th_settings[i].name) ? TH_FROM_DOTENV : TH_FROM_DEFAULT;
@@ -355,7 +355,7 @@ int th_config_load(const char *path, char *err, size_t errsize) {
     /* only when unset: an empty DATABASE_URL stays empty (an error, never
      * the default database), an empty DEBUG reads as its default; and a
      * value of ours in the environment is never overwritten (it would leak) */
-    if (!now && (strcmp(name, "DATABASE_URL") == 0 || strcmp(name, "DEBUG") == 0))
+    if (!now && (th_settings[i].flags & TH_EXPORTED))
       setenv(name, th_settings[i].def, 0);
   }
   loaded = 1;

@@ -43,6 +43,15 @@ int th_dotenv_parse(const char *text, size_t len,
 /* ---- the settings table ---------------------------------------------- */
 
 typedef enum { TH_STRING, TH_BOOL, TH_INT } th_kind;
+
+/* th_setting_def.flags */
+enum {
+  TH_EMPTY_IS_SET = 1,   /* an empty value is the value (an error to report),
+                            not "unset" (DATABASE_URL: never the default
+                            database by mistake) */
+  TH_EXPORTED = 2        /* its default goes into the environment too, for
+                            child processes (psql) and os.getenv readers */
+};
 typedef enum { TH_FROM_DEFAULT, TH_FROM_ENV, TH_FROM_DOTENV } th_source;
 
 typedef struct th_setting_def {
@@ -51,6 +60,7 @@ typedef struct th_setting_def {
   const char *def;      /* the default as text; NULL: none (doc says what applies) */
   long long min, max;   /* TH_INT: the accepted range */
   const char *doc;      /* one line: what it does */
+  unsigned flags;       /* TH_EMPTY_IS_SET, TH_EXPORTED */
 } th_setting_def;
 
 /* Every setting, in the order doctor lists them; ends with name NULL. */

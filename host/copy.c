@@ -8,6 +8,7 @@
  * SQLite's memory.
  */
 #include "copy.h"
+#include "strbuf.h"
 
 #include "clock.h"
 
@@ -76,40 +77,19 @@ static void fail_pg(db_error *err, PGconn *pg, const PGresult *res, const char *
   *w = '\0';
 }
 
-/* A growable string for SQL text. On allocation failure `oom` is set and
- * further appends do nothing. */
-typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t len) {
-  if (b->oom) return;
-  if (b->n + len + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + len + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) { b->oom = 1; return; }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, len);
-  b->n += len;
-  b->p[b->n] = '\0';
-}
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-/* Appends name as a double-quoted identifier (valid for both databases). */
-static void sb_ident(sbuf *b, const char *name) {
-  sb_add(b, "\"", 1);
+static void sb_ident(strbuf *b, const char *name) {
+  strbuf_add(b, "\"", 1);
   for (const char *q; (q = strchr(name, '"')) != NULL; name = q + 1) {
-    sb_add(b, name, (size_t)(q - name) + 1);
-    sb_add(b, "\"", 1);
+    strbuf_add(b, name, (size_t)(q - name) + 1);
+    strbuf_add(b, "\"", 1);
   }
-  sb_str(b, name);
-  sb_add(b, "\"", 1);
+  strbuf_str(b, name);
+  strbuf_add(b, "\"", 1);
 }
 
-static void sb_column_list(sbuf *b, const char *const *cols, int n) {
+static void sb_column_list(strbuf *b, const char *const *cols, int n) {
   for (int i = 0; i < n; i++) {
-    if (i) sb_add(b, ", ", 2);
+    if (i) strbuf_add(b, ", ", 2);
     sb_ident(b, cols[i]);
   }
 }
@@ -671,7 +651,7 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
   copy_column *cols = NULL;
   sqlite3_stmt *st = NULL;
   copier cp = {0};
-  sbuf sql = {0};
+  strbuf sql = {0};
   memset(stats, 0, sizeof *stats);
 
   if (ncol <= 0) {
@@ -702,27 +682,27 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
     }
 
   /* the source: SELECT <row id>, columns FROM table (rowid order) */
-  sb_str(&sql, "SELECT ");
+  strbuf_str(&sql, "SELECT ");
   if (spec->id_column) sb_ident(&sql, spec->id_column);
-  else sb_str(&sql, "rowid");
-  sb_str(&sql, ", ");
+  else strbuf_str(&sql, "rowid");
+  strbuf_str(&sql, ", ");
   sb_column_list(&sql, spec->columns, ncol);
-  sb_str(&sql, " FROM ");
+  strbuf_str(&sql, " FROM ");
   sb_ident(&sql, spec->table);
   if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
-  if (sqlite3_prepare_v2(src, sql.p, (int)sql.n, &st, NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(src, sql.p, (int)sql.len, &st, NULL) != SQLITE_OK) {
     db_error_set(err, "42P01", "check the table and column names in the source database",
          "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
     goto done;
   }
 
   /* the target: COPY table (columns) FROM STDIN (FORMAT binary) */
-  sql.n = 0;
-  sb_str(&sql, "COPY ");
+  sql.len = 0;
+  strbuf_str(&sql, "COPY ");
   sb_ident(&sql, spec->table);
-  sb_str(&sql, " (");
+  strbuf_str(&sql, " (");
   sb_column_list(&sql, spec->columns, ncol);
-  sb_str(&sql, spec->freeze ? ") FROM STDIN (FORMAT binary, FREEZE)" : ") FROM STDIN (FORMAT binary)");
+  strbuf_str(&sql, spec->freeze ? ") FROM STDIN (FORMAT binary, FREEZE)" : ") FROM STDIN (FORMAT binary)");
   if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
   PGresult *r = PQexec(dst, sql.p);
   if (PQresultStatus(r) != PGRES_COPY_IN) {
@@ -827,13 +807,13 @@ done:
 int copy_checksum(PGconn *dst, const char *table, const char *const *columns, int ncolumns,
                   copy_stats *stats, db_error *err) {
   double t0 = th_clock_seconds();
-  sbuf sql = {0};
+  strbuf sql = {0};
   memset(stats, 0, sizeof *stats);
-  sb_str(&sql, "COPY ");
+  strbuf_str(&sql, "COPY ");
   sb_ident(&sql, table);
-  sb_str(&sql, " (");
+  strbuf_str(&sql, " (");
   sb_column_list(&sql, columns, ncolumns);
-  sb_str(&sql, ") TO STDOUT (FORMAT binary)");
+  strbuf_str(&sql, ") TO STDOUT (FORMAT binary)");
   if (sql.oom) { free(sql.p); db_error_set(err, "53200", NULL, "out of memory"); return -1; }
   PGresult *r = PQexec(dst, sql.p);
   free(sql.p);

@@ -4,6 +4,7 @@
  * here takes time linear in its input.
  */
 #include "dburl.h"
+#include "strbuf.h"
 
 #include <ctype.h>
 #include <stdint.h>
@@ -41,32 +42,8 @@ void db_url_free(db_url *u) {
 
 /* ---- output ------------------------------------------------------------- */
 
-/* Where masked text goes: a caller's buffer (fixed: truncates) or a growing
- * malloc'ed one (oom set when an allocation failed). */
-typedef struct sink {
-  char *p;
-  size_t len, cap;
-  int fixed, oom;
-} sink;
-
-static void put(sink *o, const char *s, size_t n) {
-  if (o->oom) return;
-  if (o->len + n + 1 > o->cap) {
-    if (o->fixed) {
-      n = o->cap > o->len + 1 ? o->cap - o->len - 1 : 0;
-    } else {
-      size_t cap = o->cap ? o->cap : 64;
-      while (cap < o->len + n + 1) cap *= 2;
-      char *p = realloc(o->p, cap);
-      if (!p) { o->oom = 1; return; }
-      o->p = p;
-      o->cap = cap;
-    }
-  }
-  memcpy(o->p + o->len, s, n);
-  o->len += n;
-  o->p[o->len] = '\0';
-}
+/* Masked text goes into a strbuf: a caller's buffer (fixed: truncates) or
+ * a growing malloc'ed one. */
 
 /* ---- the structure of a URL --------------------------------------------- */
 
@@ -153,7 +130,7 @@ static void bare_userinfo(const char *s, size_t n, size_t *colon, size_t *at) {
 /* The state of masking s: s[0..done) is written, its end masked when
  * hidden is set. */
 typedef struct masking {
-  sink *o;
+  strbuf *o;
   const char *s;
   size_t done;
   int hidden;
@@ -167,8 +144,8 @@ static void hide(masking *m, size_t from, size_t to) {
     return;
   }
   if (from < m->done) from = m->done;
-  put(m->o, m->s + m->done, from - m->done);
-  put(m->o, "***", 3);
+  strbuf_add(m->o, m->s + m->done, from - m->done);
+  strbuf_add(m->o, "***", 3);
   m->done = to > from ? to : from;
   m->hidden = 1;
 }
@@ -176,7 +153,7 @@ static void hide(masking *m, size_t from, size_t to) {
 /* Appends the URL s[0..n) to o with its passwords masked: the userinfo's
  * password, and the value of every password query parameter, wherever it
  * is (also inside the userinfo: the masks are merged). */
-static void mask_into(sink *o, const char *s, size_t n) {
+static void mask_into(strbuf *o, const char *s, size_t n) {
   size_t colon, at;
   userinfo(s, n, &colon, &at);
   if (at == NONE) bare_userinfo(s, n, &colon, &at);
@@ -208,12 +185,12 @@ static void mask_into(sink *o, const char *s, size_t n) {
     i = k;
   }
   if (user_pending) hide(&m, colon + 1, at);
-  if (m.done < n) put(o, s + m.done, n - m.done);
+  if (m.done < n) strbuf_add(o, s + m.done, n - m.done);
 }
 
 char *db_mask_url(const char *url) {
-  sink o = {0};
-  put(&o, "", 0);
+  strbuf o = {0};
+  strbuf_add(&o, "", 0);
   mask_into(&o, url, strlen(url));
   if (o.oom) { free(o.p); return NULL; }
   return o.p;
@@ -247,7 +224,7 @@ static int db_scheme(const char *s, size_t n) {
 }
 
 char *db_mask_text(const char *text, char *out, size_t size) {
-  sink o = {out, 0, size, 1, 0};
+  strbuf o = {out, 0, size, 1, 0};
   out[0] = '\0';
   size_t n = strlen(text);
   size_t i = 0, done = 0;
@@ -282,7 +259,7 @@ char *db_mask_text(const char *text, char *out, size_t size) {
           if (line_at != NONE && line_at >= e)
             for (e = line_at; e < n && !blank(text[e]); e++) {}
         }
-        put(&o, text + done, b - done);
+        strbuf_add(&o, text + done, b - done);
         mask_into(&o, text + b, e - b);
         i = done = e;
         continue;
@@ -308,14 +285,14 @@ char *db_mask_text(const char *text, char *out, size_t size) {
       }
       if (memchr(text + v, ':', e - v))   /* a URL in it: the whole word */
         while (e < n && !blank(text[e])) e++;
-      put(&o, text + done, v - done);
-      put(&o, "***", 3);
+      strbuf_add(&o, text + done, v - done);
+      strbuf_add(&o, "***", 3);
       i = done = e;
       continue;
     }
     i = k;
   }
-  put(&o, text + done, n - done);
+  strbuf_add(&o, text + done, n - done);
   return out;
 }
 
@@ -339,20 +316,20 @@ void db_scrub(char *buf, size_t size, const char *secret) {
     if (secret[i] == secret[k]) k++;
     fail[i] = k;
   }
-  sink o = {buf, 0, size, 1, 0};
+  strbuf o = {buf, 0, size, 1, 0};
   buf[0] = '\0';
   size_t done = 0;
   for (size_t i = 0, k = 0; i < len; i++) {
     while (k > 0 && copy[i] != secret[k]) k = fail[k - 1];
     if (copy[i] == secret[k]) k++;
     if (k == n) {   /* copy[i + 1 - n .. i] is the secret */
-      put(&o, copy + done, i + 1 - n - done);
-      put(&o, "***", 3);
+      strbuf_add(&o, copy + done, i + 1 - n - done);
+      strbuf_add(&o, "***", 3);
       done = i + 1;
       k = 0;
     }
   }
-  put(&o, copy + done, len - done);
+  strbuf_add(&o, copy + done, len - done);
   free(fail);
   free(copy);
 }
@@ -387,15 +364,15 @@ static int sqlite_target(const char *path, db_url *out) {
     out->target = dupn(path, n);
     return out->target ? 0 : -1;
   }
-  sink t = {0};
-  if (strncmp(path, "file:", 5) != 0) put(&t, "file:", 5);
-  put(&t, path, n);
+  strbuf t = {0};
+  if (strncmp(path, "file:", 5) != 0) strbuf_add(&t, "file:", 5);
+  strbuf_add(&t, path, n);
   int first = 1;
   for (const char *q = query; q && *q;) {
     size_t m = strcspn(q, "&");
     if (!is_uri_true(q, m) && m > 0) {
-      put(&t, first ? "?" : "&", 1);
-      put(&t, q, m);
+      strbuf_add(&t, first ? "?" : "&", 1);
+      strbuf_add(&t, q, m);
       first = 0;
     }
     q += m + (q[m] == '&');

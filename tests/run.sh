@@ -221,55 +221,35 @@ run_spec() {
   finish_suite "$build $db $spec" "$rc" "$out" "$err" tap $((SECONDS - start))
 }
 
-# run_ctest BUILD BIN SRC: compiles SRC against the build's library, runs it.
-run_ctest() {
-  local build=$1 bin=$2 src=$3
-  local name lib exe flags tmp start rc
+# run_c BUILD BIN SRC KIND: compiles SRC against the build's library and
+# runs it. KIND c: a C test (tests/c/check.h). KIND fuzz: a fuzz target,
+# linked with the replay main and fed its corpus tests/fuzz/corpus/NAME once.
+run_c() {
+  local build=$1 bin=$2 src=$3 kind=$4
+  local name lib exe flags tmp start rc extra=() args=()
   name=$(basename "$src" .c)
   if [ "$build" = asan ]; then lib=build/asan/libtodohost.a; flags=$SAN
   else lib=build/libtodohost.a; flags="-O1 -g"; fi
+  if [ "$kind" = fuzz ]; then
+    extra=("$ROOT/$TESTS_DIR/fuzz/replay.c")
+    args=("$TESTS_DIR/fuzz/corpus/$name")
+  fi
   exe=$TMP_ROOT/bin/$build/$name
   mkdir -p "$(dirname "$exe")"
-  local out="$LOGS/$build-c-$name.out" err="$LOGS/$build-c-$name.err"
+  local out="$LOGS/$build-$kind-$name.out" err="$LOGS/$build-$kind-$name.err"
   start=$SECONDS
   # shellcheck disable=SC2086,SC2046 # word splitting of the flag lists is intended
-  if ! cc $CSTD $CWARN $flags -I"$ROOT/host" -I"$ROOT/$TESTS_DIR/c" -o "$exe" "$src" "$lib" \
-      $(pkg-config --cflags --libs $PKGS) -lpthread -lm -ldl -rdynamic >"$out" 2>"$err"; then
+  if ! cc $CSTD $CWARN $flags -I"$ROOT/host" -I"$ROOT/$TESTS_DIR/$kind" -o "$exe" "$src" "${extra[@]}" \
+      "$lib" $(pkg-config --cflags --libs $PKGS) -lpthread -lm -ldl -rdynamic >"$out" 2>"$err"; then
     echo "not ok - $src compiles (see the compiler output below)" >>"$out"
-    finish_suite "$build c $src" 1 "$out" "$err" compile $((SECONDS - start))
+    finish_suite "$build $kind $src" 1 "$out" "$err" compile $((SECONDS - start))
     return
   fi
-  tmp=$(fresh_tmp "$build-c-$name")
-  TEST_TMPDIR=$tmp TODOHOST=$bin run_logged "$TEST_TIMEOUT" "$out" "$err" "$exe"
-  rc=$?
-  finish_suite "$build c $src" "$rc" "$out" "$err" plain $((SECONDS - start))
-}
-
-# run_fuzz BUILD BIN SRC: links fuzz target SRC with the replay main and the
-# build's library, replays its corpus (tests/fuzz/corpus/NAME) once.
-run_fuzz() {
-  local build=$1 bin=$2 src=$3
-  local name lib exe flags tmp start rc
-  name=$(basename "$src" .c)
-  if [ "$build" = asan ]; then lib=build/asan/libtodohost.a; flags=$SAN
-  else lib=build/libtodohost.a; flags="-O1 -g"; fi
-  exe=$TMP_ROOT/bin/$build/$name
-  mkdir -p "$(dirname "$exe")"
-  local out="$LOGS/$build-fuzz-$name.out" err="$LOGS/$build-fuzz-$name.err"
-  start=$SECONDS
-  # shellcheck disable=SC2086,SC2046 # word splitting of the flag lists is intended
-  if ! cc $CSTD $CWARN $flags -I"$ROOT/host" -I"$ROOT/$TESTS_DIR/fuzz" -o "$exe" "$src" \
-      "$ROOT/$TESTS_DIR/fuzz/replay.c" "$lib" \
-      $(pkg-config --cflags --libs $PKGS) -lpthread -lm -ldl -rdynamic >"$out" 2>"$err"; then
-    echo "not ok - $src compiles (see the compiler output below)" >>"$out"
-    finish_suite "$build fuzz $src" 1 "$out" "$err" compile $((SECONDS - start))
-    return
-  fi
-  tmp=$(fresh_tmp "$build-fuzz-$name")
+  tmp=$(fresh_tmp "$build-$kind-$name")
   TEST_TMPDIR=$tmp TODOHOST=$bin TODOHOST_HOME=$ROOT \
-    run_logged "$TEST_TIMEOUT" "$out" "$err" "$exe" "$TESTS_DIR/fuzz/corpus/$name"
+    run_logged "$TEST_TIMEOUT" "$out" "$err" "$exe" "${args[@]}"
   rc=$?
-  finish_suite "$build fuzz $src" "$rc" "$out" "$err" plain $((SECONDS - start))
+  finish_suite "$build $kind $src" "$rc" "$out" "$err" plain $((SECONDS - start))
 }
 
 # run_e2e BUILD BIN SCRIPT
@@ -333,9 +313,9 @@ for build in $TEST_BUILDS; do
       for spec in "${specs[@]}"; do run_spec "$build" "$bin" "$db" "$spec"; done
     done
   fi
-  for src in "${ctests[@]}"; do run_ctest "$build" "$bin" "$src"; done
+  for src in "${ctests[@]}"; do run_c "$build" "$bin" "$src" c; done
   for script in "${e2es[@]}"; do run_e2e "$build" "$bin" "$script"; done
-  for src in "${fuzzes[@]}"; do run_fuzz "$build" "$bin" "$src"; done
+  for src in "${fuzzes[@]}"; do run_c "$build" "$bin" "$src" fuzz; done
 done
 
 if [ $((total_passed + total_failed)) -eq 0 ]; then
