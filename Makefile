@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PKGS    := lua5.4 libpq sqlite3 libmicrohttpd libcrypto
 # Host sources: add a module here only once it compiles cleanly.
 SRCS    := host/main.c host/runtime.c host/config.c host/dburl.c \
-           host/db.c host/db_sqlite.c host/db_pg.c host/lua_db.c \
+           host/db.c host/db_sqlite.c host/db_pg.c host/db_pool.c host/lua_db.c \
            host/http.c host/lua_http.c host/copy.c host/lua_copy.c \
            host/lua_util.c host/textsafe.c \
            host/lua_settings.c

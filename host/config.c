@@ -33,6 +33,14 @@ const th_setting_def th_settings[] = {
   {"MAX_CONNECTIONS", TH_INT, "10000", 1, 1000000, "connections the server holds at once", 0},
   {"MAX_CONNECTIONS_PER_IP", TH_INT, NULL, 0, 1000000,
    "connections from one address (unset: a quarter of MAX_CONNECTIONS; 0: no limit)", 0},
+  {"DB_POOL_SIZE", TH_INT, "16", 1, 10000,
+   "PostgreSQL connections per server worker at most (keep WORKERS x DB_POOL_SIZE x instances "
+   "within the server's max_connections)", 0},
+  {"DB_POOL_TIMEOUT", TH_INT, "5000", 1, 600000,
+   "ms a request waits for a free PostgreSQL connection before its 503", 0},
+  {"DB_POOL_RESET", TH_STRING, "full", 0, 0,
+   "what a PostgreSQL connection gets when a request gives it back: rollback (an open "
+   "transaction only) or full (also settings, locks, temporary tables, lastval)", 0},
   {"MIGRATIONS_DIR", TH_STRING, NULL, 0, 0,
    "the migrations directory (unset: migrations/, next to scripts/ for make run)", 0},
   {"SQLITE_FILE", TH_STRING, "database.db", 0, 0, "the SQLite data make copy reads (doctor)", 0},

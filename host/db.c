@@ -1,7 +1,8 @@
 /*
  * db.c: the driver-independent half of db.h: connecting by URL, the
- * per-connection prepared-statement cache (LRU), cursor bookkeeping, the
- * queue of deferred statements, the DEBUG echo, and value helpers shared by both drivers.
+ * per-connection prepared-statement cache (LRU), cursor bookkeeping,
+ * transactions, the checks around asynchronous statements, the DEBUG echo,
+ * and value helpers shared by both drivers.
  */
 #include "db_int.h"
 
@@ -30,14 +31,10 @@ const char *db_kind_name(db_kind k) {
 
 db_kind db_conn_kind(const db_conn *c) { return c->kind; }
 const char *db_conn_safe_url(const db_conn *c) { return c->url.safe; }
-void db_set_depth(db_conn *c, int depth) { c->depth = depth; }
-int db_get_depth(const db_conn *c) { return c->depth; }
+int db_depth(const db_conn *c) { return c->depth; }
 int db_conn_busy(const db_conn *c) { return c->busy; }
 void *db_native(db_conn *c) { return c->native; }
-void db_pin(db_conn *c, int delta) {
-  if (delta > 0 && c->dq_next < c->ndq) db_run_deferred(c);
-  c->pinned += delta;
-}
+void db_pin(db_conn *c, int delta) { c->pinned += delta; }
 int db_pinned(const db_conn *c) { return c->pinned; }
 
 /* 0 when the connection may run a statement, else -1 with err set. */
@@ -52,6 +49,11 @@ static int check_idle(const db_conn *c, db_error *err) {
                  "connection is busy: a rows() loop is still reading from it");
     return -1;
   }
+  if (c->op != DB_OP_NONE) {
+    db_error_set(err, "55000", "wait for the statement running on it to end",
+                 "connection is busy: a statement is running on it");
+    return -1;
+  }
   return 0;
 }
 
@@ -62,8 +64,9 @@ static int ensure_connected(db_conn *c, db_error *err);
 static int keyword_at(const char *s, size_t len, const char *kw);
 static size_t skip_space(const char *s, size_t i, size_t len);
 
-int db_connect(const char *url, const db_options *opt, db_conn **out,
-               db_error *err) {
+/* Connects (async: starts connecting, PostgreSQL only). */
+static int connect_url(const char *url, const db_options *opt, int async, db_conn **out,
+                       db_error *err) {
   static const db_options defaults;
   if (!opt) opt = &defaults;
   *out = NULL;
@@ -72,13 +75,16 @@ int db_connect(const char *url, const db_options *opt, db_conn **out,
   if (db_url_parse(url, &c->url, err) < 0) { free(c); return -1; }
   c->kind = c->url.kind;
   c->echo = opt->echo;
+  c->async = async;
   int rc;
   if (c->kind == DB_SQLITE) {
     c->drv = &db_sqlite_driver;
-    rc = db_sqlite_connect(c, opt, err);
+    rc = async ? (db_error_set(err, "08001", "use a postgresql:// URL",
+                               "asynchronous connections need PostgreSQL"), -1)
+               : db_sqlite_connect(c, opt, err);
   } else {
     c->drv = &db_pg_driver;
-    rc = db_pg_connect(c, opt, err);
+    rc = async ? db_pg_connect_start(c, err) : db_pg_connect(c, opt, err);
   }
   if (rc < 0) {
     db_scrub(err->message, sizeof err->message, c->url.password);
@@ -86,17 +92,38 @@ int db_connect(const char *url, const db_options *opt, db_conn **out,
     free(c);
     return -1;
   }
-  if (c->echo) fprintf(stderr, "[todohost.db] connected to %s\n", c->url.safe);
+  if (c->echo && !async) fprintf(stderr, "[todohost.db] connected to %s\n", c->url.safe);
   *out = c;
   return 0;
 }
 
-static void dq_free(db_conn *c);
+int db_connect(const char *url, const db_options *opt, db_conn **out, db_error *err) {
+  return connect_url(url, opt, 0, out, err);
+}
+
+int db_connect_start(const char *url, const db_options *opt, db_conn **out, db_error *err) {
+  return connect_url(url, opt, 1, out, err);
+}
+
+int db_connect_finish(db_conn *c, db_error *err) {
+  if (c->op != DB_OP_DONE || c->op_kind != DB_OP_CONNECT) {
+    db_error_set(err, "HY000", NULL, "the connection is not connecting");
+    return -1;
+  }
+  c->op = DB_OP_NONE;
+  if (c->op_failed) {
+    *err = c->op_err;
+    db_scrub(err->message, sizeof err->message, c->url.password);
+    return -1;
+  }
+  if (c->echo) fprintf(stderr, "[todohost.db] connected to %s\n", c->url.safe);
+  return 0;
+}
 
 void db_close(db_conn *c) {
   if (!c) return;
   while (c->cursors) db_cursor_close(c->cursors);
-  dq_free(c);
+  free(c->op_echo);
   db_cache_clear(c, c->kind == DB_POSTGRESQL);  /* the server forgets them itself */
   c->drv->disconnect(c);
   db_url_free(&c->url);
@@ -104,7 +131,6 @@ void db_close(db_conn *c) {
 }
 
 int db_exec_simple(db_conn *c, const char *sql, db_error *err) {
-  if (c->dq_next < c->ndq) db_run_deferred(c);
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? th_clock_ms() : 0;
   int rc = ensure_connected(c, err);
@@ -156,14 +182,6 @@ void db_cache_clear(db_conn *c, int lost) {
 
 /* The cached statement for sql, prepared on first use. The least recently
  * used idle statement is dropped when the cache is full. NULL on error. */
-/* The cached statement for sql, or NULL (nothing is prepared). */
-static db_stmt *stmt_find(const db_conn *c, const char *sql, size_t len) {
-  unsigned h = hash_sql(sql, len);
-  for (db_stmt *s = c->buckets[h % DB_CACHE_BUCKETS]; s; s = s->hnext)
-    if (s->hash == h && s->len == len && memcmp(s->sql, sql, len) == 0) return s;
-  return NULL;
-}
-
 db_stmt *db_stmt_get(db_conn *c, const char *sql, size_t len, db_error *err) {
   unsigned h = hash_sql(sql, len);
   for (db_stmt *s = c->buckets[h % DB_CACHE_BUCKETS]; s; s = s->hnext)
@@ -183,7 +201,6 @@ db_stmt *db_stmt_get(db_conn *c, const char *sql, size_t len, db_error *err) {
   s->sql = copy;
   s->len = len;
   s->hash = h;
-  s->plain_read = db_read_statement(copy, len);
   if (c->drv->prepare(c, s, err) < 0) {
     free(copy); free(s);
     return NULL;
@@ -267,7 +284,6 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
                    db_error *err) {
   if (cur->conn) db_cursor_close(cur);
   memset(cur, 0, sizeof *cur);
-  if (c->dq_next < c->ndq) db_run_deferred(c);
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? th_clock_ms() : 0;
   if (ensure_connected(c, err) < 0) {
@@ -337,7 +353,174 @@ void db_cursor_close(db_cursor *cur) {
   cur->prev = cur->next = NULL;
 }
 
-/* ---- deferred statements ---------------------------------------------- */
+/* ---- transactions ----------------------------------------------------- */
+
+/* The statement of op at the connection's depth into sql. */
+static void tx_sql(const db_conn *c, db_tx op, char *sql, size_t size) {
+  int d = c->depth;
+  if (op == DB_TX_BEGIN) {
+    if (d == 0) snprintf(sql, size, "%s", c->kind == DB_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN");
+    else snprintf(sql, size, "SAVEPOINT th_sp_%d", d);
+  } else if (d <= 1) {
+    snprintf(sql, size, "%s", op == DB_TX_COMMIT ? "COMMIT" : "ROLLBACK");
+  } else if (op == DB_TX_COMMIT) {
+    snprintf(sql, size, "RELEASE SAVEPOINT th_sp_%d", d - 1);
+  } else {
+    snprintf(sql, size, "ROLLBACK TO SAVEPOINT th_sp_%d; RELEASE SAVEPOINT th_sp_%d", d - 1, d - 1);
+  }
+}
+
+static int no_transaction(db_error *err) {
+  db_error_set(err, "25P01", "call commit or rollback only inside a transaction",
+               "there is no transaction to end");
+  return -1;
+}
+
+int db_begin(db_conn *c, db_error *err) {
+  char sql[64];
+  tx_sql(c, DB_TX_BEGIN, sql, sizeof sql);
+  if (db_exec_simple(c, sql, err) < 0) return -1;
+  c->depth++;
+  return 0;
+}
+
+/* COMMIT and ROLLBACK run inside the transaction (at its depth): a
+ * connection found lost then is not replaced by a new one, on which a
+ * COMMIT would "succeed" having committed nothing. */
+int db_commit(db_conn *c, db_error *err) {
+  if (c->depth == 0) return no_transaction(err);
+  char sql[64];
+  tx_sql(c, DB_TX_COMMIT, sql, sizeof sql);
+  int rc = db_exec_simple(c, sql, err);
+  if (rc < 0 && c->depth == 1 && c->kind == DB_SQLITE) {
+    db_error ignored;   /* a COMMIT SQLite refused leaves the transaction open */
+    db_exec_simple(c, "ROLLBACK", &ignored);
+  }
+  c->depth--;
+  return rc;
+}
+
+int db_rollback(db_conn *c, db_error *err) {
+  if (c->depth == 0) return no_transaction(err);
+  char sql[96];
+  tx_sql(c, DB_TX_ROLLBACK, sql, sizeof sql);
+  int rc = db_exec_simple(c, sql, err);
+  c->depth--;
+  return rc;
+}
+
+/* ---- asynchronous use ------------------------------------------------- */
+
+int db_socket(const db_conn *c) {
+  return c->kind == DB_POSTGRESQL && c->native ? db_pg_socket(c) : -1;
+}
+
+int db_poll(db_conn *c) { return c->kind == DB_POSTGRESQL ? db_pg_poll(c) : DB_READY; }
+
+void db_close_cursors(db_conn *c) {
+  while (c->cursors) db_cursor_close(c->cursors);
+}
+
+int db_pending(const db_conn *c) { return c->op != DB_OP_NONE; }
+
+int db_idle(const db_conn *c) {
+  return !c->depth && !c->busy && !c->pinned && !c->cursors && c->op == DB_OP_NONE &&
+         !c->drv->in_transaction(c);
+}
+
+int db_lost(db_conn *c) { return c->drv->lost && c->drv->lost(c); }
+
+/* 0 when an asynchronous operation may start on c, else -1 with err. A
+ * connection found closed is not re-established here (a pool replaces
+ * it): nothing was sent. */
+static int check_async(db_conn *c, const char *sql, db_error *err) {
+  if (c->kind != DB_POSTGRESQL) {
+    db_error_set(err, "0A000", "use the synchronous calls on SQLite",
+                 "asynchronous statements need PostgreSQL");
+    return -1;
+  }
+  if (check_idle(c, err) < 0) return -1;
+  if (c->drv->lost(c)) {
+    db_error_set(err, "08006", "run it again: the next connection is a new one",
+                 "the connection to PostgreSQL was found closed before the statement was sent: "
+                 "nothing ran");
+    return -1;
+  }
+  c->async = 1;
+  if (c->echo) {
+    free(c->op_echo);
+    c->op_echo = strdup(sql);
+    c->op_t0 = th_clock_ms();
+  }
+  return 0;
+}
+
+int db_send(db_conn *c, const char *sql, size_t len, int nparams, const db_value *params,
+            int stream, db_error *err) {
+  if (check_async(c, sql, err) < 0) return -1;
+  db_stmt *s = NULL;
+  if (nparams > 0 && !(s = db_stmt_get(c, sql, len, err))) return -1;
+  if (db_pg_send(c, s, sql, nparams, params, stream, err) < 0) {
+    db_scrub(err->message, sizeof err->message, c->url.password);
+    return -1;
+  }
+  return 0;
+}
+
+int db_send_tx(db_conn *c, db_tx op, db_error *err) {
+  if (op != DB_TX_BEGIN && c->depth == 0) return no_transaction(err);
+  char sql[96];
+  tx_sql(c, op, sql, sizeof sql);
+  if (check_async(c, sql, err) < 0 || db_pg_send_simple(c, sql, DB_OP_TX, err) < 0) return -1;
+  c->op_tx = op;
+  return 0;
+}
+
+/* Ends what a session's user may have left in it, keeping its prepared
+ * statements (DISCARD ALL without DEALLOCATE ALL and DISCARD PLANS). */
+#define SESSION_RESET "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; " \
+  "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+
+int db_send_reset(db_conn *c, int full, db_error *err) {
+  int in_tx = c->depth > 0 || (c->native && c->drv->in_transaction(c));
+  c->depth = 0;
+  if (!in_tx && !full) return 0;
+  const char *sql = !full ? "ROLLBACK" : in_tx ? "ROLLBACK; " SESSION_RESET : SESSION_RESET;
+  if (check_async(c, sql, err) < 0 || db_pg_send_simple(c, sql, DB_OP_RESET, err) < 0) return -1;
+  return 1;
+}
+
+int db_finish(db_cursor *cur, db_conn *c, db_error *err) {
+  if (c->op != DB_OP_DONE || c->op_kind == DB_OP_CONNECT) {
+    db_error_set(err, "HY000", NULL, "no statement has ended on this connection");
+    return -1;
+  }
+  if (c->echo && c->op_echo) {
+    db_echo(c, c->op_echo, 0, NULL, c->op_failed ? -1 : th_clock_ms() - c->op_t0);
+    free(c->op_echo);
+    c->op_echo = NULL;
+  }
+  c->op = DB_OP_NONE;
+  if (c->op_kind == DB_OP_TX && !(c->op_tx == DB_TX_BEGIN && c->op_failed))
+    c->depth += c->op_tx == DB_TX_BEGIN ? 1 : -1;
+  if (c->op_failed) {
+    *err = c->op_err;
+    db_scrub(err->message, sizeof err->message, c->url.password);
+    return -1;
+  }
+  if (c->op_kind == DB_OP_EXEC && cur) {
+    if (cur->conn) db_cursor_close(cur);
+    memset(cur, 0, sizeof *cur);
+    cur->conn = c;
+    cur->stmt = c->op_stmt;
+    cur->next = c->cursors;
+    if (c->cursors) c->cursors->prev = cur;
+    c->cursors = cur;
+    db_pg_adopt(cur, c);
+  }
+  db_pg_drop(c);
+  return 0;
+}
 
 /* Case-insensitive: does s[0..len) start with the keyword kw (lower case),
  * followed by something that cannot continue a word? */
@@ -352,160 +535,6 @@ static int keyword_at(const char *s, size_t len, const char *kw) {
 static size_t skip_space(const char *s, size_t i, size_t len) {
   while (i < len && isspace((unsigned char)s[i])) i++;
   return i;
-}
-
-/* Identifiers whose presence makes a SELECT more than a read: it creates
- * a table (INTO), or uses or changes the session (sequences and their
- * lastval/currval, set_config, the random seed, pg_trgm's limit, advisory
- * locks, temporary tables, dblink). A function of one's own doing such
- * things is out of sight: hence routes opt in (web/router.lua). */
-static int session_word(const char *w, size_t n) {
-  static const char *const words[] = {"into", "nextval", "setval", "lastval", "currval",
-                                      "set_config", "setseed", "set_limit", "pg_temp"};
-  static const char *const prefixes[] = {"pg_advisory", "pg_try_advisory", "dblink"};
-  char low[24];
-  size_t m = n < sizeof low - 1 ? n : sizeof low - 1;   /* a prefix is enough for the prefixes */
-  for (size_t i = 0; i < m; i++) low[i] = (char)tolower((unsigned char)w[i]);
-  low[m] = '\0';
-  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
-    if (strncmp(low, prefixes[i], strlen(prefixes[i])) == 0) return 1;
-  if (m < n) return 0;   /* longer than any of the words */
-  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-    if (strcmp(low, words[i]) == 0) return 1;
-  return 0;
-}
-
-int db_read_statement(const char *sql, size_t len) {
-  size_t i = skip_space(sql, 0, len);
-  while (i < len && sql[i] == '(') i = skip_space(sql, i + 1, len);
-  if (!keyword_at(sql + i, len - i, "select") && !keyword_at(sql + i, len - i, "values") &&
-      !keyword_at(sql + i, len - i, "table"))
-    return 0;
-  while (i < len) {   /* every word, string contents too: a false alarm only costs the pause */
-    if ((sql[i] == '&' && i > 0 && (sql[i - 1] | 0x20) == 'u') || sql[i] == '\\')
-      return 0;   /* U&"..." escapes could spell any name */
-    if (isalnum((unsigned char)sql[i]) || sql[i] == '_') {
-      size_t start = i;
-      while (i < len && (isalnum((unsigned char)sql[i]) || sql[i] == '_' || sql[i] == '$')) i++;
-      if (session_word(sql + start, i - start)) return 0;
-    } else {
-      i++;
-    }
-  }
-  return 1;
-}
-
-int db_idle(const db_conn *c) {
-  return !c->depth && !c->busy && !c->pinned && !c->cursors && c->drv->idle(c);
-}
-
-int db_plain_read(const db_conn *c, const char *sql, size_t len) {
-  const db_stmt *s = stmt_find(c, sql, len);
-  return s ? s->plain_read : db_read_statement(sql, len);
-}
-
-int db_may_defer(const db_conn *c) { return c->drv->run_batch && db_idle(c); }
-
-int db_deferred(const db_conn *c) { return c->ndq - c->dq_next; }
-
-int db_defer(db_conn *c, const char *sql, size_t len, int nparams,
-             const db_value *params, db_error *err) {
-  if (c->ndq == c->dq_cap) {
-    int cap = c->dq_cap ? c->dq_cap * 2 : 16;
-    db_queued *q = realloc(c->dq, sizeof *q * (size_t)cap);
-    if (!q) { db_error_set(err, "53200", NULL, "out of memory"); return -1; }
-    c->dq = q;
-    c->dq_cap = cap;
-  }
-  db_queued *d = &c->dq[c->ndq];
-  memset(d, 0, sizeof *d);
-  d->sql = sql;
-  d->len = len;
-  d->nparams = nparams;
-  d->params = params;
-  d->state = DB_DEFER_QUEUED;
-  c->dq_live++;
-  return c->ndq++;
-}
-
-/* Runs d alone, as db_cursor_open would, keeping its result. */
-static void run_alone(db_conn *c, db_queued *d) {
-  db_error err;
-  db_cursor tmp, *cur = &tmp;
-  db_cursor_init(cur);
-  if (db_cursor_open(cur, c, d->sql, d->len, d->nparams, d->params, 0, &err) < 0) {
-    d->err = malloc(sizeof *d->err);
-    if (d->err) *d->err = err;
-    d->state = DB_DEFER_FAILED;
-    return;
-  }
-  d->res = cur->res;       /* taken over: the cursor closes without it */
-  d->binary = cur->binary;
-  cur->res = NULL;
-  db_cursor_close(cur);
-  d->state = DB_DEFER_DONE;
-}
-
-void db_run_deferred(db_conn *c) {
-  int first = c->dq_next, n = c->ndq - first;
-  if (n <= 0) return;
-  c->dq_next = c->ndq;   /* from here on db_cursor_open does not come back here */
-  db_queued *q = c->dq + first;
-  db_error err;
-  if (n >= 2 && ensure_connected(c, &err) == 0 && db_idle(c)) {
-    double t0 = c->echo ? th_clock_ms() : 0;
-    c->drv->run_batch(c, q, n);
-    double ms = c->echo ? th_clock_ms() - t0 : 0;
-    if (c->echo) fprintf(stderr, "[todohost.db] %d statements in one round trip  [%.3f ms]\n", n, ms);
-    for (int i = 0; i < n; i++) {
-      if (q[i].state == DB_DEFER_FAILED && q[i].err)
-        db_scrub(q[i].err->message, sizeof q[i].err->message, c->url.password);
-      if (c->echo && q[i].state != DB_DEFER_QUEUED)
-        db_echo(c, q[i].sql, q[i].nparams, q[i].params, q[i].state == DB_DEFER_DONE ? ms : -1);
-    }
-  }
-  for (int i = 0; i < n; i++)
-    if (q[i].state == DB_DEFER_QUEUED) run_alone(c, &q[i]);
-}
-
-int db_cursor_take(db_cursor *cur, db_conn *c, int ticket, db_error *err) {
-  if (cur->conn) db_cursor_close(cur);
-  memset(cur, 0, sizeof *cur);
-  if (ticket < 0 || ticket >= c->ndq || c->dq[ticket].state == DB_DEFER_TAKEN) {
-    db_error_set(err, "HY000", NULL, "no such deferred statement");
-    return -1;
-  }
-  if (ticket >= c->dq_next) db_run_deferred(c);
-  db_queued *d = &c->dq[ticket];
-  int rc = 0;
-  if (d->state == DB_DEFER_FAILED) {
-    if (d->err) *err = *d->err;
-    else db_error_set(err, "53200", NULL, "out of memory");
-    free(d->err);
-    d->err = NULL;
-    rc = -1;
-  } else {
-    cur->conn = c;
-    cur->next = c->cursors;
-    if (c->cursors) c->cursors->prev = cur;
-    c->cursors = cur;
-    c->drv->adopt(cur, d->res, d->binary);
-    d->res = NULL;
-  }
-  d->state = DB_DEFER_TAKEN;
-  if (--c->dq_live == 0) c->ndq = c->dq_next = 0;   /* all taken: start over */
-  return rc;
-}
-
-/* Frees every outcome not taken, and the queue. */
-static void dq_free(db_conn *c) {
-  for (int i = 0; i < c->ndq; i++) {
-    if (c->dq[i].res) c->drv->drop(c->dq[i].res);
-    free(c->dq[i].err);
-  }
-  free(c->dq);
-  c->dq = NULL;
-  c->ndq = c->dq_cap = c->dq_next = c->dq_live = 0;
 }
 
 /* ---- values ---------------------------------------------------------- */

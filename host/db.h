@@ -80,15 +80,27 @@ int db_exec_simple(db_conn *c, const char *sql, db_error *err);
 
 /* Nothing is done twice. A PostgreSQL connection found closed before a
  * statement is sent (also by looking at its socket) is re-established and
- * the statement sent on the new one, but only at transaction depth 0 (the
- * caller keeps the depth: set it before COMMIT returns to 0 only after).
- * A connection that breaks once the statement was sent fails it with
+ * the statement sent on the new one, but only outside a transaction. A
+ * connection that breaks once the statement was sent fails it with
  * SQLSTATE 08007: it may or may not have been applied; the next statement
  * reconnects. Inside a transaction a lost connection fails with 08006 (its
- * changes are rolled back), except a COMMIT at depth 1 whose answer was
- * lost: 08007. */
-void db_set_depth(db_conn *c, int depth);
-int db_get_depth(const db_conn *c);
+ * changes are rolled back), except a top-level COMMIT whose answer was
+ * lost: 08007. (The asynchronous calls below never reconnect: a lost
+ * connection fails the statement, and the pool replaces it.) */
+
+/* ---- transactions ----------------------------------------------------- */
+
+/* The core keeps each connection's transaction depth. db_begin opens a
+ * transaction at depth 0 (SQLite: BEGIN IMMEDIATE, so the write lock is
+ * taken at once) and a savepoint (th_sp_N) inside one; db_commit commits
+ * it or releases the savepoint; db_rollback rolls it back (to the
+ * savepoint). 0, or -1 with err. db_begin raises the depth only when it
+ * succeeds; db_commit and db_rollback lower it either way (a top-level
+ * COMMIT that fails on SQLite is rolled back). */
+int db_begin(db_conn *c, db_error *err);
+int db_commit(db_conn *c, db_error *err);
+int db_rollback(db_conn *c, db_error *err);
+int db_depth(const db_conn *c);
 
 /* 1 when a streaming cursor is open on a PostgreSQL connection, which can
  * run nothing else until it ends. */
@@ -133,64 +145,75 @@ int64_t db_cursor_changes(const db_cursor *cur);
 void db_cursor_close(db_cursor *cur);
 int db_cursor_is_open(const db_cursor *cur);
 
-/* ---- deferred statements (PostgreSQL) ---------------------------------- */
+/* ---- asynchronous use (PostgreSQL) ------------------------------------ */
 
-/* A server running many requests on one connection queues their reads
- * and runs them together, in one round trip: db_defer queues a statement,
- * db_run_deferred runs everything queued, db_cursor_take opens a cursor on
- * one statement's outcome.
- *
- * A plain read (db_read_statement) may wait on a PostgreSQL connection that
- * is idle: outside any transaction, with no cursor open (db_may_defer).
- * Queued statements go out in one pipeline, one round trip. When all of
- * them are plain reads they run in one READ ONLY transaction (one
- * snapshot); otherwise each is followed by its own Sync and runs in its own
- * implicit transaction. Either way each gets the outcome it would have had
- * alone: when anything goes wrong in a read-only batch, which then changed
- * nothing, every read runs again alone; an error in a per-statement batch
- * touches nothing but its own statement. Any other statement on the
- * connection (and db_pin) first runs what is queued: statements always run
- * in the order they were issued. A read of a read-only batch whose answer
- * is lost with the connection runs again alone on a new one (the READ ONLY
- * transaction changed nothing); any other statement sent and unanswered
- * fails with 08007, as db_cursor_open's would. */
+/* A server runs many requests on one thread, so none of these calls waits
+ * for the network. After starting an operation the caller watches
+ * db_socket(c) for what db_poll asks (DB_WANT_READ, DB_WANT_WRITE, both
+ * bits may be set) and calls db_poll again when the socket is ready (or
+ * at any time: it never blocks); DB_READY means the operation has ended,
+ * and its outcome is taken with the matching finish call. One operation
+ * at a time per connection; while one runs, the synchronous calls above
+ * refuse the connection ("connection is busy"). Nothing here reconnects
+ * or sends anything twice: a connection found lost fails the operation
+ * (08006 when nothing was sent, 08007 when the outcome is unknown).
+ * db_poll on a connection with no operation running reads what the server
+ * sent on its own (a notice, the FATAL message of a terminated session)
+ * and returns DB_READY, or -1 once the connection is known to be lost. */
+enum { DB_READY = 0, DB_WANT_READ = 1, DB_WANT_WRITE = 2 };
 
-/* 1 when sql is a plain read: it starts with SELECT, VALUES or TABLE (after
- * blanks and parentheses) and names nothing that creates a table (INTO) or
- * uses or changes session state (nextval, setval, lastval, currval,
- * set_config, setseed, set_limit, advisory locks, pg_temp, dblink), and
- * spells no name with U& escapes. Functions of the database's own that
- * change the session are out of its sight. */
-int db_read_statement(const char *sql, size_t len);
+int db_socket(const db_conn *c);     /* -1 when none (SQLite, or lost) */
+int db_poll(db_conn *c);
 
-/* db_read_statement(sql), from c's statement cache when sql is in it
- * (each text is scanned once per connection). */
-int db_plain_read(const db_conn *c, const char *sql, size_t len);
+/* Starts connecting to url (PostgreSQL only; 08001 for SQLite). Returns 0
+ * with *out owning a connection that is connecting: poll it until
+ * DB_READY, then db_connect_finish. -1 with err: a bad URL. */
+int db_connect_start(const char *url, const db_options *opt, db_conn **out,
+                     db_error *err);
+/* 0 when the connection started by db_connect_start is up; -1 with err
+ * (the caller then closes it). */
+int db_connect_finish(db_conn *c, db_error *err);
 
-/* 1 when a plain read may wait on c now (PostgreSQL, db_idle). */
-int db_may_defer(const db_conn *c);
+/* Sends sql with params as db_cursor_open would run it (prepared from its
+ * second use, results in binary where they decode), without waiting. With
+ * stream != 0 the rows come one at a time (single-row mode): once the
+ * statement is finished into a cursor, db_poll says DB_READY whenever
+ * db_cursor_next would not wait. The parameters are copied. 0 when sent,
+ * -1 with err when it was not (nothing ran). */
+int db_send(db_conn *c, const char *sql, size_t len, int nparams,
+            const db_value *params, int stream, db_error *err);
 
-/* 1 when c is in no transaction, has no open cursor and is not lent to C
- * code: another user could run statements on it without noticing. */
+/* Sends the transaction statement of db_begin, db_commit or db_rollback
+ * for the connection's depth, which changes as those would once it is
+ * finished. 0 when sent, -1 with err. */
+typedef enum db_tx { DB_TX_BEGIN, DB_TX_COMMIT, DB_TX_ROLLBACK } db_tx;
+int db_send_tx(db_conn *c, db_tx op, db_error *err);
+
+/* What a pool sends before lending a connection again: ROLLBACK when a
+ * transaction is open (a failed handler never leaks one), and with full
+ * != 0 the session reset too (see db_pool.h). 1 when something was sent
+ * (poll it, then db_finish(NULL, ...)), 0 when there was nothing to do,
+ * -1 with err. */
+int db_send_reset(db_conn *c, int full, db_error *err);
+
+/* Once db_poll said DB_READY: the outcome of the operation. For db_send,
+ * cur is opened on its result (as db_cursor_open leaves it); for the
+ * others cur is NULL. 0, or -1 with the statement's error. */
+int db_finish(db_cursor *cur, db_conn *c, db_error *err);
+
+/* Closes every cursor open on c (their storage stays with its owner, in
+ * the closed state). */
+void db_close_cursors(db_conn *c);
+
+/* 1 while an operation started here has not been finished. */
+int db_pending(const db_conn *c);
+
+/* 1 when c is in no transaction, runs nothing and has no open cursor. */
 int db_idle(const db_conn *c);
 
-
-/* Queues sql with params. Both are borrowed: they must stay valid until the
- * statement has run (db_run_deferred, or db_cursor_take). Returns a ticket
- * >= 0, or -1 with err (out of memory). */
-int db_defer(db_conn *c, const char *sql, size_t len, int nparams,
-             const db_value *params, db_error *err);
-
-/* Statements queued on c and not run yet. */
-int db_deferred(const db_conn *c);
-
-/* Runs every queued statement; each outcome waits for db_cursor_take. */
-void db_run_deferred(db_conn *c);
-
-/* Opens cur on the outcome of ticket (running the queue first if it has not
- * run yet); each ticket is taken exactly once. Returns 0 with the cursor
- * open as db_cursor_open leaves it, or -1 with the statement's error. */
-int db_cursor_take(db_cursor *cur, db_conn *c, int ticket, db_error *err);
+/* 1 when the connection is known to be closed (also by looking at its
+ * socket, without waiting). Only for a connection with nothing running. */
+int db_lost(db_conn *c);
 
 /* ---- helpers ---------------------------------------------------------- */
 

@@ -22,23 +22,9 @@ typedef struct db_stmt {
   int prepared;                      /* PostgreSQL: exists on the server */
   int uses;                          /* PostgreSQL: executions so far */
   int busy;                          /* SQLite: an open cursor is stepping it;
-                                        PostgreSQL: a batch is using it */
-  int plain_read;                    /* db_read_statement(sql), computed once */
+                                        PostgreSQL: an operation is using it */
+  int described;                     /* PG: binary set from a result's columns */
 } db_stmt;
-
-/* A statement queued by db_defer, then its outcome until db_cursor_take. */
-typedef struct db_queued {
-  const char *sql;                   /* borrowed (see db_defer) */
-  size_t len;
-  int nparams;
-  const db_value *params;            /* borrowed */
-  int state;                         /* DB_DEFER_QUEUED, _DONE, _FAILED or _TAKEN */
-  void *res;                         /* PG: the PGresult when done */
-  int binary;                        /* PG: res is in binary format */
-  db_error *err;                     /* when failed (malloc'ed) */
-} db_queued;
-
-enum { DB_DEFER_QUEUED, DB_DEFER_DONE, DB_DEFER_FAILED, DB_DEFER_TAKEN };
 
 #define DB_CACHE_BUCKETS 256
 #define DB_CACHE_MAX 200
@@ -60,17 +46,8 @@ typedef struct db_driver {
   int (*lost)(db_conn *c);
   /* Re-establishes a lost connection; 0, or -1 with err set. */
   int (*reset)(db_conn *c, db_error *err);
-  /* Deferred statements (NULL for SQLite). idle: 1 when the session is in
-   * no transaction. run_batch: runs q[0..n) (n >= 2) in one round trip,
-   * each statement on its own as if it ran alone; leaves each one DONE
-   * (res, binary set), FAILED (err set), or still QUEUED when it cannot
-   * tell (the connection broke): the caller then runs those alone. adopt:
-   * opens cur (linked to its connection already) on such a result, taking
-   * it over. drop: frees a result never adopted. */
-  int (*idle)(const db_conn *c);
-  void (*run_batch)(db_conn *c, db_queued *q, int n);
-  void (*adopt)(db_cursor *cur, void *res, int binary);
-  void (*drop)(void *res);
+  /* 1 when the session is inside a transaction block (or a failed one). */
+  int (*in_transaction)(const db_conn *c);
 } db_driver;
 
 struct db_conn {
@@ -78,7 +55,7 @@ struct db_conn {
   const db_driver *drv;
   db_url url;
   void *native;                      /* sqlite3* or PGconn* */
-  int depth;                         /* transaction depth (lua_db.c) */
+  int depth;                         /* transaction depth (db_begin...) */
   int echo;
   int busy;                          /* PG: a streaming cursor owns the wire */
   int pinned;                        /* lent to C code (db_pin) */
@@ -94,10 +71,21 @@ struct db_conn {
   db_stmt *lru_head, *lru_tail;
   int ncached;
   db_cursor *cursors;                /* open cursors, invalidated on close */
-  db_queued *dq;                     /* deferred statements: tickets index it */
-  int ndq, dq_cap;                   /* entries used, allocated */
-  int dq_next;                       /* entries from here on are queued */
-  int dq_live;                       /* entries not taken yet */
+  /* the asynchronous operation running (db.h), PostgreSQL only */
+  int op;                            /* DB_OP_* */
+  int op_tx;                         /* DB_OP_TX: which db_tx, to move depth */
+  int op_failed;                     /* it failed: op_err says why */
+  db_error op_err;
+  void *op_res;                      /* its result (a PGresult) */
+  int op_binary;                     /* ... in binary format */
+  int op_stream;                     /* db_send's stream */
+  db_stmt *op_stmt;                  /* the cached statement it runs, or NULL */
+  void *op_params;                   /* parameters kept while it is prepared */
+  char *op_echo;                     /* with echo: the SQL, for the echo line */
+  int op_kind;                       /* DB_OP_EXEC, _TX, _RESET or _CONNECT */
+  double op_t0;                      /* with echo: when it started */
+  int async;                         /* used by an event loop: nothing may block
+                                        (no automatic ROLLBACK after an error) */
 };
 
 struct db_cursor {
@@ -116,6 +104,27 @@ struct db_cursor {
   unsigned char *bytea;              /* PG: the last decoded bytea value */
   int binary;                        /* PG: the result is in binary format */
 };
+
+/* db_conn.op */
+enum { DB_OP_NONE, DB_OP_CONNECT, DB_OP_PREPARE, DB_OP_EXEC, DB_OP_TX, DB_OP_RESET, DB_OP_DONE };
+
+/* PostgreSQL's asynchronous half (db_pg.c), behind db.h's calls; db.c
+ * checks the connection's state first. Each send returns 0 with c->op
+ * set, or -1 with err (nothing sent). */
+int db_pg_connect_start(db_conn *c, db_error *err);
+int db_pg_send(db_conn *c, db_stmt *s, const char *sql, int nparams,
+               const db_value *params, int stream, db_error *err);
+int db_pg_send_simple(db_conn *c, const char *sql, int op, db_error *err);
+/* Advances c->op (never blocks): DB_READY once it is DB_OP_DONE (with
+ * op_failed and op_err, or op_res), else the DB_WANT_* bits. */
+int db_pg_poll(db_conn *c);
+/* Opens cur on c->op_res, taking it over. */
+void db_pg_adopt(db_cursor *cur, db_conn *c);
+/* 1 when the session is inside a transaction block (or a failed one). */
+int db_pg_in_transaction(const db_conn *c);
+int db_pg_socket(const db_conn *c);
+/* Frees a result of the last operation that was not adopted. */
+void db_pg_drop(db_conn *c);
 
 /* SQLite column conversions (flags[i]) */
 enum { DB_COL_PLAIN = 0, DB_COL_BOOL = 1, DB_COL_TIMESTAMP = 2 };

@@ -75,8 +75,10 @@ static int fail_result(db_conn *c, const PGresult *res, db_error *err) {
   } else {
     db_error_set(err, state ? state : "XX000", hint, "%s", primary);
   }
-  /* outside a transaction, never leave the session aborted */
-  if (c->depth == 0 && PQtransactionStatus(pg_of(c)) == PQTRANS_INERROR)
+  /* outside a transaction, never leave the session aborted (a connection
+   * used asynchronously never waits: its pool rolls back when it is lent
+   * again) */
+  if (!c->async && c->depth == 0 && PQtransactionStatus(pg_of(c)) == PQTRANS_INERROR)
     PQclear(PQexec(pg_of(c), "ROLLBACK"));
   return -1;
 }
@@ -130,14 +132,26 @@ static void explain_connect_failure(PGconn *pg, db_error *err) {
   }
 }
 
+/* Our session defaults first: settings in the URL (its dbname, which
+ * libpq expands) override them. */
+static const char *const connect_keywords[] = {
+  "options", "fallback_application_name", "client_encoding", "connect_timeout", "dbname", NULL
+};
+
+static void connect_values(const db_conn *c, const char *val[6]) {
+  val[0] = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c extra_float_digits=3";
+  val[1] = "todohost";
+  val[2] = "UTF8";
+  val[3] = "10";
+  val[4] = c->url.target;
+  val[5] = NULL;
+}
+
 int db_pg_connect(db_conn *c, const db_options *opt, db_error *err) {
   (void)opt;
-  /* our session defaults first: settings in the URL override them */
-  const char *const kw[] = {"options", "fallback_application_name", "client_encoding",
-                            "connect_timeout", "dbname", NULL};
-  const char *const val[] = {"-c TimeZone=UTC -c DateStyle=ISO,YMD -c extra_float_digits=3",
-                             "todohost", "UTF8", "10", c->url.target, NULL};
-  PGconn *pg = PQconnectdbParams(kw, val, 1);
+  const char *val[6];
+  connect_values(c, val);
+  PGconn *pg = PQconnectdbParams(connect_keywords, val, 1);
   if (!pg) { db_error_set(err, "53200", NULL, "out of memory"); return -1; }
   if (PQstatus(pg) != CONNECTION_OK) {
     explain_connect_failure(pg, err);
@@ -149,7 +163,29 @@ int db_pg_connect(db_conn *c, const db_options *opt, db_error *err) {
   return 0;
 }
 
+/* Starts connecting without waiting (PQconnectPoll does the rest, see
+ * db_pg_poll). libpq looks the host name up before it returns. */
+int db_pg_connect_start(db_conn *c, db_error *err) {
+  const char *val[6];
+  connect_values(c, val);
+  PGconn *pg = PQconnectStartParams(connect_keywords, val, 1);
+  if (!pg) { db_error_set(err, "53200", NULL, "out of memory"); return -1; }
+  if (PQstatus(pg) == CONNECTION_BAD) {
+    explain_connect_failure(pg, err);
+    PQfinish(pg);
+    return -1;
+  }
+  PQsetNoticeReceiver(pg, quiet_notices, c);
+  c->native = pg;
+  c->op = c->op_kind = DB_OP_CONNECT;
+  return 0;
+}
+
 static void pq_disconnect(db_conn *c) {
+  PQclear(c->op_res);   /* an operation cut short */
+  c->op_res = NULL;
+  free(c->op_params);
+  c->op_params = NULL;
   PQfinish(pg_of(c));
   c->native = NULL;
 }
@@ -217,6 +253,15 @@ static int binary_decodable(Oid t) {
   return 0;
 }
 
+/* Whether s's results come back in binary: when every column of res (a
+ * result of s, or its description) has a binary form decoded here. */
+static void learn_columns(db_stmt *s, const PGresult *res) {
+  s->binary = 1;
+  for (int i = 0, n = PQnfields(res); i < n; i++)
+    if (!binary_decodable(PQftype(res, i))) s->binary = 0;
+  s->described = 1;
+}
+
 /* A statement is first run unprepared (one round trip: most statements
  * of migrations and scripts run once); from its second use on it is
  * prepared on the server. This only names it. */
@@ -235,16 +280,11 @@ static int prepare_on_server(db_conn *c, db_stmt *s, db_error *err) {
   int rc = 0;
   if (PQresultStatus(res) != PGRES_COMMAND_OK) rc = fail_result(c, res, err);
   PQclear(res);
-  if (rc == 0) {
-    s->prepared = 1;
+  if (rc == 0) s->prepared = 1;
+  if (rc == 0 && !s->described) {   /* (a first use's result told already) */
     res = PQdescribePrepared(pg_of(c), s->name);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-      rc = fail_result(c, res, err);
-    } else {
-      s->binary = 1;
-      for (int i = 0, n = PQnfields(res); i < n; i++)
-        if (!binary_decodable(PQftype(res, i))) s->binary = 0;
-    }
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) rc = fail_result(c, res, err);
+    else learn_columns(s, res);
     PQclear(res);
   }
   if (rc < 0 && PQstatus(pg_of(c)) == CONNECTION_BAD) {
@@ -360,6 +400,7 @@ static int pq_open(db_cursor *cur, int nparams, const db_value *params,
   params_free(&p);
   ExecStatusType st = PQresultStatus(res);
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+    if (s && unnamed == s->sql) learn_columns(s, res);   /* its first use */
     cur->res = res;
     cur->nrows = PQntuples(res);
     cur->ncols = PQnfields(res);
@@ -518,222 +559,251 @@ static void pq_close(db_cursor *cur) {
   if (cur->stream && cur->started && cur->conn->busy) drain(cur->conn);
 }
 
-/* ---- deferred statements ---------------------------------------------- */
+/* ---- asynchronous operations (db.h) ---------------------------------- */
 
-static int pq_idle(const db_conn *c) {
-  return PQtransactionStatus(pg_of(c)) == PQTRANS_IDLE && PQpipelineStatus(pg_of(c)) == PQ_PIPELINE_OFF;
+/* The parameters of a statement whose execution waits for its prepare:
+ * one allocation holding the arrays and the bytes they point to. */
+typedef struct kept_params {
+  int n;
+  const char **values;
+  int *lengths, *formats;
+} kept_params;
+
+static kept_params *params_keep(const pq_params *p, int n) {
+  size_t bytes = 0;
+  for (int i = 0; i < n; i++)
+    if (p->values[i]) bytes += p->formats[i] ? (size_t)p->lengths[i] : strlen(p->values[i]) + 1;
+  size_t arrays = sizeof(kept_params) + sizeof(char *) * (size_t)n + 2 * sizeof(int) * (size_t)n;
+  kept_params *k = malloc(arrays + bytes);
+  if (!k) return NULL;
+  k->n = n;
+  k->values = (const char **)(k + 1);
+  k->lengths = (int *)(k->values + n);
+  k->formats = k->lengths + n;
+  char *data = (char *)(k->formats + n);
+  for (int i = 0; i < n; i++) {
+    k->lengths[i] = p->lengths[i];
+    k->formats[i] = p->formats[i];
+    k->values[i] = NULL;
+    if (!p->values[i]) continue;
+    size_t len = p->formats[i] ? (size_t)p->lengths[i] : strlen(p->values[i]) + 1;
+    memcpy(data, p->values[i], len);
+    k->values[i] = data;
+    data += len;
+  }
+  return k;
 }
 
-/* Sends q (after its statement is ready on the server) into the pipeline.
- * 1 when sent, 0 on failure (err set). */
-static int send_deferred(db_conn *c, db_queued *q, db_stmt *s, db_error *err) {
-  PGconn *pg = pg_of(c);
-  pq_params p;
-  if (params_build(&p, q->nparams, q->params, err) < 0) return 0;
-  int ok;
-  if (!s || !s->prepared) {   /* no parameters, or a first use: unnamed, in text */
-    ok = PQsendQueryParams(pg, s ? s->sql : q->sql, q->nparams, NULL, p.values, p.lengths,
-                           p.formats, 0);
-    q->binary = 0;
-  } else {
-    ok = PQsendQueryPrepared(pg, s->name, q->nparams, p.values, p.lengths, p.formats, s->binary);
-    q->binary = s->binary;
+/* Fails the operation running on c: the connection broke. What the
+ * server did is unknown once anything of the statement may have left. */
+static void op_lost(db_conn *c) {
+  if (!c->op_failed) {
+    char why[512];
+    first_line(PQerrorMessage(pg_of(c)), why, sizeof why);
+    if (c->op == DB_OP_PREPARE)   /* preparing runs nothing */
+      db_error_set(&c->op_err, "08006", HINT_START,
+                   "lost the connection to PostgreSQL before the statement ran: %s", why);
+    else
+      db_error_set(&c->op_err, "08007", HINT_UNKNOWN,
+                   "the connection to PostgreSQL was lost after the statement was sent: it may or "
+                   "may not have been applied; check before running it again (%s)", why);
+    c->op_failed = 1;
   }
-  params_free(&p);
-  if (!ok) fail_result(c, NULL, err);
+  PQclear(c->op_res);
+  c->op_res = NULL;
+  free(c->op_params);
+  c->op_params = NULL;
+  c->op = DB_OP_DONE;
+}
+
+/* Hands the execution of s (or of sql unprepared) to libpq. 1 when it
+ * took it. */
+static int send_exec(db_conn *c, db_stmt *s, const char *sql, int n, const char *const *values,
+                     const int *lengths, const int *formats) {
+  PGconn *pg = pg_of(c);
+  const char *unnamed = !s ? sql : !s->prepared ? s->sql : NULL;
+  if (s) s->uses++;
+  c->op_binary = !unnamed && s->binary;
+  int ok = unnamed ? PQsendQueryParams(pg, unnamed, n, NULL, values, lengths, formats, 0)
+                   : PQsendQueryPrepared(pg, s->name, n, values, lengths, formats, c->op_binary);
+  if (ok && c->op_stream) PQsetSingleRowMode(pg);
   return ok;
 }
 
-/* Marks q failed with err (copied). */
-static void defer_failed(db_queued *q, const db_error *err) {
-  q->err = malloc(sizeof *q->err);
-  if (q->err) *q->err = *err;
-  q->state = DB_DEFER_FAILED;
+/* Fills err after libpq refused to take a statement: nothing was sent. */
+static int refused(db_conn *c, db_error *err) {
+  char why[512];
+  first_line(PQerrorMessage(pg_of(c)), why, sizeof why);
+  db_error_set(err, PQstatus(pg_of(c)) == CONNECTION_BAD ? "08006" : "55000", HINT_START,
+               "the statement was not sent to PostgreSQL: %s", why);
+  PQsetnonblocking(pg_of(c), 0);
+  return -1;
 }
 
-/* Reads only (every one db_plain_read): one pipeline, one round trip, in
- * one explicit READ ONLY transaction with one Sync, so the server flushes
- * once. The reads share a snapshot; the server refuses any write a
- * function of the user's would attempt. When anything at all goes wrong
- * (an error, a refused write, the connection), the transaction has changed
- * nothing: every read is left queued and runs alone, getting exactly the
- * outcome it would have had alone. Returns 1 when every read is done. */
-static int run_reads(db_conn *c, db_queued *q, db_stmt **stmts, int n, int *sent) {
+int db_pg_send(db_conn *c, db_stmt *s, const char *sql, int nparams, const db_value *params,
+               int stream, db_error *err) {
   PGconn *pg = pg_of(c);
-  db_error err;
-  int nsent = 0, good = PQsendQueryParams(pg, "BEGIN READ ONLY", 0, NULL, NULL, NULL, NULL, 0);
-  for (int i = 0; i < n && good; i++) {
-    if (q[i].state != DB_DEFER_QUEUED) continue;
-    good = send_deferred(c, &q[i], stmts[i], &err);
-    if (good) sent[nsent++] = i;
+  pq_params p;
+  if (params_build(&p, nparams, params, err) < 0) return -1;
+  PQsetnonblocking(pg, 1);   /* sending never waits for the socket */
+  c->op_failed = 0;
+  c->op_res = NULL;
+  c->op_stmt = s;
+  c->op_stream = stream;
+  c->op_kind = DB_OP_EXEC;
+  int ok;
+  if (s && !s->prepared && s->uses > 0) {   /* its second use: prepare it, then run it */
+    c->op_params = params_keep(&p, nparams);
+    ok = c->op_params && PQsendPrepare(pg, s->name, s->sql, 0, NULL);
+    c->op = DB_OP_PREPARE;
+  } else {
+    ok = send_exec(c, s, sql, nparams, p.values, p.lengths, p.formats);
+    c->op = DB_OP_EXEC;
   }
-  if (good) good = PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
-  if (!PQpipelineSync(pg)) return 0;
-  /* results in order: BEGIN, the reads, COMMIT (each then a NULL), Sync */
-  int item = 0, seen = 0, nulls = 0, synced = 0;
-  while (!synced && nulls < 2 && PQstatus(pg) != CONNECTION_BAD) {
-    PGresult *r = PQgetResult(pg);
-    if (!r) {
-      if (seen) { item++; seen = 0; } else nulls++;
+  params_free(&p);
+  if (ok) return 0;
+  int oom = c->op == DB_OP_PREPARE && !c->op_params;
+  free(c->op_params);
+  c->op_params = NULL;
+  c->op = DB_OP_NONE;
+  if (oom) {
+    PQsetnonblocking(pg, 0);
+    db_error_set(err, "53200", NULL, "out of memory");
+    return -1;
+  }
+  return refused(c, err);
+}
+
+int db_pg_send_simple(db_conn *c, const char *sql, int op, db_error *err) {
+  PGconn *pg = pg_of(c);
+  PQsetnonblocking(pg, 1);
+  c->op_failed = 0;
+  c->op_res = NULL;
+  c->op_stmt = NULL;
+  c->op_stream = 0;
+  if (!PQsendQuery(pg, sql)) return refused(c, err);
+  c->op = c->op_kind = op;
+  return 0;
+}
+
+/* One result of the operation running on c: the first good one is kept,
+ * the first error fails it. */
+static void take_result(db_conn *c, PGresult *r) {
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY) {
+    if (c->op == DB_OP_EXEC && !c->op_res && !c->op_failed) {   /* (not a prepare's) */
+      if (c->op_stmt && !c->op_stmt->described) learn_columns(c->op_stmt, r);
+      c->op_res = r;
+      return;
+    }
+  } else if (!c->op_failed) {
+    fail_result(c, r, &c->op_err);
+    c->op_failed = 1;
+    PQclear(c->op_res);
+    c->op_res = NULL;
+  }
+  PQclear(r);
+}
+
+/* The statement s was prepared: its execution goes out with the kept
+ * parameters. 1 when libpq took it. */
+static int execute_prepared(db_conn *c) {
+  kept_params *k = c->op_params;
+  c->op_params = NULL;
+  c->op_stmt->prepared = 1;
+  c->op = DB_OP_EXEC;
+  int ok = send_exec(c, c->op_stmt, NULL, k->n, k->values, k->lengths, k->formats);
+  free(k);
+  return ok;
+}
+
+static int connect_poll(db_conn *c) {
+  switch (PQconnectPoll(pg_of(c))) {
+    case PGRES_POLLING_READING: return DB_WANT_READ;
+    case PGRES_POLLING_WRITING: return DB_WANT_WRITE;
+    case PGRES_POLLING_OK: break;
+    default:
+      explain_connect_failure(pg_of(c), &c->op_err);
+      c->op_failed = 1;
+  }
+  c->op = DB_OP_DONE;
+  return DB_READY;
+}
+
+int db_pg_poll(db_conn *c) {
+  PGconn *pg = pg_of(c);
+  if (c->op == DB_OP_CONNECT) return connect_poll(c);
+  if (c->op == DB_OP_DONE) return DB_READY;
+  if (c->op == DB_OP_NONE) {
+    if (c->busy) {   /* a streaming cursor: ready when its next row is in */
+      if (!PQconsumeInput(pg)) return DB_READY;   /* (db_cursor_next reports it) */
+      return PQisBusy(pg) ? DB_WANT_READ : DB_READY;
+    }
+    /* idle: what the server says on its own (a FATAL message: ended) */
+    if (PQstatus(pg) == CONNECTION_BAD || !PQconsumeInput(pg)) return -1;
+    (void)PQisBusy(pg);
+    return PQstatus(pg) == CONNECTION_BAD || c->ended ? -1 : DB_READY;
+  }
+  for (;;) {
+    int f = PQflush(pg);
+    if (f < 0) { op_lost(c); break; }
+    if (f > 0) return DB_WANT_READ | DB_WANT_WRITE;
+    if (c->op_stream && c->op == DB_OP_EXEC) {   /* sent: the cursor reads the rows */
+      c->busy = 1;
+      c->op = DB_OP_DONE;
+      break;
+    }
+    if (!PQconsumeInput(pg)) { op_lost(c); break; }
+    int ended = 0;
+    while (!ended && !PQisBusy(pg)) {
+      PGresult *r = PQgetResult(pg);
+      if (r) take_result(c, r);
+      else ended = 1;
+    }
+    if (PQstatus(pg) == CONNECTION_BAD) { op_lost(c); break; }
+    if (!ended) return DB_WANT_READ;
+    /* the command has ended */
+    if (c->op == DB_OP_PREPARE && !c->op_failed) {
+      if (!execute_prepared(c)) { op_lost(c); break; }
       continue;
     }
-    nulls = 0;
-    seen = 1;
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_PIPELINE_SYNC) {
-      synced = 1;
-    } else if (item >= 1 && item <= nsent && st == PGRES_TUPLES_OK && !q[sent[item - 1]].res) {
-      q[sent[item - 1]].res = r;
-      r = NULL;
-    } else if (st != PGRES_COMMAND_OK || (item == nsent + 1 && strcmp(PQcmdStatus(r), "COMMIT") != 0)) {
-      good = 0;   /* an error, a skipped statement, or a COMMIT that rolled back */
-    }
-    PQclear(r);
+    free(c->op_params);
+    c->op_params = NULL;
+    c->op = DB_OP_DONE;
+    break;
   }
-  good = good && synced && item == nsent + 2;
-  for (int k = 0; k < nsent; k++) {
-    db_queued *d = &q[sent[k]];
-    if (good && d->res) {
-      d->state = DB_DEFER_DONE;
-    } else {
-      PQclear(d->res);
-      d->res = NULL;
-      good = 0;
-    }
-  }
-  return good;
+  if (PQstatus(pg) != CONNECTION_BAD) PQsetnonblocking(pg, 0);
+  return DB_READY;
 }
 
-/* Any statements: one pipeline, one round trip, each statement followed
- * by its own Sync, so each runs in its own implicit transaction exactly as
- * it would alone (an error skips nothing but itself). */
-static void run_each(db_conn *c, db_queued *q, db_stmt **stmts, int n, int *sent) {
-  PGconn *pg = pg_of(c);
-  db_error err;
-  int nsent = 0;
-  /* libpq 15 flushes at every Sync: the socket is corked meanwhile, so the
-   * whole batch still leaves as one packet and wakes the server once (a
-   * Unix socket refuses the option: nothing to gain there anyway) */
-  int corked = 0;
-#ifdef TCP_CORK
-  int one = 1, zero = 0;
-  corked = setsockopt(PQsocket(pg), IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0;
-#endif
-  for (int i = 0; i < n; i++) {
-    if (q[i].state != DB_DEFER_QUEUED) continue;
-    if (!send_deferred(c, &q[i], stmts[i], &err) || !PQpipelineSync(pg)) break;
-    sent[nsent++] = i;
-  }
-#ifdef TCP_CORK
-  if (corked) setsockopt(PQsocket(pg), IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
-#endif
-  (void)corked;
-  /* Per statement, up to its Sync's result: its own result, a NULL, and
-   * when the commit at the Sync fails (a deferred constraint, a
-   * serialization failure) an error and a NULL before the Sync. The outcome
-   * is known only at the Sync: an error anywhere before it fails the
-   * statement. When the connection breaks first, every statement handed to
-   * libpq and not answered has an unknown outcome (08007); those never
-   * handed over stay queued and run alone (reconnecting). */
-  int k = 0;
-  for (; k < nsent && PQstatus(pg) != CONNECTION_BAD; k++) {
-    db_queued *d = &q[sent[k]];
-    PGresult *res = NULL;
-    int failed = 0, synced = 0, nulls = 0;
-    while (!synced && nulls < 2) {
-      PGresult *r = PQgetResult(pg);
-      if (!r) {
-        if (PQstatus(pg) == CONNECTION_BAD) break;
-        nulls++;   /* two in a row: libpq has nothing more for us */
-        continue;
-      }
-      nulls = 0;
-      ExecStatusType st = PQresultStatus(r);
-      if (st == PGRES_PIPELINE_SYNC) {
-        synced = 1;
-      } else if ((st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) && !res && !failed) {
-        res = r;
-        r = NULL;
-      } else if (!failed) {
-        fail_result(c, r, &err);
-        failed = 1;
-      }
-      PQclear(r);
-    }
-    if (synced && !failed) {
-      d->res = res;
-      d->state = DB_DEFER_DONE;
-    } else {
-      PQclear(res);
-      if (!synced) break;   /* no outcome */
-      defer_failed(d, &err);
-    }
-  }
-  if (k < nsent && PQstatus(pg) == CONNECTION_BAD) {
-    fail_result(c, NULL, &err);
-    for (; k < nsent; k++) defer_failed(&q[sent[k]], &err);
-  }
-}
-
-/* Statements used before are prepared on the server first (outside the
- * pipeline, once per connection), as pq_open does; then the batch runs as
- * run_reads (reads only) or run_each. */
-static void pq_run_batch(db_conn *c, db_queued *q, int n) {
-  PGconn *pg = pg_of(c);
-  db_error err;
-  db_stmt *small[32], **stmts = n <= 32 ? small : malloc(sizeof *stmts * (size_t)n);
-  int *sent = malloc(sizeof *sent * (size_t)n);
-  if (!stmts || !sent) {   /* (all left queued: run one by one) */
-    if (stmts != small) free(stmts);
-    free(sent);
+void db_pg_adopt(db_cursor *cur, db_conn *c) {
+  cur->binary = c->op_binary;
+  cur->stream = c->op_stream;
+  if (c->op_stream) {
+    cur->started = 1;
     return;
   }
-  int reads = 1;
-  for (int i = 0; i < n; i++) {
-    stmts[i] = NULL;
-    if (q[i].nparams > 0) {
-      db_stmt *s = db_stmt_get(c, q[i].sql, q[i].len, &err);
-      if (!s || (!s->prepared && s->uses > 0 && prepare_on_server(c, s, &err) < 0)) {
-        if (PQstatus(pg) != CONNECTION_BAD) defer_failed(&q[i], &err);   /* else: left queued */
-        continue;
-      }
-      s->uses++;
-      s->busy++;   /* not evicted from the cache while this batch uses it */
-      stmts[i] = s;
-    }
-    reads = reads && db_plain_read(c, q[i].sql, q[i].len);
-  }
-  if (PQstatus(pg) != CONNECTION_BAD && PQenterPipelineMode(pg)) {
-    if (reads) run_reads(c, q, stmts, n, sent);   /* (what it leaves queued runs alone) */
-    else run_each(c, q, stmts, n, sent);
-  }
-  for (int i = 0; i < n; i++) if (stmts[i]) stmts[i]->busy--;
-  if (stmts != small) free(stmts);
-  free(sent);
-  if (PQstatus(pg) == CONNECTION_BAD) return;   /* the next statement reconnects */
-  if (!PQexitPipelineMode(pg)) {
-    /* results left unaccounted for: a fresh session, not one stuck in a
-     * pipeline that refuses every later statement */
-    db_error ignored;
-    pq_reset(c, &ignored);
-  } else if (PQtransactionStatus(pg) != PQTRANS_IDLE) {
-    PQclear(PQexec(pg, "ROLLBACK"));   /* a failed BEGIN READ ONLY block stays open */
-  }
-}
-
-static void pq_adopt(db_cursor *cur, void *res, int binary) {
+  PGresult *res = c->op_res;
+  c->op_res = NULL;
   cur->res = res;
-  cur->binary = binary;
   cur->nrows = PQntuples(res);
   cur->ncols = PQnfields(res);
   cur->row = -1;
   cur->changes = atoll(PQcmdTuples(res));
 }
 
-static void pq_drop(void *res) { PQclear(res); }
+int db_pg_in_transaction(const db_conn *c) {
+  return PQtransactionStatus(pg_of(c)) != PQTRANS_IDLE;
+}
+
+int db_pg_socket(const db_conn *c) { return PQsocket(pg_of(c)); }
+
+void db_pg_drop(db_conn *c) {
+  PQclear(c->op_res);
+  c->op_res = NULL;
+}
 
 const db_driver db_pg_driver = {
   pq_prepare, pq_finalize, pq_open, pq_next, pq_colname, pq_value, pq_close,
-  pq_exec_simple, pq_disconnect, pq_lost, pq_reset,
-  pq_idle, pq_run_batch, pq_adopt, pq_drop,
+  pq_exec_simple, pq_disconnect, pq_lost, pq_reset, db_pg_in_transaction,
 };

@@ -377,10 +377,10 @@ static void sq_close(db_cursor *cur) {
   }
 }
 
-static int sq_idle(const db_conn *c) { return sqlite3_get_autocommit(c->native) != 0; }
+static int sq_in_transaction(const db_conn *c) { return sqlite3_get_autocommit(c->native) == 0; }
 
 const db_driver db_sqlite_driver = {
   sq_prepare, sq_finalize, sq_open, sq_next, sq_colname, sq_value, sq_close,
   sq_exec_simple, sq_disconnect, NULL, NULL,
-  sq_idle, NULL, NULL, NULL,   /* no deferred statements: SQLite has no round trips to save */
+  sq_in_transaction,
 };

@@ -6,10 +6,9 @@
  * a daemon of its own in external epoll mode on a copy of the one
  * listening socket; a connection stays on the pool thread that accepted
  * it, and so do all the calls for its requests. Owning the loop lets a
- * pool thread, after each round of network events, have the app flush the
- * requests it left pending (their connections suspended meanwhile): the
- * database statements of every request that came in during the round go
- * to the server together.
+ * pool thread also watch a descriptor of the app's and run its tick after
+ * each round: an app can suspend a request (its connection is suspended
+ * meanwhile) until something of its own has happened, and end it later.
  * On top of that this file adds: our own listening socket (for clear
  * errors), the raw query string, the body buffer and its limit, the access
  * log, reload watching, the graceful stop driven by sigtimedwait on the
@@ -47,6 +46,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -478,7 +478,7 @@ static enum MHD_Result run_app(struct server *srv, struct conn *c, struct MHD_Co
   char err[1024];
   err[0] = '\0';
   int rc = srv->app->handle(s->worker, &c->req.pub, err, sizeof err);
-  if (rc == HTTP_PENDING && srv->app->flush) {
+  if (rc == HTTP_PENDING && srv->app->tick) {
     /* the library calls on_request again once http_finish resumes it */
     c->pending = WAITING;
     s->pending++;
@@ -943,16 +943,22 @@ struct pool_thread {
   int started;
 };
 
-/* Serves one daemon until the server quits: a round of network events
- * (the library calls on_request for each request that came in whole),
- * then the app's flush for the requests it left pending, whose
- * connections http_finish resumes for the next round. On stopping it stops
+/* Serves one daemon until the server quits. Each round waits (epoll) on
+ * the daemon's events and on the app's descriptor, lets the library
+ * handle what came in (on_request for each request in whole), then runs
+ * the app's tick, which ends the suspended requests that are ready (their
+ * connections are resumed for the next round). On stopping it stops
  * accepting; it ends once quit is set and nothing is pending. */
 static void *pool_loop(void *arg) {
   struct pool_thread *t = arg;
   struct server *srv = t->srv;
+  const http_app *app = srv->app;
   struct slot *s = thread_slot(srv);
-  int quiesced = 0;
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(t->d, MHD_DAEMON_INFO_EPOLL_FD);
+  struct epoll_event mine = {.events = EPOLLIN, .data.u32 = 0};
+  if (ep >= 0 && info) epoll_ctl(ep, EPOLL_CTL_ADD, info->epoll_fd, &mine);
+  int app_fd = -1, app_wait = -1, quiesced = 0;
   for (;;) {
     int pending = s ? s->pending : 0;
     if (!pending && atomic_load(&srv->quit)) break;
@@ -961,10 +967,28 @@ static void *pool_loop(void *arg) {
       if (l != MHD_INVALID_SOCKET) close(l);   /* this daemon's copy of the listener */
       quiesced = 1;
     }
-    /* with requests pending, do not wait: their statements are queued */
-    MHD_run_wait(t->d, pending ? 0 : 100);
-    if (s && s->pending && s->worker) srv->app->flush(s->worker);
+    void *worker = s ? s->worker : NULL;
+    int fd = worker && app->fd ? app->fd(worker) : -1;
+    if (fd != app_fd && ep >= 0) {   /* (a reload brings a new worker) */
+      if (app_fd >= 0) epoll_ctl(ep, EPOLL_CTL_DEL, app_fd, NULL);
+      struct epoll_event theirs = {.events = EPOLLIN, .data.u32 = 1};
+      app_fd = fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &theirs) == 0 ? fd : -1;
+    }
+    int wait = 100;   /* (at most: the stop flags are looked at between rounds) */
+    MHD_UNSIGNED_LONG_LONG mhd_wait;
+    if (MHD_get_timeout(t->d, &mhd_wait) == MHD_YES && mhd_wait < (MHD_UNSIGNED_LONG_LONG)wait)
+      wait = (int)mhd_wait;
+    if (app_wait >= 0 && app_wait < wait) wait = app_wait;
+    struct epoll_event ev[2];
+    int n = ep >= 0 ? epoll_wait(ep, ev, 2, wait) : 0;
+    int app_ready = 0;
+    for (int i = 0; i < n; i++) app_ready |= ev[i].data.u32 == 1;
+    MHD_run(t->d);
+    worker = s ? s->worker : NULL;
+    if (worker && app->tick && (app_ready || app_wait >= 0 || (s && s->pending)))
+      app_wait = app->tick(worker, app_ready);
   }
+  if (ep >= 0) close(ep);
   MHD_stop_daemon(t->d);
   t->d = NULL;
   return NULL;

@@ -52,7 +52,14 @@ int http_reply_header(http_request *req, const char *name, const char *value);
 
 /* What the server runs. open and close run on the thread calling
  * http_serve (before listening, and after each change when reloading);
- * handle and flush run on the pool thread the worker was handed to. */
+ * handle, fd and tick run on the pool thread the worker was handed to.
+ *
+ * A request can be suspended until something of the app's own has
+ * happened: handle returns HTTP_PENDING, and whenever it is ready the app
+ * passes it to http_finish (from tick, or from handle answering another
+ * request). The server knows nothing of what the app waits for: it
+ * watches the one descriptor the app names, and calls tick after each
+ * round of network events. */
 typedef struct http_app {
   /* A new worker, or NULL with a one-line reason in err. */
   void *(*open)(void *ud, char *err, size_t errsize);
@@ -61,20 +68,21 @@ typedef struct http_app {
   /* Answers one request with http_reply (+ http_reply_header). Returns 0;
    * or -1 with a one-line cause in err: the client gets 500
    * {"detail":"Internal Server Error"} and the cause is logged; or
-   * HTTP_PENDING when the request waits for something that flush will do:
-   * req then stays valid until it is passed to http_finish. */
+   * HTTP_PENDING: the request is suspended, and req stays valid until it
+   * is passed to http_finish. */
   int (*handle)(void *worker, http_request *req, char *err, size_t errsize);
   void *ud;
-  /* Called on the pool thread after each round of network events while
-   * any request of the worker is pending: does what the pending requests
-   * wait for, all of them together (their database statements, in one
-   * round trip), and passes each request that ends to http_finish. NULL
-   * when handle never returns HTTP_PENDING. */
-  void (*flush)(void *worker);
+  /* Optional (NULL when handle never returns HTTP_PENDING). fd: the
+   * descriptor to watch for reading on the worker's behalf, or -1 (asked
+   * again each round: it may change). tick: called after each round of
+   * events (ready: that descriptor was readable); returns how many ms the
+   * thread may sleep before calling it again, or -1 for no limit. */
+  int (*fd)(void *worker);
+  int (*tick)(void *worker, int ready);
 } http_app;
 
-/* Ends a request that handle left pending; rc and err mean what handle's
- * would have. Called from the app's flush only. */
+/* Ends a suspended request; rc and err mean what handle's would have.
+ * Called on the request's pool thread only. */
 void http_finish(http_request *req, int rc, const char *err);
 
 typedef struct http_config {

@@ -1,16 +1,33 @@
 /*
- * lua_db.c: the `todohost.db` module, thin glue between Lua and db.h.
+ * lua_db.c: the `todohost.db` module, thin glue between Lua and db.h (and,
+ * in a server's worker, db_pool.h).
  *
  * Types (one metatable each, made in luaopen_todohost_db):
- *   connection  full userdata { lconn, scratch cursor storage }; the scratch
- *               cursor serves exec/query/first, so they allocate nothing;
- *               open ones are listed per state (see should_defer);
+ *   connection  full userdata lconn: a connection of its own (`conn`), or
+ *               in a server's worker, for PostgreSQL, a pool (`pool`): see
+ *               "Requests" below. A scratch cursor serves exec/query/first,
+ *               so they allocate nothing (it is opened and closed with no
+ *               yield between, so the requests sharing a pool share it
+ *               safely). User values: 1 the masked URL, 2 the URL (pools);
  *   cursor      full userdata for rows(); user value 1 is its connection (a
  *               child keeps its parent alive), user value 2 caches the
  *               column names as Lua strings;
  *   error       a plain table {message, sqlstate, hint, sql} whose
  *               metatable gives a one-line __tostring.
  * close(), __close and __gc share one idempotent close per type.
+ *
+ * Requests. A server's worker state (th_db_serve) runs each request in a
+ * coroutine and tells the binding which request runs (th_db_enter). There
+ * db.connect() to PostgreSQL gives a pool of the worker's; a request takes
+ * one of its connections at its first statement and keeps it until it
+ * ends (th_db_end gives it back), so what it does to its session is its
+ * own while it runs. Its statements are sent without waiting: the call
+ * yields the request's coroutine (th_db_req.waiting), and the pool's loop
+ * (th_db_tick) wakes it when the result is in; the call then returns as
+ * if it had waited. Where the request cannot pause (a coroutine of the
+ * handler's own, a metamethod), the statement runs at once on the same
+ * connection. Outside requests (while the app loads) a pool object runs
+ * on a connection of its own, as db.connect() does everywhere else.
  */
 #include "lua_db.h"
 
@@ -20,34 +37,41 @@
 
 #include "config.h"
 #include "dburl.h"
+#include "mask.h"
+#include "runtime.h"
+#include <lualib.h>
 
 static const char CONN_MT[] = "todohost.db.connection";
 static const char CURSOR_MT[] = "todohost.db.cursor";
 static const char ERROR_MT[] = "todohost.db.error";
 static const char URLBOX_MT[] = "todohost.db.url";
+static const char STATE_MT[] = "todohost.db.state";
 
-struct conn_list;
+/* A server worker's state: its loop (every pool's sockets) and the
+ * request running. A userdata in the registry, made by th_db_serve before
+ * the app loads, so it is finalized after every connection object. */
+typedef struct dbstate {
+  db_loop *loop;          /* NULL once freed */
+  th_db_req *current;     /* the request running, or NULL */
+  int chain;              /* the code running can yield up to the request's
+                             coroutine (see "the handler's own coroutines") */
+  db_pool_config cfg;     /* from DB_POOL_SIZE, DB_POOL_TIMEOUT, DB_POOL_RESET */
+} dbstate;
+
+static const char STATE_KEY = 0;   /* its address is the registry key */
 
 typedef struct lconn {
-  db_conn *conn;          /* NULL once closed */
+  db_conn *conn;          /* a connection of its own; NULL once closed (or not made yet) */
+  db_pool *pool;          /* a worker's pool; NULL once closed, or none */
+  dbstate *st;            /* with pool: the worker's state */
+  db_kind kind;
+  int closed;
   db_cursor *scratch;     /* storage right after this struct */
-  struct lconn *prev, *next;   /* in list while open */
-  struct conn_list *list;
 } lconn;
-
-/* Every open connection of a Lua state (all its coroutines), for the rule
- * that a request pauses only when all of them are idle. A userdata in the
- * registry, so it outlives every connection's __gc. */
-typedef struct conn_list {
-  lconn *head;
-} conn_list;
-
-static const char CONN_LIST = 0;   /* its address is the registry key */
-
-static int note_statement(const db_conn *c, const char *sql, size_t len);
 
 typedef struct lcursor {
   lconn *owner;           /* kept alive through user value 1 */
+  db_lent *lent;          /* a pool's connection it streams from, or NULL */
   db_cursor *cur;         /* storage right after this struct */
 } lcursor;
 
@@ -95,16 +119,209 @@ static int raise_stmt_error(lua_State *L, const db_error *err, const char *sql) 
   return lua_error(L);
 }
 
+/* ---- a server worker's state ------------------------------------------ */
+
+static dbstate *state_of(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &STATE_KEY);
+  dbstate *st = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return st && st->loop ? st : NULL;
+}
+
+static int state_gc(lua_State *L) {
+  dbstate *st = luaL_checkudata(L, 1, STATE_MT);
+  db_loop_free(st->loop);   /* every pool still on it, whatever it lent */
+  st->loop = NULL;
+  return 0;
+}
+
+/* The value of an integer setting (its default when it is not valid:
+ * the server checked the settings when it started). */
+static int setting_int(const char *name) {
+  const th_setting_def *d = th_setting_find(name);
+  th_value v;
+  char why[256];
+  if (d && th_setting_read(d, &v, why, sizeof why) == 0 && v.text) return (int)v.i;
+  return d && d->def ? atoi(d->def) : 0;
+}
+
+/* [-0, +0] protected by the caller (th_pcall): may raise. */
+static int serve_p(lua_State *L) {
+  const char *reset = th_setting_text("DB_POOL_RESET");
+  if (!reset || (strcmp(reset, "full") != 0 && strcmp(reset, "rollback") != 0))
+    return luaL_error(L, "DB_POOL_RESET must be full or rollback, not '%s'", reset ? reset : "");
+  dbstate *st = lua_newuserdatauv(L, sizeof *st, 0);
+  memset(st, 0, sizeof *st);
+  luaL_setmetatable(L, STATE_MT);
+  st->loop = db_loop_new();
+  if (!st->loop) return luaL_error(L, "cannot make the database loop (out of memory or descriptors)");
+  st->cfg.size = setting_int("DB_POOL_SIZE");
+  st->cfg.wait_ms = setting_int("DB_POOL_TIMEOUT");
+  st->cfg.connect_ms = st->cfg.wait_ms > 10000 ? st->cfg.wait_ms : 10000;
+  st->cfg.full_reset = strcmp(reset, "full") == 0;
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &STATE_KEY);
+  return 0;
+}
+
+/* ---- the handler's own coroutines ---------------------------------------
+
+ * A statement may pause its request from inside a coroutine of the
+ * handler's own: the coroutine yields PAUSE to whoever resumed it, and in
+ * a server's worker coroutine.resume and coroutine.wrap pass it on up to
+ * the request's coroutine, then resume the inner one when the request is
+ * woken. A statement pauses only where every resumer up the chain can
+ * yield too (dbstate.chain); elsewhere (a metamethod, a C callback) it
+ * runs at once. The rest is as in Lua's lcorolib.c. */
+
+static const char PAUSE = 0;   /* its address: what a pausing call yields */
+
+/* Resumes co with narg values from L's stack; pushes what it yields or
+ * returns and returns how many, or -1 with the error pushed. */
+static int resume_inner(lua_State *L, lua_State *co, int narg) {
+  if (!lua_checkstack(co, narg)) {
+    lua_pushliteral(L, "too many arguments to resume");
+    return -1;
+  }
+  dbstate *st = state_of(L);
+  int saved = st ? st->chain : 0;
+  if (st) st->chain = saved && lua_isyieldable(L);
+  lua_xmove(L, co, narg);
+  int nres, status = lua_resume(co, L, narg, &nres);
+  if (st) st->chain = saved;
+  if (status == LUA_OK || status == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      lua_pushliteral(L, "too many results to resume");
+      return -1;
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  lua_xmove(co, L, 1);
+  return -1;
+}
+
+/* 1 when co paused for the database (its one value on top of L). */
+static int paused(lua_State *L, lua_State *co, int r) {
+  return r == 1 && lua_touserdata(L, -1) == &PAUSE && lua_status(co) == LUA_YIELD;
+}
+
+static int co_resume_k(lua_State *L, int status, lua_KContext ctx);
+
+/* What coroutine.resume returns for r, or the pause passed on up. */
+static int resumed(lua_State *L, lua_State *co, int r) {
+  if (paused(L, co, r)) return lua_yieldk(L, 1, 0, co_resume_k);
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(r + 1));
+  return r + 1;
+}
+
+static int co_resume_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  lua_State *co = lua_tothread(L, 1);
+  lua_settop(L, 1);
+  return resumed(L, co, resume_inner(L, co, 0));
+}
+
+static int co_resume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co, 1, "coroutine");
+  return resumed(L, co, resume_inner(L, co, lua_gettop(L) - 1));
+}
+
+static int co_wrap_k(lua_State *L, int status, lua_KContext ctx);
+
+/* What a coroutine.wrap function returns for r (raising its errors), or
+ * the pause passed on up. */
+static int wrapped(lua_State *L, lua_State *co, int r) {
+  if (paused(L, co, r)) return lua_yieldk(L, 1, 0, co_wrap_k);
+  if (r >= 0) return r;
+  int st = lua_status(co);
+  if (st != LUA_OK && st != LUA_YIELD) {   /* an error: close its variables */
+    lua_pop(L, 1);
+    reset_thread(co, L);
+    lua_xmove(co, L, 1);
+  }
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
+}
+
+static int co_wrap_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  lua_settop(L, 0);
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  return wrapped(L, co, resume_inner(L, co, 0));
+}
+
+static int co_wrap_call(lua_State *L) {
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  return wrapped(L, co, resume_inner(L, co, lua_gettop(L)));
+}
+
+static int co_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State *co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_pushcclosure(L, co_wrap_call, 1);
+  return 1;
+}
+
+/* Puts co_resume and co_wrap in the state's coroutine table. */
+static void pass_pauses_up(lua_State *L) {
+  luaL_requiref(L, LUA_COLIBNAME, luaopen_coroutine, 0);
+  lua_pushcfunction(L, co_resume);
+  lua_setfield(L, -2, "resume");
+  lua_pushcfunction(L, co_wrap);
+  lua_setfield(L, -2, "wrap");
+  lua_pop(L, 1);
+}
+
+int th_db_serve(lua_State *L) {
+  luaL_requiref(L, "todohost.db", luaopen_todohost_db, 0);   /* (the metatables) */
+  lua_pop(L, 1);
+  pass_pauses_up(L);
+  lua_pushcfunction(L, serve_p);
+  return lua_pcall(L, 0, 0, 0);
+}
+
+int th_db_fd(lua_State *L) {
+  dbstate *st = state_of(L);
+  return st ? db_loop_fd(st->loop) : -1;
+}
+
+int th_db_tick(lua_State *L, int ready) {
+  dbstate *st = state_of(L);
+  return st ? db_loop_run(st->loop, ready) : -1;
+}
+
+void th_db_enter(lua_State *L, th_db_req *r) {
+  dbstate *st = state_of(L);
+  if (st) {
+    st->current = r;
+    st->chain = r != NULL;
+  }
+}
+
+void th_db_end(th_db_req *r) {
+  for (int i = 0; i < r->nleases; i++) db_pool_release(r->leases[i].lent);
+  r->nleases = 0;
+  r->waiting = 0;
+}
+
 /* ---- connections ------------------------------------------------------ */
 
 static lconn *toconn(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, CONN_MT);
-}
-
-db_conn *th_checkconn(lua_State *L, int idx) {
-  lconn *lc = toconn(L, idx);
-  if (!lc->conn) luaL_error(L, "connection is closed");
-  return lc->conn;
 }
 
 static int conn_close(lua_State *L) {
@@ -112,13 +329,22 @@ static int conn_close(lua_State *L) {
   db_conn *c = lc->conn;
   if (c && db_pinned(c))   /* never from __gc: the C code holding it keeps it reachable */
     return luaL_error(L, "connection is in use by a running copy: close it after the copy returns");
-  lc->conn = NULL;        /* idempotent: null the handle first */
-  if (lc->list) {
-    if (lc->prev) lc->prev->next = lc->next; else lc->list->head = lc->next;
-    if (lc->next) lc->next->prev = lc->prev;
-    lc->list = NULL;
-  }
+  lc->conn = NULL;        /* idempotent: null the handles first */
+  lc->closed = 1;
+  db_pool *p = lc->pool;
+  lc->pool = NULL;
   db_close(c);            /* also closes the scratch and rows() cursors */
+  if (p && lc->st->loop) {
+    /* the running request's lease on it goes back now (its cursors close) */
+    th_db_req *r = lc->st->current;
+    for (int i = 0; r && i < r->nleases; i++)
+      if (r->leases[i].pool == p) {
+        db_pool_release(r->leases[i].lent);
+        r->leases[i] = r->leases[--r->nleases];
+        break;
+      }
+    db_pool_close(p);     /* lent connections are closed as they come back */
+  }
   return 0;
 }
 
@@ -145,44 +371,88 @@ static const char *url_arg(lua_State *L, int idx) {
   return s;
 }
 
-static int l_db_connect(lua_State *L) {
-  const char *url = lua_isnoneornil(L, 1) ? NULL : url_arg(L, 1);
-  db_options opt = {0};
-  opt.echo = th_setting_bool("DEBUG");
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "readonly");
-    opt.readonly = lua_toboolean(L, -1);
-    lua_getfield(L, 2, "echo");
-    if (!lua_isnil(L, -1)) opt.echo = lua_toboolean(L, -1);
-    lua_getfield(L, 2, "busy_timeout");
-    opt.busy_timeout = (int)luaL_optinteger(L, -1, 0);
-    lua_pop(L, 3);
-  }
-  if (!url) url = th_setting_text("DATABASE_URL");
-  /* closed userdata first: an allocation error leaves nothing to leak */
+/* Reads db.connect's options table at idx into opt. */
+static void connect_options(lua_State *L, int idx, db_options *opt) {
+  opt->echo = th_setting_bool("DEBUG");
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "readonly");
+  opt->readonly = lua_toboolean(L, -1);
+  lua_getfield(L, idx, "echo");
+  if (!lua_isnil(L, -1)) opt->echo = lua_toboolean(L, -1);
+  lua_getfield(L, idx, "busy_timeout");
+  opt->busy_timeout = (int)luaL_optinteger(L, -1, 0);
+  lua_pop(L, 3);
+}
+
+/* A new connection userdata in the closed state (nothing to leak when an
+ * allocation error cuts the call short). */
+static lconn *new_conn(lua_State *L) {
   size_t off = ALIGN16(sizeof(lconn));
-  lconn *lc = lua_newuserdatauv(L, off + db_cursor_size(), 0);
-  lc->conn = NULL;
-  lc->prev = lc->next = NULL;
-  lc->list = NULL;
+  lconn *lc = lua_newuserdatauv(L, off + db_cursor_size(), 2);
+  memset(lc, 0, sizeof *lc);
+  lc->closed = 1;
   lc->scratch = (db_cursor *)((char *)lc + off);
   db_cursor_init(lc->scratch);
   luaL_setmetatable(L, CONN_MT);
+  return lc;
+}
+
+static int l_db_connect(lua_State *L) {
+  const char *url = lua_isnoneornil(L, 1) ? NULL : url_arg(L, 1);
+  db_options opt = {0};
+  connect_options(L, 2, &opt);
+  if (!url) url = th_setting_text("DATABASE_URL");
+  lconn *lc = new_conn(L);
   db_error err;
-  note_statement(NULL, NULL, 0);   /* a request's own connection: it never pauses (backends stay bounded) */
-  if (db_connect(url, &opt, &lc->conn, &err) < 0) return th_raise_dberror(L, &err);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &CONN_LIST);
-  lc->list = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  if (lc->list) {
-    lc->next = lc->list->head;
-    if (lc->next) lc->next->prev = lc;
-    lc->list->head = lc;
+  dbstate *st = state_of(L);
+  if (st && strncmp(url, "sqlite:", 7) != 0) {   /* a server's worker: a pool */
+    char *safe = db_mask_url(url);
+    if (!safe) return luaL_error(L, "out of memory");
+    lua_pushstring(L, safe);
+    free(safe);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushstring(L, url);
+    lua_setiuservalue(L, -2, 2);
+    lc->pool = db_pool_new(st->loop, url, &opt, &st->cfg, &err);
+    if (!lc->pool) return th_raise_dberror(L, &err);
+    lc->st = st;
+    lc->kind = DB_POSTGRESQL;
+    lc->closed = 0;
+    return 1;
   }
+  if (db_connect(url, &opt, &lc->conn, &err) < 0) return th_raise_dberror(L, &err);
+  lc->kind = db_conn_kind(lc->conn);
+  lc->closed = 0;
   return 1;
 }
 
+/* The connection a pool object runs on outside requests, made at its
+ * first use. Raises when it cannot connect. */
+static db_conn *own_conn(lua_State *L, lconn *lc, int idx) {
+  if (lc->conn) return lc->conn;
+  lua_getiuservalue(L, idx, 2);
+  const char *url = lua_tostring(L, -1);
+  db_options opt = {0};
+  opt.echo = th_setting_bool("DEBUG");
+  db_error err;
+  if (!url || db_connect(url, &opt, &lc->conn, &err) < 0) {
+    if (!url) db_error_set(&err, "08003", NULL, "connection is closed");
+    return th_raise_dberror(L, &err), NULL;
+  }
+  lua_pop(L, 1);
+  return lc->conn;
+}
+
+db_conn *th_checkconn(lua_State *L, int idx) {
+  lconn *lc = toconn(L, idx);
+  if (lc->closed) luaL_error(L, "connection is closed");
+  if (!lc->pool) return lc->conn;
+  th_db_req *r = lc->st->current;
+  for (int i = 0; r && i < r->nleases; i++)
+    if (r->leases[i].pool == lc->pool) return db_lent_conn(r->leases[i].lent);
+  return own_conn(L, lc, idx);
+}
 /* ---- values ----------------------------------------------------------- */
 
 /* Converts the Lua arguments from index first on into values. Strings stay
@@ -256,27 +526,7 @@ static void push_row(lua_State *L, db_cursor *cur, int names) {
   }
 }
 
-/* ---- exec, query, first ----------------------------------------------- */
-
-#define SMALL_PARAMS 16
-
-/* Checks (conn, sql, params...) and opens the connection's scratch cursor.
- * On a database error the cursor is closed and the error raised. */
-static db_cursor *open_scratch(lua_State *L, const char **sqlp) {
-  lconn *lc = toconn(L, 1);
-  size_t len;
-  const char *sql = luaL_checklstring(L, 2, &len);
-  if (!lc->conn) luaL_error(L, "connection is closed");
-  int n = lua_gettop(L) - 2;
-  db_value small[SMALL_PARAMS], *vals = small;
-  if (n > SMALL_PARAMS) vals = lua_newuserdatauv(L, sizeof *vals * (size_t)n, 0);
-  check_params(L, 3, n, vals);
-  db_error err;
-  if (db_cursor_open(lc->scratch, lc->conn, sql, len, n, vals, 0, &err) < 0)
-    raise_stmt_error(L, &err, sql);
-  *sqlp = sql;
-  return lc->scratch;
-}
+/* ---- outcomes ----------------------------------------------------------- */
 
 /* Runs the open cur to its end; pushes the rows changed. */
 static int push_changes(lua_State *L, db_cursor *cur, const char *sql) {
@@ -288,110 +538,6 @@ static int push_changes(lua_State *L, db_cursor *cur, const char *sql) {
   if (rc < 0) return raise_stmt_error(L, &err, sql);
   lua_pushinteger(L, (lua_Integer)changes);
   return 1;
-}
-
-/* ---- deferred statements (see lua_db.h) ------------------------------- */
-
-/* A request coroutine's mark (its extra space): NULL, not pausing (the
- * default); &PAUSING, its plain reads may pause (db.batch_reads()); &WROTE,
- * it ran something else and never pauses again. */
-static const char PAUSING = 0, WROTE = 0;
-
-/* The request coroutine running on this thread (one lua_State per
- * thread), set by the server around each resume; NULL elsewhere. */
-static _Thread_local lua_State *current_request;
-
-static const void **mark_of(lua_State *co) { return (const void **)lua_getextraspace(co); }
-
-void th_db_request(lua_State *co, int fresh) {
-  current_request = co;
-  if (co && fresh) *mark_of(co) = NULL;
-}
-
-db_conn *th_db_waiting(lua_State *co, int idx) {
-  lconn *lc = luaL_testudata(co, idx, CONN_MT);
-  return lc && lc->conn && db_deferred(lc->conn) > 0 ? lc->conn : NULL;
-}
-
-/* A request that runs anything but a plain read (a write, SET, DDL, a
- * transaction, a function the scanner knows to change the session; also
- * from a coroutine of its own, and opening a connection) never pauses
- * again: from then on it runs to its end with no other request in between,
- * so whatever it did to the session is still as it left it at its next
- * statement. sql NULL: not a read. Returns 1 when the running request may
- * still pause (0 outside a request). */
-static int note_statement(const db_conn *c, const char *sql, size_t len) {
-  if (!current_request) return 0;
-  const void **mark = mark_of(current_request);
-  /* (a request that has not opted in is done with opting in: no scan; the
-   * classification comes from c's statement cache when there is a c) */
-  if (*mark != &PAUSING || !sql || !(c ? db_plain_read(c, sql, len) : db_read_statement(sql, len)))
-    *mark = &WROTE;
-  return *mark == &PAUSING;
-}
-
-/* db.batch_reads() -> true when the running request may now pause at its
- * plain reads: it is a request that has run no statement yet, and its
- * state has a PostgreSQL connection (SQLite has no round trips to save). */
-static int l_db_batch_reads(lua_State *L) {
-  if (L == current_request && *mark_of(L) == NULL) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &CONN_LIST);
-    conn_list *list = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    for (lconn *o = list ? list->head : NULL; o; o = o->next)
-      if (o->conn && db_conn_kind(o->conn) == DB_POSTGRESQL) *mark_of(L) = &PAUSING;
-  }
-  lua_pushboolean(L, L == current_request && *mark_of(L) == &PAUSING);
-  return 1;
-}
-
-/* 1 when this call (conn, sql, ...) should queue its statement and yield:
- * made by the request coroutine itself (where it can yield), which allowed
- * pausing; the statement is a plain read that may wait on its connection;
- * and every other connection of the state is idle, so that the requests
- * running while this one pauses cannot land in the middle of its
- * transaction or rows() loop elsewhere. */
-static int should_defer(lua_State *L) {
-  if (!current_request) return 0;
-  lconn *lc = toconn(L, 1);
-  size_t len;
-  const char *sql = luaL_checklstring(L, 2, &len);
-  if (!lc->conn) return 0;   /* (the call then raises "connection is closed") */
-  if (!note_statement(lc->conn, sql, len) || L != current_request || !lua_isyieldable(L) || !lc->list ||
-      !db_may_defer(lc->conn))
-    return 0;
-  for (lconn *o = lc->list->head; o; o = o->next)
-    if (o != lc && o->conn && !db_idle(o->conn)) return 0;
-  return 1;
-}
-
-/* Queues (conn, sql, params...) and yields the connection; k continues
- * with the ticket once the coroutine is resumed. The parameter values live
- * in a userdata on this call's stack, which the yield keeps (as it keeps
- * the argument strings they point into). */
-static int defer_and_yield(lua_State *L, lua_KFunction k) {
-  lconn *lc = toconn(L, 1);
-  size_t len;
-  const char *sql = luaL_checklstring(L, 2, &len);
-  int n = lua_gettop(L) - 2;
-  db_value *vals = lua_newuserdatauv(L, sizeof *vals * (size_t)(n > 0 ? n : 1), 0);
-  check_params(L, 3, n, vals);
-  db_error err;
-  int ticket = db_defer(lc->conn, sql, len, n, vals, &err);
-  if (ticket < 0) return raise_stmt_error(L, &err, sql);
-  lua_pushvalue(L, 1);
-  return lua_yieldk(L, 1, (lua_KContext)ticket, k);
-}
-
-/* In a continuation: the scratch cursor opened on the ticket's outcome;
- * raises the statement's error. */
-static db_cursor *take_scratch(lua_State *L, lua_KContext ticket) {
-  lconn *lc = toconn(L, 1);
-  if (!lc->conn) luaL_error(L, "connection is closed");
-  db_error err;
-  if (db_cursor_take(lc->scratch, lc->conn, (int)ticket, &err) < 0)
-    raise_stmt_error(L, &err, lua_tostring(L, 2));
-  return lc->scratch;
 }
 
 /* Pushes every row of the open cur as a list; raises on an error. */
@@ -423,41 +569,166 @@ static int push_first_row(lua_State *L, db_cursor *cur, const char *sql) {
   return 1;
 }
 
-static int exec_k(lua_State *L, int status, lua_KContext ticket) {
-  (void)status;
-  return push_changes(L, take_scratch(L, ticket), lua_tostring(L, 2));
-}
+/* What exec, query and first return. */
+enum { RUN_EXEC, RUN_QUERY, RUN_FIRST };
 
-static int conn_exec(lua_State *L) {
-  if (should_defer(L)) return defer_and_yield(L, exec_k);
-  const char *sql;
-  db_cursor *cur = open_scratch(L, &sql);
-  return push_changes(L, cur, sql);
-}
-
-static int query_k(lua_State *L, int status, lua_KContext ticket) {
-  (void)status;
-  return push_all_rows(L, take_scratch(L, ticket), lua_tostring(L, 2));
-}
-
-static int conn_query(lua_State *L) {
-  if (should_defer(L)) return defer_and_yield(L, query_k);
-  const char *sql;
-  db_cursor *cur = open_scratch(L, &sql);
-  return push_all_rows(L, cur, sql);
-}
-
-static int first_k(lua_State *L, int status, lua_KContext ticket) {
-  (void)status;
-  return push_first_row(L, take_scratch(L, ticket), lua_tostring(L, 2));
-}
-
-static int conn_first(lua_State *L) {
-  if (should_defer(L)) return defer_and_yield(L, first_k);
-  const char *sql;
-  db_cursor *cur = open_scratch(L, &sql);
+static int push_outcome(lua_State *L, db_cursor *cur, int mode, const char *sql) {
+  if (mode == RUN_EXEC) return push_changes(L, cur, sql);
+  if (mode == RUN_QUERY) return push_all_rows(L, cur, sql);
   return push_first_row(L, cur, sql);
 }
+
+#define SMALL_PARAMS 16
+
+/* The parameters of the call (conn, sql, params...) as values, in small
+ * or (more of them) in a userdata pushed on the stack. Returns how many. */
+static int call_params(lua_State *L, db_value small[SMALL_PARAMS], db_value **vals) {
+  int n = lua_gettop(L) - 2;
+  *vals = small;
+  if (n > SMALL_PARAMS) *vals = lua_newuserdatauv(L, sizeof **vals * (size_t)n, 0);
+  check_params(L, 3, n, *vals);
+  return n;
+}
+
+/* ---- requests: leases and pauses ----------------------------------------- */
+
+/* The running request when the call in L may pause it: made by the
+ * request's coroutine itself, where it can yield. */
+static th_db_req *pausable(lua_State *L, const lconn *lc) {
+  th_db_req *r = lc->st->current;
+  return r && lc->st->chain && lua_isyieldable(L) ? r : NULL;
+}
+
+static db_lent *lease_of(const th_db_req *r, const db_pool *p) {
+  for (int i = 0; r && i < r->nleases; i++)
+    if (r->leases[i].pool == p) return r->leases[i].lent;
+  return NULL;
+}
+
+static void lease_add(th_db_req *r, db_pool *p, db_lent *l) {
+  r->leases[r->nleases].pool = p;
+  r->leases[r->nleases].lent = l;
+  r->nleases++;
+}
+
+static void task_done(db_task *t) {
+  th_db_req *r = t->ud;
+  r->waiting = 0;
+  r->wake(r);
+}
+
+static db_task *task_of(th_db_req *r) {
+  r->task.done = task_done;
+  r->task.ud = r;
+  return &r->task;
+}
+
+/* Yields the request until its task is done; k then continues with ctx. */
+static int pause_request(lua_State *L, th_db_req *r, lua_KContext ctx, lua_KFunction k) {
+  r->waiting = 1;
+  lua_pushlightuserdata(L, (void *)&PAUSE);   /* (passed up by the handler's own coroutines) */
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+/* The connection of lc's pool that request r holds, taking one at its
+ * first statement: NULL when r must pause for it (may is 1: r->task
+ * waits), and raises when none can be had. */
+static db_lent *request_conn(lua_State *L, lconn *lc, th_db_req *r, int may_pause) {
+  db_lent *l = lease_of(r, lc->pool);
+  if (l) return l;
+  if (r->nleases == TH_DB_LEASES)
+    luaL_error(L, "a request can use at most %d database pools at once", TH_DB_LEASES);
+  db_error err;
+  if (!may_pause) {
+    if (db_pool_acquire_now(lc->pool, &l, &err) < 0) th_raise_dberror(L, &err);
+    lease_add(r, lc->pool, l);
+    return l;
+  }
+  int rc = db_pool_acquire(lc->pool, task_of(r));
+  if (rc < 0) {
+    err = r->task.err;
+    th_raise_dberror(L, &err);
+  }
+  if (rc == 0) {
+    r->acquiring = lc->pool;
+    return NULL;
+  }
+  lease_add(r, lc->pool, r->task.lent);
+  return r->task.lent;
+}
+
+/* In a continuation after request_conn paused: the connection lent. */
+static db_lent *acquired(lua_State *L, th_db_req *r) {
+  if (r->task.failed) {
+    db_error err = r->task.err;
+    th_raise_dberror(L, &err);
+  }
+  lease_add(r, r->acquiring, r->task.lent);
+  return r->task.lent;
+}
+
+/* Waits (pausing r) for the operation started on l; k(ctx) continues. */
+static int await(lua_State *L, th_db_req *r, db_lent *l, lua_KContext ctx, lua_KFunction k) {
+  r->busy = l;
+  if (db_pool_wait(l, task_of(r))) return k(L, LUA_OK, ctx);
+  return pause_request(L, r, ctx, k);
+}
+
+/* ---- exec, query, first ----------------------------------------------- */
+
+/* Continuation stages (in the context, above the mode's 4 bits). */
+enum { STAGE_ACQUIRED = 16, STAGE_SENT = 32 };
+
+static int stmt_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Runs (conn, sql, params...) on l's connection (or c, without l): sent
+ * for r, which pauses until its outcome is in (stmt_k), or at once with
+ * the scratch cursor (r NULL). */
+static int start_stmt(lua_State *L, lconn *lc, db_conn *c, th_db_req *r, db_lent *l, int mode) {
+  size_t len;
+  const char *sql = lua_tolstring(L, 2, &len);
+  db_value small[SMALL_PARAMS], *vals;
+  int n = call_params(L, small, &vals);
+  db_error err;
+  if (r) {
+    if (db_send(db_lent_conn(l), sql, len, n, vals, 0, &err) < 0) return raise_stmt_error(L, &err, sql);
+    return await(L, r, l, mode | STAGE_SENT, stmt_k);
+  }
+  if (db_cursor_open(lc->scratch, l ? db_lent_conn(l) : c, sql, len, n, vals, 0, &err) < 0)
+    return raise_stmt_error(L, &err, sql);
+  return push_outcome(L, lc->scratch, mode, sql);
+}
+static int stmt_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lconn *lc = toconn(L, 1);
+  th_db_req *r = lc->st->current;
+  int mode = (int)(ctx & 15);
+  if (ctx & STAGE_ACQUIRED) return start_stmt(L, lc, NULL, r, acquired(L, r), mode);
+  db_error err;
+  const char *sql = lua_tostring(L, 2);
+  if (db_finish(lc->scratch, db_lent_conn(r->busy), &err) < 0) return raise_stmt_error(L, &err, sql);
+  return push_outcome(L, lc->scratch, mode, sql);
+}
+
+/* exec, query and first: on a connection of its own, or in a request on
+ * its pool's connection (pausing when it can), or outside requests on the
+ * pool object's own connection. */
+static int run_stmt(lua_State *L, int mode) {
+  lconn *lc = toconn(L, 1);
+  luaL_checkstring(L, 2);
+  if (lc->closed) return luaL_error(L, "connection is closed");
+  if (!lc->pool) return start_stmt(L, lc, lc->conn, NULL, NULL, mode);
+  th_db_req *r = lc->st->current;
+  if (!r) return start_stmt(L, lc, own_conn(L, lc, 1), NULL, NULL, mode);
+  th_db_req *pr = pausable(L, lc);
+  db_lent *l = request_conn(L, lc, r, pr != NULL);
+  if (!l) return pause_request(L, r, mode | STAGE_ACQUIRED, stmt_k);
+  return start_stmt(L, lc, NULL, pr, l, mode);
+}
+
+static int conn_exec(lua_State *L) { return run_stmt(L, RUN_EXEC); }
+static int conn_query(lua_State *L) { return run_stmt(L, RUN_QUERY); }
+static int conn_first(lua_State *L) { return run_stmt(L, RUN_FIRST); }
 
 /* ---- rows(): streaming cursors ---------------------------------------- */
 
@@ -468,14 +739,15 @@ static lcursor *tocursor(lua_State *L, int idx) {
 static int cursor_close(lua_State *L) {
   lcursor *lk = tocursor(L, 1);
   db_cursor_close(lk->cur);   /* idempotent */
+  lk->lent = NULL;
   return 0;
 }
 
-/* The iterator: (cursor, _) -> row, or nil at the end (closing the cursor). */
-static int cursor_next(lua_State *L) {
+/* The next row of the cursor at 1, or nil at the end (closing it). */
+static int next_row(lua_State *L) {
   lcursor *lk = tocursor(L, 1);
   if (!db_cursor_is_open(lk->cur)) {
-    if (!lk->owner->conn) return luaL_error(L, "connection is closed");
+    if (lk->owner->closed) return luaL_error(L, "connection is closed");
     lua_pushnil(L);
     return 1;
   }
@@ -492,100 +764,199 @@ static int cursor_next(lua_State *L) {
     return 1;
   }
   db_cursor_close(lk->cur);
+  lk->lent = NULL;
   if (rc < 0) return th_raise_dberror(L, &err);
   lua_pushnil(L);
   return 1;
 }
 
-/* conn:rows(sql, ...) -> iterator, cursor, nil, cursor (to-be-closed, so a
- * `break` out of the loop closes it). */
+static int next_row_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  return next_row(L);
+}
+
+/* The iterator: (cursor, _) -> row, or nil at the end. Streaming from a
+ * pool's connection in a request, it pauses until the next row is in. */
+static int cursor_next(lua_State *L) {
+  lcursor *lk = tocursor(L, 1);
+  lua_settop(L, 1);
+  if (lk->lent && db_cursor_is_open(lk->cur) && lk->owner->st) {
+    th_db_req *r = pausable(L, lk->owner);
+    if (r) return await(L, r, lk->lent, 0, next_row_k);
+  }
+  return next_row(L);
+}
+
+/* Pushes what rows() returns for the cursor at idx: iterator, cursor, nil,
+ * cursor (to-be-closed, so a `break` out of the loop closes it). */
+static int push_loop(lua_State *L, int idx) {
+  lua_pushcfunction(L, cursor_next);
+  lua_pushvalue(L, idx);
+  lua_pushnil(L);
+  lua_pushvalue(L, idx);
+  return 4;
+}
+
+static int rows_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Sends the rows() statement on l for r; the cursor is at idx. */
+static int send_rows(lua_State *L, th_db_req *r, db_lent *l, int idx) {
+  size_t len;
+  const char *sql = lua_tolstring(L, 2, &len);
+  lua_settop(L, idx);   /* (the parameters are below the cursor) */
+  int n = idx - 3;
+  db_value small[SMALL_PARAMS], *vals = small;
+  if (n > SMALL_PARAMS) vals = lua_newuserdatauv(L, sizeof *vals * (size_t)n, 0);
+  check_params(L, 3, n, vals);
+  db_error err;
+  if (db_send(db_lent_conn(l), sql, len, n, vals, 1, &err) < 0) return raise_stmt_error(L, &err, sql);
+  lua_settop(L, idx);
+  return await(L, r, l, STAGE_SENT | (lua_KContext)idx << 8, rows_k);
+}
+
+static int rows_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lconn *lc = toconn(L, 1);
+  th_db_req *r = lc->st->current;
+  int idx = (int)(ctx >> 8);
+  if (ctx & STAGE_ACQUIRED) return send_rows(L, r, acquired(L, r), idx);
+  lcursor *lk = tocursor(L, idx);
+  db_error err;
+  if (db_finish(lk->cur, db_lent_conn(r->busy), &err) < 0)
+    return raise_stmt_error(L, &err, lua_tostring(L, 2));
+  lk->lent = r->busy;
+  return push_loop(L, idx);
+}
+
 static int conn_rows(lua_State *L) {
   lconn *lc = toconn(L, 1);
   size_t len;
   const char *sql = luaL_checklstring(L, 2, &len);
-  note_statement(lc->conn, sql, len);
-  if (!lc->conn) return luaL_error(L, "connection is closed");
+  if (lc->closed) return luaL_error(L, "connection is closed");
   int n = lua_gettop(L) - 2;
-  db_value small[SMALL_PARAMS], *vals = small;
-  if (n > SMALL_PARAMS) vals = lua_newuserdatauv(L, sizeof *vals * (size_t)n, 0);
-  check_params(L, 3, n, vals);
   size_t off = ALIGN16(sizeof(lcursor));
   lcursor *lk = lua_newuserdatauv(L, off + db_cursor_size(), 2);
   lk->owner = lc;
+  lk->lent = NULL;
   lk->cur = (db_cursor *)((char *)lk + off);
   db_cursor_init(lk->cur);
   luaL_setmetatable(L, CURSOR_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
+  int idx = lua_gettop(L);
+  db_conn *c = lc->conn;
+  if (lc->pool) {
+    th_db_req *r = lc->st->current;
+    if (!r) {
+      c = own_conn(L, lc, 1);
+    } else {
+      th_db_req *pr = pausable(L, lc);
+      db_lent *l = request_conn(L, lc, r, pr != NULL);
+      if (!l) return pause_request(L, r, STAGE_ACQUIRED | (lua_KContext)idx << 8, rows_k);
+      if (pr) return send_rows(L, r, l, idx);
+      c = db_lent_conn(l);
+    }
+  }
+  db_value small[SMALL_PARAMS], *vals = small;
+  if (n > SMALL_PARAMS) vals = lua_newuserdatauv(L, sizeof *vals * (size_t)n, 0);
+  check_params(L, 3, n, vals);
   db_error err;
-  if (db_cursor_open(lk->cur, lc->conn, sql, len, n, vals, 1, &err) < 0)
+  if (db_cursor_open(lk->cur, c, sql, len, n, vals, 1, &err) < 0)
     return raise_stmt_error(L, &err, sql);
-  lua_pushcfunction(L, cursor_next);
-  lua_insert(L, -2);
-  lua_pushnil(L);
-  lua_pushvalue(L, -2);
-  return 4;
+  return push_loop(L, idx);
 }
 
 /* ---- transactions ----------------------------------------------------- */
 
-/* Runs one transaction-control statement; 0 or -1 with err. */
-static int tx_stmt(db_conn *c, const char *verb, int depth, db_error *err) {
-  char sql[64];
-  if (depth == 0) {
-    if (strcmp(verb, "BEGIN") == 0)
-      snprintf(sql, sizeof sql, "%s", db_conn_kind(c) == DB_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN");
-    else
-      snprintf(sql, sizeof sql, "%s", verb);
-  } else if (strcmp(verb, "BEGIN") == 0) {
-    snprintf(sql, sizeof sql, "SAVEPOINT th_sp_%d", depth);
-  } else if (strcmp(verb, "COMMIT") == 0) {
-    snprintf(sql, sizeof sql, "RELEASE SAVEPOINT th_sp_%d", depth);
-  } else {
-    snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT th_sp_%d; RELEASE SAVEPOINT th_sp_%d",
-             depth, depth);
-  }
-  return db_exec_simple(c, sql, err);
+/* fn closed the connection: the server rolled back (status: fn's). */
+static int closed_inside(lua_State *L, int failed) {
+  if (failed) return lua_error(L);
+  return luaL_error(L, "connection is closed (closed inside its own transaction, which was rolled back)");
 }
 
-/* conn:transaction(fn) -> what fn returns. fn(conn) runs inside BEGIN ..
+/* conn:transaction(fn) at once on c: fn(conn) runs inside BEGIN ..
  * COMMIT (a SAVEPOINT when nested); any error rolls back and is re-raised
  * as it was. */
-static int conn_transaction(lua_State *L) {
-  lconn *lc = toconn(L, 1);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  if (!lc->conn) return luaL_error(L, "connection is closed");
-  note_statement(NULL, NULL, 0);   /* a transaction: no more pauses for this request */
-  lua_settop(L, 2);
-  db_conn *c = lc->conn;
-  int depth = db_get_depth(c);
+static int tx_now(lua_State *L, lconn *lc, db_conn *c) {
   db_error err;
-  if (tx_stmt(c, "BEGIN", depth, &err) < 0) return th_raise_dberror(L, &err);
-  db_set_depth(c, depth + 1);
+  if (db_begin(c, &err) < 0) return th_raise_dberror(L, &err);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 1);
   int status = lua_pcall(L, 1, LUA_MULTRET, 0);
-  if (!lc->conn) {  /* fn closed the connection: the server rolled back */
-    if (status != LUA_OK) return lua_error(L);
-    return luaL_error(L, "connection is closed (closed inside its own transaction, which was rolled back)");
-  }
-  /* COMMIT and ROLLBACK still run inside the transaction (depth + 1): a
-   * connection found lost then is not replaced by a new one, on which a
-   * COMMIT would "succeed" having committed nothing */
+  if (lc->closed) return closed_inside(L, status != LUA_OK);
   if (status != LUA_OK) {
     db_error ignored;
-    tx_stmt(c, "ROLLBACK", depth, &ignored);
-    db_set_depth(c, depth);
+    db_rollback(c, &ignored);
     return lua_error(L);   /* the original error, untouched */
   }
-  int rc = tx_stmt(c, "COMMIT", depth, &err);
-  db_set_depth(c, depth);
-  if (rc < 0) {
-    db_error ignored;
-    if (depth == 0 && db_conn_kind(c) == DB_SQLITE) tx_stmt(c, "ROLLBACK", depth, &ignored);
+  if (db_commit(c, &err) < 0) return th_raise_dberror(L, &err);
+  return lua_gettop(L) - 2;
+}
+
+enum { TX_ACQUIRED = 1, TX_BEGUN, TX_RAN, TX_COMMITTED, TX_ROLLED_BACK };
+
+static int tx_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Sends op on l for r; tx_k continues at stage next. A ROLLBACK that
+ * cannot be sent is skipped (the error it follows is raised). */
+static int tx_send(lua_State *L, th_db_req *r, db_lent *l, db_tx op, int next) {
+  db_error err;
+  if (db_send_tx(db_lent_conn(l), op, &err) < 0) {
+    if (op == DB_TX_ROLLBACK) return lua_error(L);
     return th_raise_dberror(L, &err);
   }
-  return lua_gettop(L) - 2;
+  return await(L, r, l, next, tx_k);
+}
+
+static int tx_k(lua_State *L, int status, lua_KContext ctx) {
+  lconn *lc = toconn(L, 1);
+  th_db_req *r = lc->st->current;
+  db_error err;
+  switch ((int)ctx) {
+    case TX_ACQUIRED:
+      return tx_send(L, r, acquired(L, r), DB_TX_BEGIN, TX_BEGUN);
+    case TX_BEGUN:
+      if (db_finish(NULL, db_lent_conn(r->busy), &err) < 0) return th_raise_dberror(L, &err);
+      lua_pushvalue(L, 2);
+      lua_pushvalue(L, 1);
+      return tx_k(L, lua_pcallk(L, 1, LUA_MULTRET, 0, TX_RAN, tx_k), TX_RAN);
+    case TX_RAN: {
+      int failed = status != LUA_OK && status != LUA_YIELD;
+      if (lc->closed) return closed_inside(L, failed);
+      db_lent *l = lease_of(r, lc->pool);
+      if (!l) return luaL_error(L, "the transaction's connection went back to the pool");
+      return tx_send(L, r, l, failed ? DB_TX_ROLLBACK : DB_TX_COMMIT,
+                     failed ? TX_ROLLED_BACK : TX_COMMITTED);
+    }
+    case TX_COMMITTED:
+      if (db_finish(NULL, db_lent_conn(r->busy), &err) < 0) return th_raise_dberror(L, &err);
+      return lua_gettop(L) - 2;
+    default:   /* TX_ROLLED_BACK: the original error, untouched */
+      (void)db_finish(NULL, db_lent_conn(r->busy), &err);
+      return lua_error(L);
+  }
+}
+
+static int conn_transaction(lua_State *L) {
+  lconn *lc = toconn(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (lc->closed) return luaL_error(L, "connection is closed");
+  lua_settop(L, 2);
+  if (!lc->pool) return tx_now(L, lc, lc->conn);
+  th_db_req *r = lc->st->current;
+  if (!r) return tx_now(L, lc, own_conn(L, lc, 1));
+  th_db_req *pr = pausable(L, lc);
+  db_lent *l = request_conn(L, lc, r, pr != NULL);
+  if (!l) return pause_request(L, r, TX_ACQUIRED, tx_k);
+  if (!pr) return tx_now(L, lc, db_lent_conn(l));
+  return tx_send(L, r, l, DB_TX_BEGIN, TX_BEGUN);
+}
+
+/* db.batch_reads() -> false: kept so that routes written for the earlier
+ * scheme keep working; every request now has its own connection. */
+static int l_db_batch_reads(lua_State *L) {
+  lua_pushboolean(L, 0);
+  return 1;
 }
 
 /* ---- URLs: parsing and masking (host/dburl.c) -------------------------- */
@@ -691,10 +1062,20 @@ static int l_db_mask_text(lua_State *L) {
 
 /* ---- metatables ------------------------------------------------------- */
 
+/* Pushes the masked URL of the connection object at idx. */
+static void push_safe_url(lua_State *L, lconn *lc, int idx) {
+  if (lc->pool || !lc->conn) lua_getiuservalue(L, idx, 1);
+  else lua_pushstring(L, db_conn_safe_url(lc->conn));
+}
+
 static int conn_tostring(lua_State *L) {
   lconn *lc = toconn(L, 1);
-  if (lc->conn) lua_pushfstring(L, "todohost.db connection (%s)", db_conn_safe_url(lc->conn));
-  else lua_pushliteral(L, "todohost.db connection (closed)");
+  if (lc->closed) {
+    lua_pushliteral(L, "todohost.db connection (closed)");
+  } else {
+    push_safe_url(L, lc, 1);
+    lua_pushfstring(L, "todohost.db connection (%s)", lua_tostring(L, -1));
+  }
   return 1;
 }
 
@@ -703,13 +1084,13 @@ static int conn_index(lua_State *L) {
   lconn *lc = toconn(L, 1);
   const char *key = lua_tostring(L, 2);
   if (key && strcmp(key, "kind") == 0) {
-    if (!lc->conn) return luaL_error(L, "connection is closed");
-    lua_pushstring(L, db_kind_name(db_conn_kind(lc->conn)));
+    if (lc->closed) return luaL_error(L, "connection is closed");
+    lua_pushstring(L, db_kind_name(lc->kind));
     return 1;
   }
   if (key && strcmp(key, "url") == 0) {   /* masked */
-    if (!lc->conn) return luaL_error(L, "connection is closed");
-    lua_pushstring(L, db_conn_safe_url(lc->conn));
+    if (lc->closed) return luaL_error(L, "connection is closed");
+    push_safe_url(L, lc, 1);
     return 1;
   }
   lua_pushvalue(L, 2);
@@ -747,13 +1128,24 @@ static int l_db_is_error(lua_State *L) {
   return 1;
 }
 
+/* db.pool_stats() -> {open, lent, waiting} summed over the worker's pools,
+ * or nil outside a server's worker. */
+static int l_db_pool_stats(lua_State *L) {
+  dbstate *st = state_of(L);
+  if (!st) return 0;
+  int open = 0, lent = 0, waiting = 0;
+  db_loop_stats(st->loop, &open, &lent, &waiting);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, open);
+  lua_setfield(L, -2, "open");
+  lua_pushinteger(L, lent);
+  lua_setfield(L, -2, "lent");
+  lua_pushinteger(L, waiting);
+  lua_setfield(L, -2, "waiting");
+  return 1;
+}
+
 int luaopen_todohost_db(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CONN_LIST) == LUA_TNIL) {   /* once per state */
-    conn_list *list = lua_newuserdatauv(L, sizeof *list, 0);
-    list->head = NULL;
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &CONN_LIST);
-  }
-  lua_pop(L, 1);
   luaL_newmetatable(L, CONN_MT);
   luaL_setfuncs(L, conn_meta, 0);
   luaL_newlib(L, conn_methods);
@@ -774,6 +1166,11 @@ int luaopen_todohost_db(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
 
+  luaL_newmetatable(L, STATE_MT);
+  lua_pushcfunction(L, state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+
   luaL_newmetatable(L, ERROR_MT);
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");
@@ -783,6 +1180,7 @@ int luaopen_todohost_db(lua_State *L) {
     {"connect", l_db_connect},
     {"is_error", l_db_is_error},
     {"batch_reads", l_db_batch_reads},
+    {"pool_stats", l_db_pool_stats},
     {"parse_url", l_db_parse_url},
     {"mask_url", l_db_mask_url},
     {"mask_text", l_db_mask_text},

@@ -18,17 +18,16 @@
  *
  * Each pool thread's worker is its own lua_State (th_newstate()) that ran
  * require(app) once; the module returned handler(req) -> status, headers,
- * body. The state is used by that thread only and closed on it.
+ * body. The state is used by that thread only.
  * req.headers has lower-case names; a repeated header's values are joined
  * with ", ".
  *
  * Each request runs in a coroutine of the worker's state (reused from one
- * request to the next), announced to the binding (th_db_request, lua_db.h):
- * when a handler that allowed it (db.batch_reads()) reads from PostgreSQL,
- * the read is queued and the coroutine yields, and the request is left
- * pending (HTTP_PENDING). After the round of network events, flush runs
- * each connection's queue, every read in one round trip, and resumes the
- * coroutines in the order they paused.
+ * request to the next) with a th_db_req of its own (lua_db.h): a database
+ * call that waits for PostgreSQL yields it, the request is left pending
+ * (HTTP_PENDING), and the database loop (th_db_tick, run by the server's
+ * tick) wakes it, here resumed, when the call can go on. When a request
+ * ends, its connections go back to their pools (th_db_end).
  * Stack of a worker state between requests: [1] = the handler, [2] = a
  * table anchoring every coroutine made.
  */
@@ -46,29 +45,21 @@
 #include "lua_db.h"
 #include "runtime.h"
 
-#if LUA_VERSION_RELEASE_NUM >= 50406
-#define reset_thread(co, from) lua_closethread((co), (from))
-#else
-#define reset_thread(co, from) ((void)(from), lua_resetthread(co))
-#endif
-
 /* ---- workers: one lua_State per pool thread -------------------------- */
 
-/* A request running in a coroutine that paused on a deferred read: the
- * yielded connection object stays on top of co until it is resumed. */
-typedef struct waiting {
-  lua_State *co;
-  http_request *req;
-} waiting;
+/* A request's coroutine with what it needs while it runs; reused. */
+typedef struct request_slot {
+  th_db_req db;           /* db.co is the coroutine; db.ud the worker */
+  http_request *req;      /* the request it runs, while it runs */
+} request_slot;
 
 typedef struct app_worker {
   lua_State *L;
   int ncoroutines;        /* made so far (all anchored in the table at [2]) */
-  lua_State **idle;       /* coroutines free for the next request */
+  request_slot **all;     /* every slot made (ncoroutines of them) */
+  request_slot **idle;    /* slots free for the next request */
   int nidle;
-  waiting *wait, *spare;  /* paused requests; flush's scratch list */
-  int nwait;
-  int cap;                /* of idle, wait and spare: >= ncoroutines */
+  int cap;                /* of idle: >= ncoroutines */
 } app_worker;
 
 /* [-1, +2] require(name) in a fresh state (name: a light userdata, so
@@ -123,9 +114,12 @@ static void *worker_open(void *ud, char *err, size_t errsize) {
   }
   w->L = L;
   lua_gc(L, LUA_GCGEN, 0, 0);   /* request garbage dies young */
-  lua_pushcfunction(L, load_app);
-  lua_pushlightuserdata(L, (void *)app);
-  int status = th_pcall(L, 1, 2);
+  int status = th_db_serve(L);  /* (db.connect gives pools from here on) */
+  if (status == LUA_OK) {
+    lua_pushcfunction(L, load_app);
+    lua_pushlightuserdata(L, (void *)app);
+    status = th_pcall(L, 1, 2);
+  }
   if (status != LUA_OK) {
     char why[1024];
     copy_error(L, status, why, sizeof why);
@@ -137,12 +131,14 @@ static void *worker_open(void *ud, char *err, size_t errsize) {
   return w;
 }
 
+/* Frees w: its state first (its pools, which may hold tasks of the
+ * slots), then the slots. */
 static void worker_close(void *worker) {
   app_worker *w = worker;
   lua_close(w->L);
+  for (int i = 0; i < w->ncoroutines; i++) free(w->all[i]);
+  free(w->all);
   free(w->idle);
-  free(w->wait);
-  free(w->spare);
   free(w);
 }
 
@@ -154,33 +150,38 @@ static int new_coroutine(lua_State *L) {
   return 1;
 }
 
-/* A coroutine for a new request (an idle one, else a new one), or NULL
- * when out of memory. The lists grow first, so that keeping track of the
- * coroutine later never fails. */
-static lua_State *take_coroutine(app_worker *w) {
+static void wake(th_db_req *r);
+
+/* A slot for a new request (an idle one, else a new one), or NULL when
+ * out of memory. The lists grow first, so that keeping track of the slot
+ * later never fails. */
+static request_slot *take_slot(app_worker *w) {
   if (w->nidle > 0) return w->idle[--w->nidle];
   if (w->ncoroutines == w->cap) {
     int cap = w->cap ? w->cap * 2 : 16;
-    lua_State **idle = realloc(w->idle, sizeof *idle * (size_t)cap);
+    request_slot **idle = realloc(w->idle, sizeof *idle * (size_t)cap);
     if (idle) w->idle = idle;
-    waiting *wait = realloc(w->wait, sizeof *wait * (size_t)cap);
-    if (wait) w->wait = wait;
-    waiting *spare = realloc(w->spare, sizeof *spare * (size_t)cap);
-    if (spare) w->spare = spare;
-    if (!idle || !wait || !spare) return NULL;
+    request_slot **all = realloc(w->all, sizeof *all * (size_t)cap);
+    if (all) w->all = all;
+    if (!idle || !all) return NULL;
     w->cap = cap;
   }
+  request_slot *slot = calloc(1, sizeof *slot);
+  if (!slot) return NULL;
   lua_State *L = w->L;
   lua_pushcfunction(L, new_coroutine);
   lua_pushvalue(L, 2);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     lua_settop(L, 2);
+    free(slot);
     return NULL;
   }
-  lua_State *co = lua_tothread(L, -1);
+  slot->db.co = lua_tothread(L, -1);
+  slot->db.wake = wake;
+  slot->db.ud = w;
   lua_settop(L, 2);   /* anchored by the table */
-  w->ncoroutines++;
-  return co;
+  w->all[w->ncoroutines++] = slot;
+  return slot;
 }
 
 static int reply_k(lua_State *L, int st, lua_KContext ctx);
@@ -273,17 +274,19 @@ static int traceback_p(lua_State *L) {
   return 1;
 }
 
-/* Resumes co (running req) with nargs arguments on its stack. Returns 0
- * when the request is answered, HTTP_PENDING when it paused on a deferred
- * read (then it is on the wait list), or -1 with the cause in err. */
-static int resume(app_worker *w, lua_State *co, http_request *req, int nargs, char *err, size_t errsize) {
+/* Resumes the request of slot with nargs arguments on its coroutine's
+ * stack. Returns 0 when the request is answered, HTTP_PENDING when a
+ * database call paused it (lua_db.h), or -1 with the cause in err. Once
+ * it has ended, its connections go back and the slot is idle again. */
+static int resume(app_worker *w, request_slot *slot, int nargs, char *err, size_t errsize) {
+  lua_State *co = slot->db.co;
   int nres;
-  th_db_request(co, nargs > 0);   /* arguments: a new request (not pausing until it says so) */
+  th_db_enter(w->L, &slot->db);
   int status = lua_resume(co, w->L, nargs, &nres);
-  th_db_request(NULL, 0);
+  th_db_enter(w->L, NULL);
   if (status == LUA_YIELD) {
-    if (nres == 1 && lua_checkstack(co, 3) && th_db_waiting(co, -1)) {
-      w->wait[w->nwait++] = (waiting){co, req};   /* room made by take_coroutine */
+    if (slot->db.waiting) {
+      lua_pop(co, nres);   /* (the binding's mark) */
       return HTTP_PENDING;
     }
     snprintf(err, errsize, "the handler called coroutine.yield outside a coroutine of its own");
@@ -304,53 +307,49 @@ static int resume(app_worker *w, lua_State *co, http_request *req, int nargs, ch
     reset_thread(co, w->L);
   }
   lua_settop(co, 0);
-  w->idle[w->nidle++] = co;
+  th_db_end(&slot->db);   /* (a transaction left open is rolled back) */
+  slot->req = NULL;
+  w->idle[w->nidle++] = slot;   /* room made by take_slot */
   return status == LUA_OK ? 0 : -1;
 }
 
 /* http_app.handle: runs the handler in a coroutine. */
 static int worker_handle(void *worker, http_request *req, char *err, size_t errsize) {
   app_worker *w = worker;
-  lua_State *co = take_coroutine(w);
-  if (!co) {
+  request_slot *slot = take_slot(w);
+  if (!slot) {
     snprintf(err, errsize, "not enough memory");
     return -1;
   }
+  slot->req = req;
+  lua_State *co = slot->db.co;
   lua_pushcfunction(co, call_handler);
   lua_pushvalue(w->L, 1);
   lua_xmove(w->L, co, 1);
   lua_pushlightuserdata(co, req);
-  return resume(w, co, req, 2, err, errsize);
+  return resume(w, slot, 2, err, errsize);
 }
 
-/* http_app.flush: runs the queue of each connection a paused request
- * waits on (all its reads in one round trip), then resumes the paused
- * requests in the order they paused; those that pause again wait for the
- * next flush. */
-static void worker_flush(void *worker) {
-  app_worker *w = worker;
-  int n = w->nwait;
-  waiting *batch = w->wait;
-  for (int i = 0; i < n; i++) {
-    db_conn *c = th_db_waiting(batch[i].co, -1);   /* NULL once run, or closed */
-    if (c) db_run_deferred(c);
-  }
-  w->wait = w->spare;
-  w->spare = batch;
-  w->nwait = 0;
-  for (int i = 0; i < n; i++) {
-    char err[1024];
-    err[0] = '\0';
-    lua_pop(batch[i].co, 1);   /* the yielded connection */
-    int rc = resume(w, batch[i].co, batch[i].req, 0, err, sizeof err);
-    if (rc != HTTP_PENDING) http_finish(batch[i].req, rc, err);
-  }
+/* th_db_req.wake: a paused request can go on (called from th_db_tick). */
+static void wake(th_db_req *r) {
+  request_slot *slot = (request_slot *)r;   /* (db is its first member) */
+  http_request *req = slot->req;
+  char err[1024];
+  err[0] = '\0';
+  int rc = resume(r->ud, slot, 0, err, sizeof err);
+  if (rc != HTTP_PENDING) http_finish(req, rc, err);
+}
+
+static int worker_fd(void *worker) { return th_db_fd(((app_worker *)worker)->L); }
+
+static int worker_tick(void *worker, int ready) {
+  return th_db_tick(((app_worker *)worker)->L, ready);
 }
 
 /* ---- http.serve ------------------------------------------------------- */
 
 http_app th_http_lua_app(const char *app) {
-  http_app happ = {worker_open, worker_close, worker_handle, (void *)app, worker_flush};
+  http_app happ = {worker_open, worker_close, worker_handle, (void *)app, worker_fd, worker_tick};
   return happ;
 }
 

@@ -13,6 +13,14 @@
 
 #include <lua.h>
 
+/* Closes a coroutine's pending to-be-closed variables and resets it
+ * (lua_closethread from Lua 5.4.6, lua_resetthread before). */
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define reset_thread(co, from) lua_closethread((co), (from))
+#else
+#define reset_thread(co, from) ((void)(from), lua_resetthread(co))
+#endif
+
 /* A new state ready to run user scripts, or NULL when out of memory. The
  * caller owns it: lua_close() it on the thread that made it. */
 lua_State *th_newstate(void);

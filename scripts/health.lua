@@ -24,5 +24,5 @@ end
 return {
   { method = "GET", path = "/health", name = "health", summary = "Health", tags = { "health" },
     description = "200 when the database answers; 503 when it cannot be reached.",
-    response = Health, batch_reads = true, handler = health },
+    response = Health, handler = health },
 }

@@ -3,9 +3,7 @@
 -- Returns the list of routes (see web/router.lua for the fields). To add an
 -- endpoint, write a handler function `function(req, db) ... end` and add a
 -- route for it to the list at the bottom: nothing is recompiled, and the
--- OpenAPI document and /docs pick it up. The two read-only routes declare
--- batch_reads: their one SELECT uses no session state, so it may go out
--- with other requests' reads in one round trip.
+-- OpenAPI document and /docs pick it up.
 --
 -- The SQL is the same on SQLite and PostgreSQL except for "now": SQLite's
 -- CURRENT_TIMESTAMP has whole seconds only, so it gets strftime with
@@ -202,14 +200,14 @@ return {
       { "limit", "integer", default = 100, ge = 1, le = 1000 },
       { "completed", "boolean", description = "true or false: only todos in that state" },
     },
-    response = { Todo }, batch_reads = true, handler = list_todos },
+    response = { Todo }, handler = list_todos },
 
   { method = "POST", path = "/todos", name = "create_todo", summary = "Create a todo", tags = tags,
     body = TodoCreate, response = Todo, status = 201, handler = create_todo },
 
   { method = "GET", path = "/todos/{todo_id}", name = "read_todo", summary = "Read a todo",
     tags = tags, path_params = { todo_id }, response = Todo, responses = not_found,
-    batch_reads = true, handler = read_todo },
+    handler = read_todo },
 
   { method = "PATCH", path = "/todos/{todo_id}", name = "update_todo", summary = "Update a todo",
     description = "Changes only the fields sent; sets updated_at.", tags = tags,

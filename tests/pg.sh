@@ -6,6 +6,8 @@
 #   tests/pg.sh env [DIR]         prints those lines again for a running server
 #   tests/pg.sh stop [DIR]        stops it (pg_ctl stop -m fast) and removes DIR
 #                                 (DIR defaults to $TEST_PG_DIR)
+#   tests/pg.sh ctl DIR ACTION ...  pg_ctl ACTION (restart, stop, start) on it, as its
+#                                 owner (restart -l DIR/log: keeps its options)
 #
 # The server lives in a fresh mktemp dir: data in DIR/data, its unix socket in
 # DIR, its log in DIR/log. It listens on 127.0.0.1 only, on a free port
@@ -131,9 +133,13 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop "${2:-}" ;;
+  ctl)   # tests/pg.sh ctl DIR ACTION [OPTION...]: pg_ctl ACTION on that server (as its owner)
+    dir=${2:?tests/pg.sh ctl DIR ACTION}
+    shift 2
+    as_owner "$(cat "$dir/bindir")/pg_ctl" "$@" -D "$dir/data" >/dev/null ;;
   env)
     dir=${2:-${TEST_PG_DIR:-}}
     [ -n "$dir" ] && [ -f "$dir/url" ] || die "no server at '${dir}'; start one: eval \"\$(tests/pg.sh start)\""
     print_env "$dir" ;;
-  *) echo "usage: tests/pg.sh start|stop [DIR]|env [DIR]" >&2; exit 2 ;;
+  *) echo "usage: tests/pg.sh start|stop [DIR]|env [DIR]|ctl DIR ACTION..." >&2; exit 2 ;;
 esac

@@ -8,28 +8,24 @@
 --          query = { {"skip", "integer", default = 0, ge = 0} },
 --          body = SomeModel,                                   -- schema.model
 --          response = TodoModel (or { TodoModel } for an array), status = 200,
---          batch_reads = true,                                 -- see below
 --          handler = function(req, db) return 200, nil, {...} end }
 --   local handle = r:handler(conn)      -- function(req) -> status, headers, body
 --
 -- A handler gets the request (method, path, query, headers, body, plus the
--- validated params, args and data) and the worker's database connection; it
--- returns status, headers (nil: JSON) and a body: a table (encoded as JSON),
--- a string (sent as is) or nil (empty). Route patterns are compiled once in
--- add(); a request costs one table lookup (static paths) or one
--- string.match per parameterized path.
+-- validated params, args and data) and the worker's database connection
+-- object; it returns status, headers (nil: JSON) and a body: a table
+-- (encoded as JSON), a string (sent as is) or nil (empty). Route patterns
+-- are compiled once in add(); a request costs one table lookup (static
+-- paths) or one string.match per parameterized path.
 --
--- batch_reads = true lets the handler's plain reads on PostgreSQL wait and go
--- out in one round trip with those of other requests (docs/lua-api.md,
--- "Reads that wait together"). Declare it only for a handler that does not
--- rely on session state between its statements (settings made with SET or
--- set_config, also inside SQL functions; sequences' currval; advisory locks;
--- the random seed; temporary tables): a paused request lets other requests
--- of its worker run on the same session.
+-- On PostgreSQL the connection object is the worker's pool: each request
+-- has a connection of its own from its first statement to its end, and
+-- its statements never hold up the other requests (docs/lua-api.md,
+-- "Requests and connections"). `batch_reads = true`, from an earlier
+-- scheme, is still accepted in a route and does nothing.
 
 local json = require "web.json"
 local schema = require "web.schema"
-local batch_reads = require("todohost.db").batch_reads
 local mask_text = require("todohost.db").mask_text
 local text_safe = require("todohost.util").text_safe
 
@@ -133,7 +129,7 @@ function router:add(declared_route)
   assert(type(route.path) == "string" and byte(route.path) == 47, where .. ": path must start with /")
   assert(type(route.handler) == "function", where .. ": handler must be a function")
   assert(route.batch_reads == nil or type(route.batch_reads) == "boolean",
-    where .. ": batch_reads must be true or false")
+    where .. ": batch_reads must be true or false (it does nothing now: every request has its own connection)")
   route.name = route.name or gsub(route.method:lower() .. route.path, "%W", "_")
   route.status = route.status or 200
 
@@ -279,7 +275,6 @@ local function dispatch(self, db, req)
   end
   if errors then return validation_error(errors) end
 
-  if route.batch_reads then batch_reads() end
   local status, headers, body = route.handler(req, db)
   if type(body) == "table" then
     body = json.encode(body)

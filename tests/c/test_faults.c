@@ -301,12 +301,10 @@ static void cut_after_insert(db_conn *admin, proxy *px, const char *via) {
 
   /* COMMIT of a transaction: its outcome is unknown too, not "rolled back" */
   db_exec_simple(admin, "DELETE FROM fault_items", &err);
-  db_exec_simple(c, "BEGIN", &err);
-  db_set_depth(c, 1);
+  db_begin(c, &err);
   db_exec_simple(c, "INSERT INTO fault_items (title) VALUES ('tx')", &err);
   proxy_arm(px, "COMMIT");
-  rc = db_exec_simple(c, "COMMIT", &err);
-  db_set_depth(c, 0);
+  rc = db_commit(c, &err);
   CHECK_INT(rc, -1, "a COMMIT whose answer is lost fails");
   CHECK(unknown_outcome(&err), "... saying the outcome is unknown, not rolled back (%s: %s)", err.sqlstate, err.message);
   CHECK_INT(rows(admin), 1, "... (it was committed)");
@@ -336,16 +334,14 @@ static void retry_when_found_closed(db_conn *admin, const char *url) {
   CHECK_INT(rows(admin), 2, "... exactly once");
 
   /* inside a transaction a connection found closed is not replaced */
-  db_exec_simple(c, "BEGIN", &err);
-  db_set_depth(c, 1);
+  db_begin(c, &err);
   CHECK(terminate(admin, c), "terminated inside a transaction");
   rc = db_exec_simple(c, "INSERT INTO fault_items (title) VALUES ('in tx')", &err);
   CHECK(rc == -1 && strcmp(err.sqlstate, "08006") == 0 && strstr(err.message, "rolled back"),
         "inside a transaction: an error saying it was rolled back (%s)", err.message);
-  rc = db_exec_simple(c, "COMMIT", &err);
+  rc = db_commit(c, &err);
   CHECK(rc == -1 && strstr(err.message, "rolled back"),
         "... and its COMMIT is not run on a new connection (%s)", err.message);
-  db_set_depth(c, 0);
   CHECK_INT(rows(admin), 2, "... nothing of it was written");
   CHECK_INT(scalar(c, "SELECT 1"), 1, "outside the transaction it reconnects");
 

@@ -28,7 +28,6 @@ local QUERY_PER_BYTE, FIXED = 200, 20000
 local last   -- the request the echo handler saw
 local r = api.router()
 for _, route in ipairs(r.routes) do
-  route.batch_reads = false
   route.handler = function(req)
     last = req
     return 200, nil, ""
