@@ -50,8 +50,10 @@ end
 function template.write(dir, message, head, rev_id)
   local graph = revisions.load(dir)
   local parent
-  if head then
-    parent = head == "base" and nil or (head == "head" and graph:head() or graph:resolve(head))
+  if head == "base" then
+    parent = nil   -- a new root ("x and nil or y" would always give y)
+  elseif head then
+    parent = head == "head" and graph:head() or graph:resolve(head)
   elseif #graph.heads > 0 then
     parent = graph:head()
   end
