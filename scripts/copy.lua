@@ -22,6 +22,7 @@ local db = require "todohost.db"
 local copy = require "todohost.copy"
 local settings = require "todohost.settings"
 local util = require "todohost.util"
+local version = require "migrator.version"
 
 -- Tables that belong to the migration machinery: never copied.
 local NOT_COPIED = { alembic_version = true, todohost_migration_checksums = true }
@@ -127,18 +128,9 @@ end
 -- ---- 2. checks -----------------------------------------------------------------
 
 local function revision_of(conn, side)
-  local present
-  if conn.kind == "sqlite" then
-    present = conn:first("SELECT 1 AS yes FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
-  else
-    present = conn:first("SELECT 1 AS yes WHERE to_regclass('alembic_version') IS NOT NULL")
-  end
-  if not present then
+  local versions = version.ids(conn)
+  if not versions then
     fail(("the %s has no alembic_version table: run `make migrate` against it first"):format(side))
-  end
-  local versions = {}
-  for _, row in ipairs(conn:query("SELECT version_num FROM alembic_version ORDER BY version_num")) do
-    versions[#versions + 1] = row.version_num
   end
   return #versions > 0 and table.concat(versions, ",") or "(no revision)"
 end

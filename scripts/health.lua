@@ -5,6 +5,7 @@
 local schema = require "web.schema"
 local json = require "web.json"
 local router = require "web.router"
+local version = require "migrator.version"
 
 local Health = schema.model("Health", {
   { "status", "string", required = true },
@@ -15,9 +16,9 @@ local Health = schema.model("Health", {
 local KEYS = { "status", "database", "revision" }
 
 local function health(_, db)
-  local row = db:first("SELECT version_num FROM alembic_version")
+  local revision = version.revision(db)
   return 200, router.JSON_HEADERS, json.encode(json.object({
-    status = "ok", database = db.kind, revision = row and row.version_num or json.null,
+    status = "ok", database = db.kind, revision = revision or json.null,
   }, KEYS))
 end
 

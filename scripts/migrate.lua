@@ -2,7 +2,7 @@
 --
 --   todohost run migrate.lua <command> [options]
 --
--- Reads the command line, runs one command from migrator/commands.lua and
+-- Reads the command line, runs one command from migrator/cli.lua and
 -- turns its errors into one "FAILED: ..." line and a non-zero exit, as
 -- Alembic's CLI does. See `todohost run migrate.lua help`.
 
@@ -89,8 +89,8 @@ local function main(argv)
     return name == nil and 2 or 0
   end
   log.quiet = opts.quiet or false
-  local commands = require "migrator.commands"
-  local command = commands[name]
+  local cli = require "migrator.cli"
+  local command = cli[name]
   if type(command) ~= "function" then usage_error("unknown command %q", name) end
   local limits = { upgrade = 1, downgrade = 1, show = 1, stamp = 1, current = 0, heads = 0, history = 0, check = 0, revision = 0 }
   if #positional > limits[name] then usage_error("%s: unexpected argument %q", name, positional[limits[name] + 1]) end

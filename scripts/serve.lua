@@ -17,6 +17,7 @@ local db = require "todohost.db"
 local settings = require "todohost.settings"
 local revisions = require "migrator.revisions"
 local seeding = require "seeding"
+local version = require "migrator.version"
 
 local function fail(fmt, ...)
   io.stderr:write("todohost: ", string.format(fmt, ...), "\n")
@@ -33,17 +34,6 @@ local function migrations_dir()
   return settings.get("MIGRATIONS_DIR") or (home or ".") .. "/migrations"
 end
 
--- The revision the database is at, or nil when it has none.
-local function database_revision(conn)
-  local ok, row = pcall(conn.first, conn, "SELECT version_num FROM alembic_version")
-  if ok then return row and row.version_num end
-  local err = row
-  -- no alembic_version table: a database never migrated
-  if type(err) == "table" and (err.sqlstate == "42P01" or tostring(err.message):find("no such table")) then
-    return nil
-  end
-  error(err, 0)
-end
 
 -- ---- start ------------------------------------------------------------------
 
@@ -66,7 +56,7 @@ local ok, err = pcall(function()
   local conn <close> = db.connect()
   local graph = revisions.load(migrations_dir())
   local head = graph:head()
-  local current = database_revision(conn)
+  local current = version.revision_if_migrated(conn)
   if current ~= head then
     if current ~= nil and not graph.by_id[current] then
       fail("database is at %s, which %s does not have (head is %s): check DATABASE_URL",

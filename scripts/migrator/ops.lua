@@ -117,6 +117,11 @@ function ops.new(ctx)
       pending.changes[#pending.changes + 1] = { op = "add", column = col }
     else
       ctx:exec("ALTER TABLE " .. q(table_name) .. " ADD COLUMN " .. ddl.column_spec(col, d, nil))
+      -- unique = true is a constraint of its own, as Alembic adds it (with
+      -- index = true the unique index below is the constraint instead)
+      if col.unique and not col.index then
+        ctx:exec("ALTER TABLE " .. q(table_name) .. " ADD " .. ddl.constraint_sql(ddl.unique(col.name), d))
+      end
     end
     if col.index then
       after_rebuild(function()

@@ -248,11 +248,12 @@ function Graph:relative_up(current, n)
   local at
   if #current > 1 then fail("the database has several current revisions (%s); name the target revision instead of +%d", table.concat(current, ", "), n) end
   at = current[1]
+  local start = at or "base"
   for step = 1, n do
     local nexts
     if at == nil then nexts = self.bases else nexts = self.by_id[at].children end
     if #nexts == 0 then
-      fail("cannot upgrade +%d: only %d revision(s) above %s (head is %s)", n, step - 1, at or "base", self:heads_text())
+      fail("cannot upgrade +%d: only %d revision(s) above %s (head is %s)", n, step - 1, start, self:heads_text())
     elseif #nexts > 1 then
       fail("cannot upgrade +%d: the history branches after %s into %s; name the target revision", n, at or "base", table.concat(nexts, ", "))
     end

@@ -82,6 +82,47 @@ function version.step(ctx, removed, added)
   end
 end
 
+
+-- ---- readers on a plain connection ---------------------------------------------
+-- (for the server, /health and the copy, which hold a todohost.db connection
+-- and no migration context)
+
+-- The revision the database is at: the first row of alembic_version, nil
+-- when the table is empty. Raises the database's error when the table does
+-- not exist. conn: anything with :first (a connection, a request's db).
+function version.revision(conn)
+  local row = conn:first("SELECT version_num FROM alembic_version")
+  return row and row.version_num
+end
+
+-- As version.revision, but nil when the database was never migrated (no
+-- alembic_version table); other errors are re-raised.
+function version.revision_if_migrated(conn)
+  local ok, id = pcall(version.revision, conn)
+  if ok then return id end
+  if type(id) == "table" and (id.sqlstate == "42P01" or tostring(id.message):find("no such table")) then
+    return nil
+  end
+  error(id, 0)
+end
+
+-- Every id in alembic_version, sorted; nil when the table does not exist
+-- (on PostgreSQL: is not visible on the search_path).
+function version.ids(conn)
+  local present
+  if conn.kind == "sqlite" then
+    present = conn:first("SELECT 1 AS yes FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
+  else
+    present = conn:first("SELECT 1 AS yes WHERE to_regclass('alembic_version') IS NOT NULL")
+  end
+  if not present then return nil end
+  local ids = {}
+  for _, row in ipairs(conn:query("SELECT version_num FROM alembic_version ORDER BY version_num")) do
+    ids[#ids + 1] = row.version_num
+  end
+  return ids
+end
+
 -- ---- checksums ---------------------------------------------------------------
 
 -- revision -> checksum, from the side table ({} when it does not exist).

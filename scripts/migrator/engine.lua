@@ -1,13 +1,18 @@
--- migrator/commands.lua: the migrate commands (upgrade, downgrade, current,
--- history, heads, show, stamp, revision, check), each a function(opts, args)
--- returning the process exit status.
+-- migrator/engine.lua: the migration engine: plans and runs upgrades,
+-- downgrades and stamps, and reads where a database is. It returns data
+-- (revision ids, counts) and raises {migrate_error = text} on failure; the
+-- command line's printing and exit codes are migrator/cli.lua's.
 --
 -- Online runs take the migration lock (PostgreSQL advisory lock), then
 -- apply each revision in its own transaction together with its
 -- alembic_version update and checksum, re-checking inside the transaction
 -- that the database is where the plan expects (another migrator may have
--- moved it while this one waited). --sql runs print the statements instead
--- and open no database.
+-- moved it while this one waited). --sql runs write the statements to
+-- stdout instead and open no database. Progress ("Running upgrade A -> B")
+-- and warnings go to migrator/log.lua as they happen.
+--
+-- opts, for every function: dir (the migrations directory), url (nil:
+-- DATABASE_URL), sql (offline).
 
 local db = require "todohost.db"
 local ddl = require "migrator.ddl"
@@ -19,8 +24,7 @@ local settings = require "todohost.settings"
 local version = require "migrator.version"
 
 local fail = revisions.fail
-local commands = {}
-
+local engine = {}
 -- ---- helpers -----------------------------------------------------------------
 
 local IMPL = { sqlite = "SQLiteImpl", postgresql = "PostgresqlImpl" }
@@ -247,7 +251,6 @@ end
 
 -- Runs fn(env) on an online connection (locked; foreign keys off on SQLite),
 -- which is restored and closed whatever happens; fn's error is re-raised.
--- Returns the exit code 0.
 local function with_online(opts, graph, fn)
   local env = open_online(opts, graph)
   local ok, err = pcall(function()
@@ -256,7 +259,6 @@ local function with_online(opts, graph, fn)
   end)
   close_online(env)
   if not ok then error(err, 0) end
-  return 0
 end
 
 -- Plans and runs steps until the plan is empty; re-plans when another
@@ -359,148 +361,104 @@ local function migrate_offline(opts, direction, range)
     local cause, statement = describe_error(err)
     fail("%s%s", cause, statement and ("\n  statement: " .. statement) or "")
   end
-  return 0
 end
 
--- ---- commands ------------------------------------------------------------------
+-- ---- the operations ------------------------------------------------------------
 
-function commands.upgrade(opts, args)
-  local target = args[1] or "head"
+engine.at_text = at_text
+engine.load_graph = load_graph
+
+-- Applies revisions up to target (head, REV or +N); with opts.sql, writes
+-- their SQL instead (target may be START:END).
+function engine.upgrade(opts, target)
   if opts.sql then return migrate_offline(opts, "upgrade", target) end
   return migrate_online(opts, "upgrade", target)
 end
 
-function commands.downgrade(opts, args)
-  local target = args[1]
-  if not target then
-    fail("downgrade needs a target: base, a revision id, or -N (e.g. downgrade -1)")
-  end
+-- Undoes revisions down to target (base, REV or -N); with opts.sql, writes
+-- their SQL instead (target must be START:END).
+function engine.downgrade(opts, target)
   if opts.sql then return migrate_offline(opts, "downgrade", target) end
   return migrate_online(opts, "downgrade", target)
 end
 
--- "ID (head)" as Alembic's current/heads print it.
-local function head_only(graph, id, current_set)
-  local text = id
-  if graph:is_head(id) then text = text .. " (head)" end
-  if current_set and current_set[id] then text = text .. " (current)" end
-  local rev = graph:get(id)
-  if #rev.children > 1 then text = text .. " (branchpoint)" end
-  if #rev.parents > 1 then text = text .. " (mergepoint)" end
-  return text
-end
-
-local function parents_text(rev)
-  return #rev.parents == 0 and "<base>" or table.concat(rev.parents, ", ")
-end
-
--- Alembic's verbose entry (show, -v).
-local function log_entry(graph, id, current_set)
-  local rev = graph:get(id)
-  local lines = {}
-  lines[#lines + 1] = "Rev: " .. head_only(graph, id, current_set)
-  lines[#lines + 1] = (#rev.parents > 1 and "Merges: " or "Parent: ") .. parents_text(rev)
-  if #rev.children > 1 then lines[#lines + 1] = "Branches into: " .. table.concat(rev.children, ", ") end
-  lines[#lines + 1] = "Path: " .. rev.path
-  lines[#lines + 1] = ""
-  local doc = rev.message .. "\n\nRevision ID: " .. rev.id .. "\nRevises: "
-    .. table.concat(rev.parents, ", ") .. (rev.module.create_date and ("\nCreate Date: " .. rev.module.create_date) or "")
-  for l in (doc .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = "    " .. l end
-  return table.concat(lines, "\n") .. "\n"
-end
-
-function commands.current(opts)
-  local graph = load_graph(opts)
-  local conn = connect(opts)
-  local ok, err = pcall(function()
-    context_lines(conn.kind)
-    local ctx = executor.new({ dialect = conn.kind, conn = conn })
-    local heads = version.current(ctx)
-    graph:check_current(heads)
-    for _, id in ipairs(heads) do
-      if opts.verbose then log.out("%s", log_entry(graph, id)) else log.out("%s", head_only(graph, id)) end
-    end
-  end)
-  conn:close()
-  if not ok then error(err, 0) end
-  return 0
-end
-
-function commands.heads(opts)
-  local graph = load_graph(opts)
-  for _, id in ipairs(graph.heads) do
-    if opts.verbose then log.out("%s", log_entry(graph, id)) else log.out("%s", head_only(graph, id)) end
-  end
-  return 0
-end
-
-function commands.history(opts)
-  local graph = load_graph(opts)
-  local current_set
-  if opts.indicate_current then
-    local conn = connect(opts)
-    local ok, heads = pcall(version.current, executor.new({ dialect = conn.kind, conn = conn }))
-    conn:close()
-    if not ok then error(heads, 0) end
-    current_set = {}
-    for _, h in ipairs(heads) do current_set[h] = true end
-  end
-  local order = graph:topological(graph:ancestors(graph.heads))
-  local lower, upper
-  if opts.range then
-    local a, b = split_range(opts.range)
-    lower = a and a ~= "base" and graph:ancestors({ graph:resolve(a) }) or nil
-    upper = b and b ~= "head" and b ~= "heads" and graph:ancestors({ graph:resolve(b) }) or nil
-    if a and a ~= "base" then lower[graph:resolve(a)] = nil end
-  end
-  for i = #order, 1, -1 do
-    local id = order[i]
-    if (not upper or upper[id]) and (not lower or not lower[id]) then
-      if opts.verbose then
-        log.out("%s", log_entry(graph, id, current_set))
-      else
-        local rev = graph:get(id)
-        log.out("%s -> %s, %s", parents_text(rev), head_only(graph, id, current_set), rev.message)
-      end
-    end
-  end
-  return 0
-end
-
-function commands.show(opts, args)
-  local graph = load_graph(opts)
-  local name = args[1] or fail("show needs a revision: show REV (or head)")
-  local ids = name == "head" and { graph:head() } or name == "heads" and graph.heads or { graph:resolve(name) }
-  for _, id in ipairs(ids) do log.out("%s", log_entry(graph, id)) end
-  return 0
-end
-
-function commands.check(opts)
-  local graph = load_graph(opts)
+-- Returns fn(ctx) for a context on a new connection (no lock), which is
+-- closed whatever happens; the Context lines are logged first unless quiet.
+local function with_reader(opts, quiet, fn)
   local conn = connect(opts)
   local ok, res = pcall(function()
-    context_lines(conn.kind)
-    local ctx = executor.new({ dialect = conn.kind, conn = conn })
-    local heads = version.current(ctx)
-    graph:check_current(heads)
-    check_checksums(graph, ctx, heads)
-    local head = graph:head()
-    if same_set(heads, { head }) then
-      log.info("No new upgrade operations detected: the database is at head (%s).", head)
-      return 0
-    end
-    local pending = graph:upgrade_plan(heads, { head })
-    io.stderr:write(("FAILED: Target database is not up to date: it is at %s, head is %s (%d revision%s to apply); "
-      .. "run: todohost run migrate.lua upgrade head\n"):format(at_text(heads), head, #pending, #pending == 1 and "" or "s"))
-    return 1
+    if not quiet then context_lines(conn.kind) end
+    return fn(executor.new({ dialect = conn.kind, conn = conn }))
   end)
   conn:close()
   if not ok then error(res, 0) end
   return res
 end
 
-function commands.stamp(opts, args)
-  local name = args[1] or fail("stamp needs a revision: stamp REV, stamp head or stamp base")
+-- Returns the graph and the database's revision ids (sorted), checked
+-- against the graph.
+function engine.current(opts)
+  local graph = load_graph(opts)
+  return graph, with_reader(opts, false, function(ctx)
+    local heads = version.current(ctx)
+    graph:check_current(heads)
+    return heads
+  end)
+end
+
+-- The database's revision ids as a set (id -> true), read quietly and not
+-- checked against the graph (history -i).
+function engine.current_set(opts)
+  local heads = with_reader(opts, true, version.current)
+  local set = {}
+  for _, h in ipairs(heads) do set[h] = true end
+  return set
+end
+
+-- The ids of graph, newest first, limited to range ("A:B", either side
+-- optional, base and head allowed) when given.
+function engine.history(graph, range)
+  local order = graph:topological(graph:ancestors(graph.heads))
+  local lower, upper
+  if range then
+    local a, b = split_range(range)
+    lower = a and a ~= "base" and graph:ancestors({ graph:resolve(a) }) or nil
+    upper = b and b ~= "head" and b ~= "heads" and graph:ancestors({ graph:resolve(b) }) or nil
+    if a and a ~= "base" then lower[graph:resolve(a)] = nil end
+  end
+  local ids = {}
+  for i = #order, 1, -1 do
+    local id = order[i]
+    if (not upper or upper[id]) and (not lower or not lower[id]) then ids[#ids + 1] = id end
+  end
+  return ids
+end
+
+-- The ids that name means for show: head, heads, or one revision.
+function engine.named(graph, name)
+  return name == "head" and { graph:head() } or name == "heads" and graph.heads or { graph:resolve(name) }
+end
+
+-- Where the database stands: { heads = its ids, head = the graph's head,
+-- pending = the ids an upgrade to head would apply ({} at head) }. Warns
+-- about edited revision files.
+function engine.check(opts)
+  local graph = load_graph(opts)
+  return with_reader(opts, false, function(ctx)
+    local heads = version.current(ctx)
+    graph:check_current(heads)
+    check_checksums(graph, ctx, heads)
+    local head = graph:head()
+    local pending = {}
+    if not same_set(heads, { head }) then pending = graph:upgrade_plan(heads, { head }) end
+    return { heads = heads, head = head, pending = pending }
+  end)
+end
+
+-- Records name (a revision, head, heads or base) as the database's revision
+-- without running anything, and the checksums of what that applies; with
+-- opts.sql, writes the alembic_version statements instead.
+function engine.stamp(opts, name)
   local graph = load_graph(opts)
   local targets
   if name == "base" then targets = {}
@@ -515,9 +473,9 @@ function commands.stamp(opts, args)
     version.ensure_table(ctx)
     version.step(ctx, {}, targets)
     io.stdout:write("COMMIT;\n\n")
-    return 0
+    return
   end
-  return with_online(opts, graph, function(env)
+  with_online(opts, graph, function(env)
     local ctx = env.ctx
     env.conn:transaction(function()
       local heads = version.current(ctx)
@@ -544,71 +502,4 @@ function commands.stamp(opts, args)
   end)
 end
 
--- ---- revision -m ---------------------------------------------------------------
-
-local function slugify(message)
-  local slug = message:lower():gsub("[^%w]+", "_"):gsub("^_+", ""):gsub("_+$", "")
-  if #slug > 40 then
-    slug = slug:sub(1, 40):gsub("_[^_]*$", "")
-  end
-  return slug
-end
-
-local function lua_string(s)
-  return string.format("%q", s)
-end
-
-function commands.revision(opts)
-  local message = opts.message or fail('revision needs a message: revision -m "add priority to todos"')
-  local graph = load_graph(opts)
-  local parent
-  if opts.head then
-    parent = opts.head == "base" and nil or (opts.head == "head" and graph:head() or graph:resolve(opts.head))
-  elseif #graph.heads > 0 then
-    parent = graph:head()
-  end
-  local id = opts.rev_id
-  if not id then
-    local prefix = os.date("%Y_%m_%d")
-    local n = 0
-    for _, rev in ipairs(graph.list) do
-      local seq = rev.id:match("^" .. prefix .. "_(%d+)$")
-      if seq and tonumber(seq) > n then n = tonumber(seq) end
-    end
-    id = ("%s_%03d"):format(prefix, n + 1)
-  end
-  if graph:get(id) then fail("revision %s already exists (%s)", id, graph:get(id).path) end
-  if #id > 32 then fail("revision id %s is longer than 32 characters", id) end
-  local template_path = opts.dir .. "/script.lua.tmpl"
-  local f = io.open(template_path, "r")
-  if not f then fail("no template at %s: restore it from the repository", template_path) end
-  local template = f:read("a")
-  f:close()
-  local values = {
-    message = message,
-    message_lua = lua_string(message),
-    revision = id,
-    revision_lua = lua_string(id),
-    down_revision = parent or "",
-    down_revision_lua = parent and lua_string(parent) or "nil",
-    create_date = os.date("%Y-%m-%d %H:%M:%S"),
-  }
-  local text = template:gsub("%${([%w_]+)}", function(key)
-    return values[key] or fail("%s: unknown placeholder ${%s}", template_path, key)
-  end)
-  local slug = slugify(message)
-  local path = opts.dir .. "/" .. id .. (slug ~= "" and ("_" .. slug) or "") .. ".lua"
-  local existing = io.open(path, "r")
-  if existing then
-    existing:close()
-    fail("%s already exists", path)
-  end
-  local out, err = io.open(path, "w")
-  if not out then fail("cannot write %s: %s", path, tostring(err)) end
-  out:write(text)
-  out:close()
-  log.out("Generating %s ...  done", path)
-  return 0
-end
-
-return commands
+return engine
