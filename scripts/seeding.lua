@@ -9,14 +9,13 @@
 --   seeding.run(conn [, dir]) -> number of scripts run (0: todos had rows)
 
 local revisions = require "migrator.revisions"
+local paths = require "todohost.paths"
 
 local seeding = {}
 
--- seeds/ next to the scripts/ directory this module was loaded from.
+-- The project's seeds/.
 function seeding.default_dir()
-  local here = package.searchpath("seeding", package.path)
-  local home = here and here:match("^(.*)/scripts/seeding%.lua$")
-  return (home or ".") .. "/seeds"
+  return paths.in_project("seeds")
 end
 
 -- The *.lua files of dir, sorted by name; an error when dir is missing.
