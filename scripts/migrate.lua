@@ -10,6 +10,8 @@ local USAGE = [[
 usage: todohost run migrate.lua [--dir DIR] [--url URL] [-q] <command> [options]
 
 commands:
+  init [DIR]                  create a migrations folder (default: migrations/) with the
+                              revision template and a README; DIR must be new or empty
   upgrade [--sql] [TARGET]    apply revisions up to TARGET: head (default), REV or +N
   downgrade [--sql] TARGET    undo revisions down to TARGET: base, REV or -N
   current [-v]                show the database's revision
@@ -90,9 +92,9 @@ local function main(argv)
   end
   log.quiet = opts.quiet or false
   local commands = require "migrator.commands"
-  local command = commands[name]
+  local command = name == "init" and require("migrator.scaffold").init or commands[name]
   if type(command) ~= "function" then usage_error("unknown command %q", name) end
-  local limits = { upgrade = 1, downgrade = 1, show = 1, stamp = 1, current = 0, heads = 0, history = 0, check = 0, revision = 0 }
+  local limits = { init = 1, upgrade = 1, downgrade = 1, show = 1, stamp = 1, current = 0, heads = 0, history = 0, check = 0, revision = 0 }
   if #positional > limits[name] then usage_error("%s: unexpected argument %q", name, positional[limits[name] + 1]) end
   if opts.sql and not (name == "upgrade" or name == "downgrade" or name == "stamp") then
     usage_error("--sql works with upgrade, downgrade and stamp")
