@@ -163,7 +163,7 @@ help: ## list the targets
 # docs in PREFIX/share/doc/todohost; the man page in PREFIX/share/man/man1.
 PREFIX  ?= /usr/local
 INSTALL_LUA    = $(sort $(shell find scripts -name '*.lua'))
-INSTALL_SHARE  = $(INSTALL_LUA) migrations/script.lua.tmpl \
+INSTALL_SHARE  = $(INSTALL_LUA) migrations/script.lua.tmpl $(wildcard seeds/*.lua) \
                  $(addprefix node_modules/swagger-ui-dist/,swagger-ui.css swagger-ui-bundle.js \
                    favicon-32x32.png oauth2-redirect.html LICENSE NOTICE package.json)
 INSTALL_DOCS   = README.md $(wildcard docs/*.md)

@@ -7,8 +7,8 @@
  * found here, once, and given to scripts as `todohost.paths`:
  *
  *   paths.install          the installation: todohost's own scripts/,
- *                          migrations/script.lua.tmpl and node_modules/
- *                          swagger-ui-dist/ (a checkout, or
+ *                          migrations/script.lua.tmpl, seeds/ and
+ *                          node_modules/swagger-ui-dist/ (a checkout, or
  *                          PREFIX/share/todohost after `make install`)
  *   paths.project          the project: the working directory, holding the
  *                          user's migrations/, seeds/, .env, database.db

@@ -10,12 +10,16 @@
 
 local revisions = require "migrator.revisions"
 local paths = require "todohost.paths"
+local util = require "todohost.util"
 
 local seeding = {}
 
--- The project's seeds/.
+-- The project's seeds/; when it has none, the installation's (the Todo
+-- app's example todos).
 function seeding.default_dir()
-  return paths.in_project("seeds")
+  local own = paths.in_project("seeds")
+  if util.listdir(own) then return own end
+  return paths.in_install("seeds")
 end
 
 -- The *.lua files of dir, sorted by name; an error when dir is missing.

@@ -25,9 +25,9 @@ export NO_COLOR=1 LC_ALL=C.UTF-8
 out=$(make --no-print-directory install PREFIX="$PREFIX" TODOHOST="$TODOHOST" 2>&1); rc=$?
 check "make install PREFIX=... succeeds" eval '[ $rc -eq 0 ] || { note "$out"; false; }'
 check "the binary is in PREFIX/bin" [ -x "$PREFIX/bin/todohost" ]
-check "the scripts, the template and Swagger UI are in PREFIX/share/todohost" \
+check "the scripts, the template, the seeds and Swagger UI are in PREFIX/share/todohost" \
   eval '[ -f "$PREFIX/share/todohost/scripts/migrate.lua" ] && [ -f "$PREFIX/share/todohost/scripts/web/json.lua" ] &&
-        [ -f "$PREFIX/share/todohost/migrations/script.lua.tmpl" ] &&
+        [ -f "$PREFIX/share/todohost/migrations/script.lua.tmpl" ] && [ -f "$PREFIX/share/todohost/seeds/001_example_todos.lua" ] &&
         [ -f "$PREFIX/share/todohost/node_modules/swagger-ui-dist/swagger-ui-bundle.js" ]'
 check "the docs and the man page are installed" \
   eval '[ -f "$PREFIX/share/doc/todohost/guide.md" ] && [ -f "$PREFIX/share/man/man1/todohost.1" ]'
