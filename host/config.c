@@ -42,7 +42,7 @@ const th_setting_def th_settings[] = {
    "what a PostgreSQL connection gets when a request gives it back: rollback (an open "
    "transaction only) or full (also settings, locks, temporary tables, lastval)", 0},
   {"MIGRATIONS_DIR", TH_STRING, NULL, 0, 0,
-   "the migrations directory (unset: migrations/, next to scripts/ for make run)", 0},
+   "the migrations directory (unset: the project's migrations/)", 0},
   {"SQLITE_FILE", TH_STRING, "database.db", 0, 0, "the SQLite data make copy reads (doctor)", 0},
   {"DB_PORT", TH_INT, "5432", 1, 65535, "the port of make db-start's native PostgreSQL", 0},
   {"DB_DATA_DIR", TH_STRING, "localdev/data/personal_todo_pgdata", 0, 0,
@@ -50,7 +50,7 @@ const th_setting_def th_settings[] = {
   {"SWAGGER_UI_DIST", TH_STRING, NULL, 0, 0, "where /docs finds Swagger UI's files", 0},
   {"NO_COLOR", TH_STRING, NULL, 0, 0, "set (to anything): doctor prints no colours", 0},
   {"TODOHOST_HOME", TH_STRING, NULL, 0, 0,
-   "the folder holding scripts/ (unset: the parent of the binary's folder)", 0},
+   "the installation, holding scripts/ (unset: PREFIX/share/todohost, or the checkout)", 0},
   {NULL, TH_STRING, NULL, 0, 0, NULL, 0},
 };
 

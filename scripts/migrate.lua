@@ -10,6 +10,8 @@ local USAGE = [[
 usage: todohost run migrate.lua [--dir DIR] [--url URL] [-q] <command> [options]
 
 commands:
+  init [DIR]                  create a migrations folder (default: migrations/) with the
+                              revision template and a README; DIR must be new or empty
   upgrade [--sql] [TARGET]    apply revisions up to TARGET: head (default), REV or +N
   downgrade [--sql] TARGET    undo revisions down to TARGET: base, REV or -N
   current [-v]                show the database's revision
@@ -75,7 +77,7 @@ local function parse(argv)
     end
     i = i + 1
   end
-  opts.dir = opts.dir or settings.get("MIGRATIONS_DIR") or "migrations"
+  opts.dir = opts.dir or settings.get("MIGRATIONS_DIR") or require("todohost.paths").in_project("migrations")
   opts.dir = opts.dir:gsub("/+$", "")
   if opts.dir == "" then opts.dir = "/" end
   return opts, positional
@@ -90,9 +92,9 @@ local function main(argv)
   end
   log.quiet = opts.quiet or false
   local cli = require "migrator.cli"
-  local command = cli[name]
+  local command = name == "init" and require("migrator.scaffold").init or cli[name]
   if type(command) ~= "function" then usage_error("unknown command %q", name) end
-  local limits = { upgrade = 1, downgrade = 1, show = 1, stamp = 1, current = 0, heads = 0, history = 0, check = 0, revision = 0 }
+  local limits = { init = 1, upgrade = 1, downgrade = 1, show = 1, stamp = 1, current = 0, heads = 0, history = 0, check = 0, revision = 0 }
   if #positional > limits[name] then usage_error("%s: unexpected argument %q", name, positional[limits[name] + 1]) end
   if opts.sql and not (name == "upgrade" or name == "downgrade" or name == "stamp") then
     usage_error("--sql works with upgrade, downgrade and stamp")

@@ -9,14 +9,17 @@
 --   seeding.run(conn [, dir]) -> number of scripts run (0: todos had rows)
 
 local revisions = require "migrator.revisions"
+local paths = require "todohost.paths"
+local util = require "todohost.util"
 
 local seeding = {}
 
--- seeds/ next to the scripts/ directory this module was loaded from.
+-- The project's seeds/; when it has none, the installation's (the Todo
+-- app's example todos).
 function seeding.default_dir()
-  local here = package.searchpath("seeding", package.path)
-  local home = here and here:match("^(.*)/scripts/seeding%.lua$")
-  return (home or ".") .. "/seeds"
+  local own = paths.in_project("seeds")
+  if util.listdir(own) then return own end
+  return paths.in_install("seeds")
 end
 
 -- The *.lua files of dir, sorted by name; an error when dir is missing.

@@ -15,6 +15,7 @@
 
 local db = require "todohost.db"
 local settings = require "todohost.settings"
+local paths = require "todohost.paths"
 local revisions = require "migrator.revisions"
 local seeding = require "seeding"
 local version = require "migrator.version"
@@ -26,12 +27,9 @@ end
 
 -- ---- the migrations' head -------------------------------------------------
 
--- migrations/ next to the scripts/ directory this script came from, unless
--- MIGRATIONS_DIR says otherwise (as for migrate.lua).
+-- The project's migrations/, unless MIGRATIONS_DIR says otherwise (as for migrate.lua).
 local function migrations_dir()
-  local here = package.searchpath("seeding", package.path)
-  local home = here and here:match("^(.*)/scripts/seeding%.lua$")
-  return settings.get("MIGRATIONS_DIR") or (home or ".") .. "/migrations"
+  return settings.get("MIGRATIONS_DIR") or paths.in_project("migrations")
 end
 
 

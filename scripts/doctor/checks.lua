@@ -5,7 +5,7 @@
 -- report.fail(text, fix) (fix: the one command that repairs it),
 -- report.warn(text, fix) (worth knowing, not a failure) or
 -- report.info(text). ctx carries what earlier checks learnt:
---   ctx.cwd, ctx.home       where .env is read / where scripts/ lives
+--   ctx.cwd                 the project (todohost.paths): where .env is read
 --   ctx.port, ctx.host      where `make run` serves (PORT, HOST)
 --   ctx.url, ctx.target     DATABASE_URL and probe.parse_url(DATABASE_URL)
 --   ctx.conn                an open connection once `database` succeeded
@@ -154,7 +154,7 @@ function checks.server(ctx, report)
     end
     return
   end
-  local native = probe.native_state(ctx.home)
+  local native = probe.native_state()
   local where = "no Docker engine; native PostgreSQL"
   if ctx.conn and needed and not native.running then
     -- it answers, so some server runs: not the one make db-start manages
