@@ -38,7 +38,7 @@ const th_setting_def th_settings[] = {
    "within the server's max_connections)", 0},
   {"DB_POOL_TIMEOUT", TH_INT, "5000", 1, 600000,
    "ms a request waits for a free PostgreSQL connection before its 503", 0},
-  {"DB_POOL_RESET", TH_STRING, "full", 0, 0,
+  {"DB_POOL_RESET", TH_STRING, "rollback", 0, 0,
    "what a PostgreSQL connection gets when a request gives it back: rollback (an open "
    "transaction only) or full (also settings, locks, temporary tables, lastval)", 0},
   {"MIGRATIONS_DIR", TH_STRING, NULL, 0, 0,
