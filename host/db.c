@@ -417,6 +417,8 @@ int db_socket(const db_conn *c) {
 
 int db_poll(db_conn *c) { return c->kind == DB_POSTGRESQL ? db_pg_poll(c) : DB_READY; }
 
+int db_wants(db_conn *c) { return c->kind == DB_POSTGRESQL ? db_pg_wants(c) : DB_READY; }
+
 void db_close_cursors(db_conn *c) {
   while (c->cursors) db_cursor_close(c->cursors);
 }
@@ -428,7 +430,11 @@ int db_idle(const db_conn *c) {
          !c->drv->in_transaction(c);
 }
 
-int db_lost(db_conn *c) { return c->drv->lost && c->drv->lost(c); }
+int db_lost(db_conn *c) {
+  int lost = c->drv->lost && c->drv->lost(c);
+  c->seen_alive = !lost;   /* (the next db_send need not look again) */
+  return lost;
+}
 
 /* 0 when an asynchronous operation may start on c, else -1 with err. A
  * connection found closed is not re-established here (a pool replaces
@@ -440,7 +446,9 @@ static int check_async(db_conn *c, const char *sql, db_error *err) {
     return -1;
   }
   if (check_idle(c, err) < 0) return -1;
-  if (c->drv->lost(c)) {
+  int looked = c->seen_alive;
+  c->seen_alive = 0;
+  if (!looked && c->drv->lost(c)) {
     db_error_set(err, "08006", "run it again: the next connection is a new one",
                  "the connection to PostgreSQL was found closed before the statement was sent: "
                  "nothing ran");

@@ -776,6 +776,17 @@ int db_pg_poll(db_conn *c) {
   return DB_READY;
 }
 
+int db_pg_wants(db_conn *c) {
+  PGconn *pg = pg_of(c);
+  if (c->op == DB_OP_DONE) return DB_READY;
+  if (c->op == DB_OP_CONNECT || (c->op == DB_OP_NONE && !c->busy)) return db_pg_poll(c);
+  int f = PQflush(pg);
+  if (f > 0) return DB_WANT_READ | DB_WANT_WRITE;
+  if (f < 0 || (c->op_stream && c->op == DB_OP_EXEC)) return db_pg_poll(c);
+  if (!PQisBusy(pg)) return c->op == DB_OP_NONE ? DB_READY : db_pg_poll(c);
+  return DB_WANT_READ;   /* nothing read yet: the socket says when */
+}
+
 void db_pg_adopt(db_cursor *cur, db_conn *c) {
   cur->binary = c->op_binary;
   cur->stream = c->op_stream;
