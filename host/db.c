@@ -508,6 +508,12 @@ int db_finish(db_cursor *cur, db_conn *c, db_error *err) {
     free(c->op_echo);
     c->op_echo = NULL;
   }
+  if (c->op_failed && c->depth > 0 && (c->ended || c->drv->lost(c))) {
+    /* the session is gone, and the transaction with it; but a top-level
+     * COMMIT whose answer was lost may have committed (08007 stays) */
+    int commit = c->op_kind == DB_OP_TX && c->op_tx == DB_TX_COMMIT && c->depth == 1;
+    if (!(commit && strcmp(c->op_err.sqlstate, "08007") == 0)) lost_in_transaction(&c->op_err);
+  }
   c->op = DB_OP_NONE;
   if (c->op_kind == DB_OP_TX && !(c->op_tx == DB_TX_BEGIN && c->op_failed))
     c->depth += c->op_tx == DB_TX_BEGIN ? 1 : -1;

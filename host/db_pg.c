@@ -697,6 +697,9 @@ static void take_result(db_conn *c, PGresult *r) {
       return;
     }
   } else if (!c->op_failed) {
+    const char *severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0))
+      c->ended = 1;   /* the server ends the session: a transaction in it is gone */
     fail_result(c, r, &c->op_err);
     c->op_failed = 1;
     PQclear(c->op_res);
