@@ -603,16 +603,23 @@ int copy_encode_value(const copy_column *col, const copy_value *v, copy_field *o
   }
 }
 
+/* Column i of st's current row as a copy_value (pointing into SQLite's
+ * memory: valid until the next step). */
+static void read_value(sqlite3_stmt *st, int i, copy_value *v) {
+  v->storage = sqlite3_column_type(st, i);
+  switch (v->storage) {
+    case SQLITE_INTEGER: v->i = sqlite3_column_int64(st, i); break;
+    case SQLITE_FLOAT: v->f = sqlite3_column_double(st, i); break;
+    case SQLITE_TEXT: v->p = sqlite3_column_text(st, i); v->n = (size_t)sqlite3_column_bytes(st, i); break;
+    case SQLITE_BLOB: v->p = sqlite3_column_blob(st, i); v->n = (size_t)sqlite3_column_bytes(st, i); break;
+  }
+}
+
 /* Converts column i of the current row into a field. Returns 0 when done, 1
  * when the value cannot be converted (ve says why), -1 when sending failed. */
 static int convert(copier *cp, sqlite3_stmt *st, int i, const copy_column *col, copy_refusal *ve) {
-  copy_value v = {.storage = sqlite3_column_type(st, i)};
-  switch (v.storage) {
-    case SQLITE_INTEGER: v.i = sqlite3_column_int64(st, i); break;
-    case SQLITE_FLOAT: v.f = sqlite3_column_double(st, i); break;
-    case SQLITE_TEXT: v.p = sqlite3_column_text(st, i); v.n = (size_t)sqlite3_column_bytes(st, i); break;
-    case SQLITE_BLOB: v.p = sqlite3_column_blob(st, i); v.n = (size_t)sqlite3_column_bytes(st, i); break;
-  }
+  copy_value v;
+  read_value(st, i, &v);
   copy_field f;
   if (copy_encode_value(col, &v, &f, ve)) return 1;
   if (f.len >= 0) return put_field(cp, f.data, (size_t)f.len);
@@ -644,6 +651,70 @@ static void abort_copy(PGconn *pg, const char *reason, db_error *err, int have_e
   if (!have_err) fail_pg(err, pg, NULL, "the copy failed");
 }
 
+/* What copy_table and copy_check_table do first: the target's session fit
+ * for binary COPY (integer timestamps, UTF-8), the columns described (each
+ * of a type the copy converts), and the source's statement, SELECT <row id>,
+ * columns FROM table (rowid order). Returns the described columns
+ * (spec->ncolumns, calloc'ed: the caller frees them and finalizes *st), or
+ * NULL with err (nothing to free, *st NULL). */
+static copy_column *open_source(sqlite3 *src, PGconn *dst, const copy_spec *spec,
+                                sqlite3_stmt **st, db_error *err) {
+  int ncol = spec->ncolumns;
+  *st = NULL;
+  if (ncol <= 0) {
+    db_error_set(err, "42601", NULL, "table %s: no columns to copy", spec->table);
+    return NULL;
+  }
+  const char *idt = PQparameterStatus(dst, "integer_datetimes");
+  if (!idt || strcmp(idt, "on") != 0) {
+    db_error_set(err, "0A000", NULL, "the target server does not use integer timestamps; copy needs it");
+    return NULL;
+  }
+  const char *enc = PQparameterStatus(dst, "client_encoding");
+  if ((!enc || strcmp(enc, "UTF8") != 0) && PQsetClientEncoding(dst, "UTF8")) {
+    fail_pg(err, dst, NULL, "cannot set client_encoding to UTF8");
+    return NULL;
+  }
+  copy_column *cols = calloc((size_t)ncol, sizeof *cols);
+  strbuf sql = {0};
+  if (!cols) { db_error_set(err, "53200", NULL, "out of memory"); return NULL; }
+  if (copy_describe(dst, spec->table, spec->columns, ncol, cols, ncol, err) < 0) goto failed;
+  for (int k = 0; k < ncol; k++)
+    if (cols[k].type == COPY_UNSUPPORTED) {
+      db_error_set(err, "0A000", "leave the column out of the copy (--tables) or change its type",
+           "column %s.%s has type %s, which the copy cannot convert yet", spec->table,
+           cols[k].name, cols[k].type_name);
+      goto failed;
+    }
+  strbuf_str(&sql, "SELECT ");
+  if (spec->id_column) sb_ident(&sql, spec->id_column);
+  else strbuf_str(&sql, "rowid");
+  strbuf_str(&sql, ", ");
+  sb_column_list(&sql, spec->columns, ncol);
+  strbuf_str(&sql, " FROM ");
+  sb_ident(&sql, spec->table);
+  if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto failed; }
+  if (sqlite3_prepare_v2(src, sql.p, (int)sql.len, st, NULL) != SQLITE_OK) {
+    db_error_set(err, "42P01", "check the table and column names in the source database",
+         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
+    sqlite3_finalize(*st);
+    *st = NULL;
+    goto failed;
+  }
+  free(sql.p);
+  return cols;
+failed:
+  free(sql.p);
+  free(cols);
+  return NULL;
+}
+
+/* The error for a source statement that stopped before SQLITE_DONE. */
+static void fail_source_read(db_error *err, sqlite3 *src, const char *table) {
+  db_error_set(err, "58030", "check the source database file (sqlite3 FILE 'PRAGMA integrity_check')",
+       "cannot read table %s from the source: %s", table, sqlite3_errmsg(src));
+}
+
 int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *stats,
                db_error *err) {
   double t0 = th_clock_seconds();
@@ -654,50 +725,13 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
   strbuf sql = {0};
   memset(stats, 0, sizeof *stats);
 
-  if (ncol <= 0) {
-    db_error_set(err, "42601", NULL, "table %s: no columns to copy", spec->table);
-    return -1;
-  }
-  const char *idt = PQparameterStatus(dst, "integer_datetimes");
-  if (!idt || strcmp(idt, "on") != 0) {
-    db_error_set(err, "0A000", NULL, "the target server does not use integer timestamps; copy needs it");
-    return -1;
-  }
-  const char *enc = PQparameterStatus(dst, "client_encoding");
-  if ((!enc || strcmp(enc, "UTF8") != 0) && PQsetClientEncoding(dst, "UTF8")) {
-    fail_pg(err, dst, NULL, "cannot set client_encoding to UTF8");
-    return -1;
-  }
-  cols = calloc((size_t)ncol, sizeof *cols);
+  cols = open_source(src, dst, spec, &st, err);
+  if (!cols) return -1;
   cp.buf = malloc(COPY_BUFSIZE);
   cp.hs = XXH3_createState();
-  if (!cols || !cp.buf || !cp.hs) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
-  if (copy_describe(dst, spec->table, spec->columns, ncol, cols, ncol, err) < 0) goto done;
-  for (int k = 0; k < ncol; k++)
-    if (cols[k].type == COPY_UNSUPPORTED) {
-      db_error_set(err, "0A000", "leave the column out of the copy (--tables) or change its type",
-           "column %s.%s has type %s, which the copy cannot convert yet", spec->table,
-           cols[k].name, cols[k].type_name);
-      goto done;
-    }
-
-  /* the source: SELECT <row id>, columns FROM table (rowid order) */
-  strbuf_str(&sql, "SELECT ");
-  if (spec->id_column) sb_ident(&sql, spec->id_column);
-  else strbuf_str(&sql, "rowid");
-  strbuf_str(&sql, ", ");
-  sb_column_list(&sql, spec->columns, ncol);
-  strbuf_str(&sql, " FROM ");
-  sb_ident(&sql, spec->table);
-  if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
-  if (sqlite3_prepare_v2(src, sql.p, (int)sql.len, &st, NULL) != SQLITE_OK) {
-    db_error_set(err, "42P01", "check the table and column names in the source database",
-         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
-    goto done;
-  }
+  if (!cp.buf || !cp.hs) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
 
   /* the target: COPY table (columns) FROM STDIN (FORMAT binary) */
-  sql.len = 0;
   strbuf_str(&sql, "COPY ");
   sb_ident(&sql, spec->table);
   strbuf_str(&sql, " (");
@@ -753,8 +787,7 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
     }
   }
   if (s != SQLITE_DONE) {
-    db_error_set(err, "58030", "check the source database file (sqlite3 FILE 'PRAGMA integrity_check')",
-         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
+    fail_source_read(err, src, spec->table);
     abort_copy(dst, "source read failed", err, 1);
     copying = 0;
     goto done;
@@ -798,6 +831,124 @@ done:
   free(cp.buf);
   free(cols);
   free(sql.p);
+  stats->seconds = th_clock_seconds() - t0;
+  return rc;
+}
+
+/* ---- copy_check_table: the pre-flight ---------------------------------- */
+
+const char *copy_problem_name(copy_problem p) {
+  static const char *const names[COPY_PROBLEM_COUNT] = {
+    "other", "null", "too_long", "utf8", "time_number", "text_bool",
+  };
+  return (unsigned)p < COPY_PROBLEM_COUNT ? names[p] : "other";
+}
+
+/* s[0..n) is a decimal number: [+-]digits[.digits] (at least one digit). */
+static int numeric_text(const unsigned char *s, size_t n) {
+  size_t k = 0, digits = 0;
+  int dot = 0;
+  if (k < n && (s[k] == '+' || s[k] == '-')) k++;
+  for (; k < n; k++) {
+    if (s[k] >= '0' && s[k] <= '9') digits++;
+    else if (s[k] == '.' && !dot) dot = 1;
+    else return 0;
+  }
+  return digits > 0;
+}
+
+/* s[0..n) is a word people store for a boolean ('true', 'No', 'f', 'on'...). */
+static int boolean_word(const unsigned char *s, size_t n) {
+  static const char *const words[] = {"true", "false", "yes", "no", "t", "f", "y", "n",
+                                      "on", "off", "1", "0"};
+  char low[8];
+  if (n == 0 || n >= sizeof low) return 0;
+  for (size_t k = 0; k < n; k++)
+    low[k] = (char)(s[k] >= 'A' && s[k] <= 'Z' ? s[k] - 'A' + 'a' : s[k]);
+  for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)  /* (s may hold a NUL byte) */
+    if (strlen(words[w]) == n && memcmp(low, words[w], n) == 0) return 1;
+  return 0;
+}
+
+copy_problem copy_classify(const copy_column *col, const copy_value *v, const copy_refusal *ve) {
+  int t = v->storage;
+  if (t == SQLITE_NULL) return COPY_PROBLEM_NULL;
+  if (strcmp(ve->sqlstate, "22001") == 0) return COPY_PROBLEM_TOO_LONG;
+  if (strcmp(ve->sqlstate, "22021") == 0) return COPY_PROBLEM_UTF8;
+  if ((col->type == COPY_DATE || col->type == COPY_TIMESTAMP || col->type == COPY_TIMESTAMPTZ) &&
+      (t == SQLITE_INTEGER || t == SQLITE_FLOAT || (t == SQLITE_TEXT && numeric_text(v->p, v->n))))
+    return COPY_PROBLEM_TIME_NUMBER;
+  if (col->type == COPY_BOOL && t == SQLITE_TEXT && boolean_word(v->p, v->n))
+    return COPY_PROBLEM_TEXT_BOOL;
+  return COPY_PROBLEM_OTHER;
+}
+
+/* Counts a refused value of column i (out) and keeps it while there is room
+ * for another sample. */
+static void note_refusal(copy_check_column *out, sqlite3_stmt *st, int i, const copy_value *v,
+                         const copy_refusal *ve) {
+  copy_problem p = copy_classify(&out->col, v, ve);
+  out->refused++;
+  out->problems[p]++;
+  if (out->nsamples >= COPY_CHECK_SAMPLES) return;
+  copy_check_sample *s = &out->samples[out->nsamples++];
+  render_value(st, 0, s->id, sizeof s->id);
+  render_value(st, i, s->value, sizeof s->value);
+  s->storage = v->storage;
+  s->problem = p;
+  s->sqlstate = ve->sqlstate;
+  snprintf(s->why, sizeof s->why, "%s", ve->why);
+}
+
+int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
+                     copy_check_column *out, copy_stats *stats, db_error *err) {
+  double t0 = th_clock_seconds();
+  int ncol = spec->ncolumns, rc = -1;
+  sqlite3_stmt *st;
+  memset(stats, 0, sizeof *stats);
+  copy_column *cols = open_source(src, dst, spec, &st, err);
+  if (!cols) return -1;
+  for (int k = 0; k < ncol; k++) {
+    memset(&out[k], 0, sizeof out[k]);
+    out[k].col = cols[k];
+  }
+  free(cols);
+
+  int64_t every = spec->progress_every > 0 ? spec->progress_every : 16384, rows = 0, bytes = 21;
+  int s;
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    bytes += 2;
+    for (int k = 0; k < ncol; k++) {
+      copy_check_column *c = &out[k];
+      copy_value v;
+      copy_field f;
+      copy_refusal ve;
+      read_value(st, k + 1, &v);
+      c->storage[v.storage]++;
+      if (copy_encode_value(&c->col, &v, &f, &ve)) {
+        note_refusal(c, st, k + 1, &v, &ve);
+        continue;
+      }
+      bytes += 4 + (f.len > 0 ? f.len : 0);
+      c->retyped += (c->col.type == COPY_TEXT && v.storage == SQLITE_INTEGER) ||
+                    (c->col.type == COPY_BYTEA && v.storage == SQLITE_TEXT);
+    }
+    rows++;
+    if (spec->on_progress && rows % every == 0 && spec->on_progress(spec->ud, rows, bytes)) {
+      db_error_set(err, "57014", NULL, "check of %s cancelled", spec->table);
+      goto done;
+    }
+  }
+  if (s != SQLITE_DONE) {
+    fail_source_read(err, src, spec->table);
+    goto done;
+  }
+  if (spec->on_progress) spec->on_progress(spec->ud, rows, bytes);
+  stats->rows = rows;
+  stats->bytes = bytes;
+  rc = 0;
+done:
+  sqlite3_finalize(st);
   stats->seconds = th_clock_seconds() - t0;
   return rc;
 }
