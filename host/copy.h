@@ -35,12 +35,35 @@
 
 #include "db.h"
 
-/* The target column types the engine converts to. */
+/* Every target column type the engine converts to, one entry each:
+ *   X(NAME, encoder, "typnames")
+ * NAME gives copy_type's COPY_NAME; encoder names copy.c's encode_<encoder>,
+ * which converts a SQLite value into the type's binary COPY field (the
+ * bytes sent, and the bytes both sides' checksums hash); typnames are the
+ * pg_catalog type names (pg_type.typname, domains resolved to their base)
+ * that detect it in the target's catalog, space-separated. Enum types
+ * (typtype 'e') are COPY_TEXT, sent as their label. A new type is one entry
+ * here, its encoder in copy.c, and its test. */
+#define COPY_TYPES(X)                                                  \
+  X(BOOL, bool, "bool")                                                \
+  X(INT2, int, "int2")                                                 \
+  X(INT4, int, "int4")                                                 \
+  X(INT8, int, "int8")                                                 \
+  X(FLOAT4, float, "float4")                                           \
+  X(FLOAT8, float, "float8")                                           \
+  X(TEXT, text, "text varchar json") /* UTF-8, no NUL; varchar(n) */   \
+  X(BYTEA, bytea, "bytea")                                             \
+  X(DATE, date, "date")                                                \
+  X(TIMESTAMP, datetime, "timestamp")                                  \
+  X(TIMESTAMPTZ, datetime, "timestamptz")                              \
+  X(UUID, uuid, "uuid")
+
 typedef enum copy_type {
   COPY_UNSUPPORTED = 0,
-  COPY_BOOL, COPY_INT2, COPY_INT4, COPY_INT8, COPY_FLOAT4, COPY_FLOAT8,
-  COPY_TEXT,          /* text, varchar(n), enum labels, json: UTF-8, no NUL */
-  COPY_BYTEA, COPY_DATE, COPY_TIMESTAMP, COPY_TIMESTAMPTZ, COPY_UUID
+#define COPY_TYPE_ENUM(name, encoder, typnames) COPY_##name,
+  COPY_TYPES(COPY_TYPE_ENUM)
+#undef COPY_TYPE_ENUM
+  COPY_TYPE_COUNT
 } copy_type;
 
 /* One target column, as read from the PostgreSQL catalog. */

@@ -152,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 3 || size > 4096) return 0;
   copy_column col;
   memset(&col, 0, sizeof col);
-  col.type = (copy_type)(data[0] % (COPY_UUID + 1));
+  col.type = (copy_type)(data[0] % COPY_TYPE_COUNT);
   col.not_null = data[2] & 1;
   col.max_chars = data[2] & 2 ? (int32_t)(data[2] >> 2) : -1;
   copy_value v = {.storage = 1 + data[1] % 5};
