@@ -258,83 +258,6 @@ int copy_parse_datetime(const char *s, size_t n, int64_t *usec, const char **why
   return 0;
 }
 
-/* ---- describing the target -------------------------------------------- */
-
-static copy_type type_of(const char *typname, char typtype, int builtin) {
-  static const struct { const char *name; copy_type type; } map[] = {
-    {"bool", COPY_BOOL}, {"int2", COPY_INT2}, {"int4", COPY_INT4}, {"int8", COPY_INT8},
-    {"float4", COPY_FLOAT4}, {"float8", COPY_FLOAT8}, {"text", COPY_TEXT},
-    {"varchar", COPY_TEXT}, {"json", COPY_TEXT}, {"bytea", COPY_BYTEA}, {"date", COPY_DATE},
-    {"timestamp", COPY_TIMESTAMP}, {"timestamptz", COPY_TIMESTAMPTZ}, {"uuid", COPY_UUID},
-  };
-  if (typtype == 'e') return COPY_TEXT;  /* enum: sent as its label */
-  if (!builtin) return COPY_UNSUPPORTED;
-  for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
-    if (strcmp(typname, map[k].name) == 0) return map[k].type;
-  return COPY_UNSUPPORTED;
-}
-
-static const char DESCRIBE_SQL[] =
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
-    " coalesce(b.typname, t.typname), coalesce(b.typtype, t.typtype),"
-    " coalesce(b.typnamespace, t.typnamespace) = 'pg_catalog'::regnamespace,"
-    " CASE WHEN b.oid IS NULL THEN a.atttypmod ELSE t.typtypmod END,"
-    " a.attnotnull OR (b.oid IS NOT NULL AND t.typnotnull)"
-    " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-    " LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype"
-    " WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped"
-    " ORDER BY a.attnum";
-
-static void fill_column(copy_column *c, const PGresult *r, int row) {
-  snprintf(c->name, sizeof c->name, "%s", PQgetvalue(r, row, 0));
-  snprintf(c->type_name, sizeof c->type_name, "%s", PQgetvalue(r, row, 1));
-  c->type = type_of(PQgetvalue(r, row, 2), PQgetvalue(r, row, 3)[0],
-                    PQgetvalue(r, row, 4)[0] == 't');
-  long typmod = strtol(PQgetvalue(r, row, 5), NULL, 10);
-  c->max_chars = strcmp(PQgetvalue(r, row, 2), "varchar") == 0 && typmod >= 4
-                     ? (int32_t)(typmod - 4) : -1;
-  c->not_null = PQgetvalue(r, row, 6)[0] == 't';
-}
-
-int copy_describe(PGconn *dst, const char *table, const char *const *columns,
-                  int ncolumns, copy_column *out, int max, db_error *err) {
-  const char *params[1] = {table};
-  PGresult *r = PQexecParams(dst, DESCRIBE_SQL, 1, NULL, params, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-    fail_pg(err, dst, r, "cannot read the target's columns");
-    PQclear(r);
-    return -1;
-  }
-  int rows = PQntuples(r);
-  if (rows == 0) {
-    PQclear(r);
-    db_error_set(err, "42P01", "run `make migrate` against the target so its schema matches the source",
-         "table \"%s\" does not exist in the target database", table);
-    return -1;
-  }
-  int count;
-  if (!columns) {
-    count = rows;
-    for (int i = 0; i < rows && i < max; i++) fill_column(&out[i], r, i);
-  } else {
-    count = ncolumns;
-    for (int k = 0; k < ncolumns; k++) {
-      int found = -1;
-      for (int i = 0; i < rows && found < 0; i++)
-        if (strcmp(PQgetvalue(r, i, 0), columns[k]) == 0) found = i;
-      if (found < 0) {
-        PQclear(r);
-        db_error_set(err, "42703", "run `make migrate` against the target so its schema matches the source",
-             "column %s.%s does not exist in the target database", table, columns[k]);
-        return -1;
-      }
-      if (k < max) fill_column(&out[k], r, found);
-    }
-  }
-  PQclear(r);
-  return count;
-}
-
 /* ---- the copier: send buffer and row hashing --------------------------- */
 
 typedef struct copier {
@@ -487,7 +410,93 @@ static int bytes_field(copy_field *out, const unsigned char *p, size_t n, copy_r
   return 0;
 }
 
-static int encode_uuid(const copy_value *v, copy_field *out, copy_refusal *ve) {
+/* The encoders of COPY_TYPES (copy.h): each converts a non-NULL v exactly
+ * into col's type, as copy_encode_value says. */
+
+static int encode_bool(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  if (v->storage != SQLITE_INTEGER || (v->i != 0 && v->i != 1)) return bad(ve, "22P02", "expected 0 or 1");
+  return fixed(out, 1, (uint64_t)v->i);
+}
+
+static int encode_int(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  if (v->storage != SQLITE_INTEGER) return bad(ve, "22P02", "expected an integer");
+  if (col->type == COPY_INT2 && (v->i < INT16_MIN || v->i > INT16_MAX))
+    return bad(ve, "22003", "out of range for smallint");
+  if (col->type == COPY_INT4 && (v->i < INT32_MIN || v->i > INT32_MAX))
+    return bad(ve, "22003", "out of range for integer");
+  return fixed(out, col->type == COPY_INT2 ? 2 : col->type == COPY_INT4 ? 4 : 8, (uint64_t)v->i);
+}
+
+static int encode_float(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  double d;
+  if (v->storage == SQLITE_FLOAT) {
+    d = v->f;
+  } else if (v->storage == SQLITE_INTEGER) {
+    d = (double)v->i;
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || (int64_t)d != v->i)
+      return bad(ve, "22003", "integer not exactly representable as a floating-point number");
+  } else {
+    return bad(ve, "22P02", "expected a number");
+  }
+  if (col->type == COPY_FLOAT8) {
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    return fixed(out, 8, bits);
+  }
+  if (!isinf(d) && fabs(d) > FLT_MAX) return bad(ve, "22003", "out of range for real");
+  float f = (float)d;
+  if ((double)f != d) return bad(ve, "22003", "not exactly representable as real (float4)");
+  uint32_t bits;
+  memcpy(&bits, &f, 4);
+  return fixed(out, 4, bits);
+}
+
+static int encode_text(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  const unsigned char *p = v->p;
+  size_t n = v->n, at;
+  if (v->storage == SQLITE_INTEGER) {   /* its decimal text, as SQLite gives it */
+    n = (size_t)snprintf((char *)out->fixed, sizeof out->fixed, "%lld", (long long)v->i);
+    p = out->fixed;
+  } else if (v->storage != SQLITE_TEXT) {
+    return bad(ve, "22P02", "expected text");
+  }
+  int64_t chars = copy_utf8_check(p, n, &ve->why, &at);
+  if (chars < 0) return bad(ve, "22021", ve->why);
+  if (col->max_chars >= 0 && chars > col->max_chars) {
+    snprintf(ve->buf, sizeof ve->buf, "%lld characters, the column holds at most %d",
+             (long long)chars, (int)col->max_chars);
+    return bad(ve, "22001", ve->buf);
+  }
+  return bytes_field(out, p, n, ve);
+}
+
+static int encode_bytea(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  if (v->storage != SQLITE_BLOB && v->storage != SQLITE_TEXT) return bad(ve, "22P02", "expected a blob");
+  return bytes_field(out, v->p, v->n, ve);
+}
+
+static int encode_date(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  int32_t days;
+  if (v->storage != SQLITE_TEXT) return bad(ve, "22007", "expected a date text YYYY-MM-DD");
+  if (copy_parse_date((const char *)v->p, v->n, &days, &ve->why)) return bad(ve, "22007", ve->why);
+  return fixed(out, 4, (uint32_t)days);
+}
+
+/* timestamp and timestamptz: the same instant (a naive text is UTC). */
+static int encode_datetime(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  int64_t us;
+  if (v->storage != SQLITE_TEXT)
+    return bad(ve, "22007", "expected a datetime text like 2024-01-31 12:00:00[.ffffff][+HH:MM]");
+  if (copy_parse_datetime((const char *)v->p, v->n, &us, &ve->why)) return bad(ve, "22007", ve->why);
+  return fixed(out, 8, (uint64_t)us);
+}
+
+static int encode_uuid(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
   unsigned char *u = out->fixed;
   if (v->storage == SQLITE_BLOB) {
     if (v->n != 16) return bad(ve, "22P02", "a uuid blob must be 16 bytes");
@@ -517,102 +526,133 @@ static int encode_uuid(const copy_value *v, copy_field *out, copy_refusal *ve) {
   return 0;
 }
 
+static int encode_unsupported(const copy_column *col, const copy_value *v, copy_field *out,
+                              copy_refusal *ve) {
+  (void)col, (void)v, (void)out;
+  return bad(ve, "0A000", "type not supported");
+}
+
+typedef int (*encode_fn)(const copy_column *col, const copy_value *v, copy_field *out,
+                         copy_refusal *ve);
+
+/* COPY_TYPES as a table indexed by copy_type. */
+static const struct type_entry {
+  const char *typnames;
+  encode_fn encode;
+} TYPES[COPY_TYPE_COUNT] = {
+  [COPY_UNSUPPORTED] = {"", encode_unsupported},
+#define COPY_TYPE_ENTRY(name, encoder, names) [COPY_##name] = {names, encode_##encoder},
+  COPY_TYPES(COPY_TYPE_ENTRY)
+#undef COPY_TYPE_ENTRY
+};
+
 int copy_encode_value(const copy_column *col, const copy_value *v, copy_field *out,
                       copy_refusal *ve) {
-  int t = v->storage;
-  if (t == SQLITE_NULL) {
+  if (v->storage == SQLITE_NULL) {
     if (col->not_null) return bad(ve, "23502", "NULL in a NOT NULL column");
     out->len = -1;
     out->data = NULL;
     return 0;
   }
-  switch (col->type) {
-    case COPY_BOOL:
-      if (t != SQLITE_INTEGER || (v->i != 0 && v->i != 1)) return bad(ve, "22P02", "expected 0 or 1");
-      return fixed(out, 1, (uint64_t)v->i);
-    case COPY_INT2: case COPY_INT4: case COPY_INT8: {
-      if (t != SQLITE_INTEGER) return bad(ve, "22P02", "expected an integer");
-      if (col->type == COPY_INT2 && (v->i < INT16_MIN || v->i > INT16_MAX))
-        return bad(ve, "22003", "out of range for smallint");
-      if (col->type == COPY_INT4 && (v->i < INT32_MIN || v->i > INT32_MAX))
-        return bad(ve, "22003", "out of range for integer");
-      return fixed(out, col->type == COPY_INT2 ? 2 : col->type == COPY_INT4 ? 4 : 8, (uint64_t)v->i);
+  unsigned t = (unsigned)col->type;
+  return TYPES[t < COPY_TYPE_COUNT ? t : COPY_UNSUPPORTED].encode(col, v, out, ve);
+}
+
+/* ---- describing the target -------------------------------------------- */
+
+/* The copy_type of a column whose (base) type is typname, of typtype, in
+ * pg_catalog when builtin; COPY_UNSUPPORTED when COPY_TYPES has none. */
+static copy_type type_of(const char *typname, char typtype, int builtin) {
+  if (typtype == 'e') return COPY_TEXT;  /* enum: sent as its label */
+  if (!builtin) return COPY_UNSUPPORTED;
+  size_t len = strlen(typname);
+  for (int t = 1; t < COPY_TYPE_COUNT; t++)
+    for (const char *w = TYPES[t].typnames; *w; w += strspn(w, " ")) {
+      size_t n = strcspn(w, " ");
+      if (n == len && strncmp(w, typname, n) == 0) return (copy_type)t;
+      w += n;
     }
-    case COPY_FLOAT4: case COPY_FLOAT8: {
-      double d;
-      if (t == SQLITE_FLOAT) {
-        d = v->f;
-      } else if (t == SQLITE_INTEGER) {
-        d = (double)v->i;
-        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || (int64_t)d != v->i)
-          return bad(ve, "22003", "integer not exactly representable as a floating-point number");
-      } else {
-        return bad(ve, "22P02", "expected a number");
+  return COPY_UNSUPPORTED;
+}
+
+static const char DESCRIBE_SQL[] =
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+    " coalesce(b.typname, t.typname), coalesce(b.typtype, t.typtype),"
+    " coalesce(b.typnamespace, t.typnamespace) = 'pg_catalog'::regnamespace,"
+    " CASE WHEN b.oid IS NULL THEN a.atttypmod ELSE t.typtypmod END,"
+    " a.attnotnull OR (b.oid IS NOT NULL AND t.typnotnull)"
+    " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+    " LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype"
+    " WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped"
+    " ORDER BY a.attnum";
+
+static void fill_column(copy_column *c, const PGresult *r, int row) {
+  snprintf(c->name, sizeof c->name, "%s", PQgetvalue(r, row, 0));
+  snprintf(c->type_name, sizeof c->type_name, "%s", PQgetvalue(r, row, 1));
+  c->type = type_of(PQgetvalue(r, row, 2), PQgetvalue(r, row, 3)[0],
+                    PQgetvalue(r, row, 4)[0] == 't');
+  long typmod = strtol(PQgetvalue(r, row, 5), NULL, 10);
+  c->max_chars = strcmp(PQgetvalue(r, row, 2), "varchar") == 0 && typmod >= 4
+                     ? (int32_t)(typmod - 4) : -1;
+  c->not_null = PQgetvalue(r, row, 6)[0] == 't';
+}
+
+int copy_describe(PGconn *dst, const char *table, const char *const *columns,
+                  int ncolumns, copy_column *out, int max, db_error *err) {
+  const char *params[1] = {table};
+  PGresult *r = PQexecParams(dst, DESCRIBE_SQL, 1, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    fail_pg(err, dst, r, "cannot read the target's columns");
+    PQclear(r);
+    return -1;
+  }
+  int rows = PQntuples(r);
+  if (rows == 0) {
+    PQclear(r);
+    db_error_set(err, "42P01", "run `make migrate` against the target so its schema matches the source",
+         "table \"%s\" does not exist in the target database", table);
+    return -1;
+  }
+  int count;
+  if (!columns) {
+    count = rows;
+    for (int i = 0; i < rows && i < max; i++) fill_column(&out[i], r, i);
+  } else {
+    count = ncolumns;
+    for (int k = 0; k < ncolumns; k++) {
+      int found = -1;
+      for (int i = 0; i < rows && found < 0; i++)
+        if (strcmp(PQgetvalue(r, i, 0), columns[k]) == 0) found = i;
+      if (found < 0) {
+        PQclear(r);
+        db_error_set(err, "42703", "run `make migrate` against the target so its schema matches the source",
+             "column %s.%s does not exist in the target database", table, columns[k]);
+        return -1;
       }
-      if (col->type == COPY_FLOAT8) {
-        uint64_t bits;
-        memcpy(&bits, &d, 8);
-        return fixed(out, 8, bits);
-      }
-      if (!isinf(d) && fabs(d) > FLT_MAX) return bad(ve, "22003", "out of range for real");
-      float f = (float)d;
-      if ((double)f != d) return bad(ve, "22003", "not exactly representable as real (float4)");
-      uint32_t bits;
-      memcpy(&bits, &f, 4);
-      return fixed(out, 4, bits);
+      if (k < max) fill_column(&out[k], r, found);
     }
-    case COPY_TEXT: {
-      const unsigned char *p = v->p;
-      size_t n = v->n, at;
-      if (t == SQLITE_INTEGER) {   /* its decimal text, as SQLite gives it */
-        n = (size_t)snprintf((char *)out->fixed, sizeof out->fixed, "%lld", (long long)v->i);
-        p = out->fixed;
-      } else if (t != SQLITE_TEXT) {
-        return bad(ve, "22P02", "expected text");
-      }
-      int64_t chars = copy_utf8_check(p, n, &ve->why, &at);
-      if (chars < 0) return bad(ve, "22021", ve->why);
-      if (col->max_chars >= 0 && chars > col->max_chars) {
-        snprintf(ve->buf, sizeof ve->buf, "%lld characters, the column holds at most %d",
-                 (long long)chars, (int)col->max_chars);
-        return bad(ve, "22001", ve->buf);
-      }
-      return bytes_field(out, p, n, ve);
-    }
-    case COPY_BYTEA:
-      if (t != SQLITE_BLOB && t != SQLITE_TEXT) return bad(ve, "22P02", "expected a blob");
-      return bytes_field(out, v->p, v->n, ve);
-    case COPY_DATE: case COPY_TIMESTAMP: case COPY_TIMESTAMPTZ: {
-      if (t != SQLITE_TEXT)
-        return bad(ve, "22007", col->type == COPY_DATE ? "expected a date text YYYY-MM-DD"
-                                                       : "expected a datetime text like 2024-01-31 12:00:00[.ffffff][+HH:MM]");
-      const char *p = (const char *)v->p;
-      if (col->type == COPY_DATE) {
-        int32_t days;
-        if (copy_parse_date(p, v->n, &days, &ve->why)) return bad(ve, "22007", ve->why);
-        return fixed(out, 4, (uint32_t)days);
-      }
-      int64_t us;
-      if (copy_parse_datetime(p, v->n, &us, &ve->why)) return bad(ve, "22007", ve->why);
-      return fixed(out, 8, (uint64_t)us);
-    }
-    case COPY_UUID:
-      return encode_uuid(v, out, ve);
-    default:
-      return bad(ve, "0A000", "type not supported");
+  }
+  PQclear(r);
+  return count;
+}
+
+/* Column i of st's current row as a copy_value (pointing into SQLite's
+ * memory: valid until the next step). */
+static void read_value(sqlite3_stmt *st, int i, copy_value *v) {
+  v->storage = sqlite3_column_type(st, i);
+  switch (v->storage) {
+    case SQLITE_INTEGER: v->i = sqlite3_column_int64(st, i); break;
+    case SQLITE_FLOAT: v->f = sqlite3_column_double(st, i); break;
+    case SQLITE_TEXT: v->p = sqlite3_column_text(st, i); v->n = (size_t)sqlite3_column_bytes(st, i); break;
+    case SQLITE_BLOB: v->p = sqlite3_column_blob(st, i); v->n = (size_t)sqlite3_column_bytes(st, i); break;
   }
 }
 
 /* Converts column i of the current row into a field. Returns 0 when done, 1
  * when the value cannot be converted (ve says why), -1 when sending failed. */
 static int convert(copier *cp, sqlite3_stmt *st, int i, const copy_column *col, copy_refusal *ve) {
-  copy_value v = {.storage = sqlite3_column_type(st, i)};
-  switch (v.storage) {
-    case SQLITE_INTEGER: v.i = sqlite3_column_int64(st, i); break;
-    case SQLITE_FLOAT: v.f = sqlite3_column_double(st, i); break;
-    case SQLITE_TEXT: v.p = sqlite3_column_text(st, i); v.n = (size_t)sqlite3_column_bytes(st, i); break;
-    case SQLITE_BLOB: v.p = sqlite3_column_blob(st, i); v.n = (size_t)sqlite3_column_bytes(st, i); break;
-  }
+  copy_value v;
+  read_value(st, i, &v);
   copy_field f;
   if (copy_encode_value(col, &v, &f, ve)) return 1;
   if (f.len >= 0) return put_field(cp, f.data, (size_t)f.len);
@@ -644,6 +684,70 @@ static void abort_copy(PGconn *pg, const char *reason, db_error *err, int have_e
   if (!have_err) fail_pg(err, pg, NULL, "the copy failed");
 }
 
+/* What copy_table and copy_check_table do first: the target's session fit
+ * for binary COPY (integer timestamps, UTF-8), the columns described (each
+ * of a type the copy converts), and the source's statement, SELECT <row id>,
+ * columns FROM table (rowid order). Returns the described columns
+ * (spec->ncolumns, calloc'ed: the caller frees them and finalizes *st), or
+ * NULL with err (nothing to free, *st NULL). */
+static copy_column *open_source(sqlite3 *src, PGconn *dst, const copy_spec *spec,
+                                sqlite3_stmt **st, db_error *err) {
+  int ncol = spec->ncolumns;
+  *st = NULL;
+  if (ncol <= 0) {
+    db_error_set(err, "42601", NULL, "table %s: no columns to copy", spec->table);
+    return NULL;
+  }
+  const char *idt = PQparameterStatus(dst, "integer_datetimes");
+  if (!idt || strcmp(idt, "on") != 0) {
+    db_error_set(err, "0A000", NULL, "the target server does not use integer timestamps; copy needs it");
+    return NULL;
+  }
+  const char *enc = PQparameterStatus(dst, "client_encoding");
+  if ((!enc || strcmp(enc, "UTF8") != 0) && PQsetClientEncoding(dst, "UTF8")) {
+    fail_pg(err, dst, NULL, "cannot set client_encoding to UTF8");
+    return NULL;
+  }
+  copy_column *cols = calloc((size_t)ncol, sizeof *cols);
+  strbuf sql = {0};
+  if (!cols) { db_error_set(err, "53200", NULL, "out of memory"); return NULL; }
+  if (copy_describe(dst, spec->table, spec->columns, ncol, cols, ncol, err) < 0) goto failed;
+  for (int k = 0; k < ncol; k++)
+    if (cols[k].type == COPY_UNSUPPORTED) {
+      db_error_set(err, "0A000", "leave the column out of the copy (--tables) or change its type",
+           "column %s.%s has type %s, which the copy cannot convert yet", spec->table,
+           cols[k].name, cols[k].type_name);
+      goto failed;
+    }
+  strbuf_str(&sql, "SELECT ");
+  if (spec->id_column) sb_ident(&sql, spec->id_column);
+  else strbuf_str(&sql, "rowid");
+  strbuf_str(&sql, ", ");
+  sb_column_list(&sql, spec->columns, ncol);
+  strbuf_str(&sql, " FROM ");
+  sb_ident(&sql, spec->table);
+  if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto failed; }
+  if (sqlite3_prepare_v2(src, sql.p, (int)sql.len, st, NULL) != SQLITE_OK) {
+    db_error_set(err, "42P01", "check the table and column names in the source database",
+         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
+    sqlite3_finalize(*st);
+    *st = NULL;
+    goto failed;
+  }
+  free(sql.p);
+  return cols;
+failed:
+  free(sql.p);
+  free(cols);
+  return NULL;
+}
+
+/* The error for a source statement that stopped before SQLITE_DONE. */
+static void fail_source_read(db_error *err, sqlite3 *src, const char *table) {
+  db_error_set(err, "58030", "check the source database file (sqlite3 FILE 'PRAGMA integrity_check')",
+       "cannot read table %s from the source: %s", table, sqlite3_errmsg(src));
+}
+
 int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *stats,
                db_error *err) {
   double t0 = th_clock_seconds();
@@ -654,50 +758,13 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
   strbuf sql = {0};
   memset(stats, 0, sizeof *stats);
 
-  if (ncol <= 0) {
-    db_error_set(err, "42601", NULL, "table %s: no columns to copy", spec->table);
-    return -1;
-  }
-  const char *idt = PQparameterStatus(dst, "integer_datetimes");
-  if (!idt || strcmp(idt, "on") != 0) {
-    db_error_set(err, "0A000", NULL, "the target server does not use integer timestamps; copy needs it");
-    return -1;
-  }
-  const char *enc = PQparameterStatus(dst, "client_encoding");
-  if ((!enc || strcmp(enc, "UTF8") != 0) && PQsetClientEncoding(dst, "UTF8")) {
-    fail_pg(err, dst, NULL, "cannot set client_encoding to UTF8");
-    return -1;
-  }
-  cols = calloc((size_t)ncol, sizeof *cols);
+  cols = open_source(src, dst, spec, &st, err);
+  if (!cols) return -1;
   cp.buf = malloc(COPY_BUFSIZE);
   cp.hs = XXH3_createState();
-  if (!cols || !cp.buf || !cp.hs) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
-  if (copy_describe(dst, spec->table, spec->columns, ncol, cols, ncol, err) < 0) goto done;
-  for (int k = 0; k < ncol; k++)
-    if (cols[k].type == COPY_UNSUPPORTED) {
-      db_error_set(err, "0A000", "leave the column out of the copy (--tables) or change its type",
-           "column %s.%s has type %s, which the copy cannot convert yet", spec->table,
-           cols[k].name, cols[k].type_name);
-      goto done;
-    }
-
-  /* the source: SELECT <row id>, columns FROM table (rowid order) */
-  strbuf_str(&sql, "SELECT ");
-  if (spec->id_column) sb_ident(&sql, spec->id_column);
-  else strbuf_str(&sql, "rowid");
-  strbuf_str(&sql, ", ");
-  sb_column_list(&sql, spec->columns, ncol);
-  strbuf_str(&sql, " FROM ");
-  sb_ident(&sql, spec->table);
-  if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
-  if (sqlite3_prepare_v2(src, sql.p, (int)sql.len, &st, NULL) != SQLITE_OK) {
-    db_error_set(err, "42P01", "check the table and column names in the source database",
-         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
-    goto done;
-  }
+  if (!cp.buf || !cp.hs) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
 
   /* the target: COPY table (columns) FROM STDIN (FORMAT binary) */
-  sql.len = 0;
   strbuf_str(&sql, "COPY ");
   sb_ident(&sql, spec->table);
   strbuf_str(&sql, " (");
@@ -753,8 +820,7 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
     }
   }
   if (s != SQLITE_DONE) {
-    db_error_set(err, "58030", "check the source database file (sqlite3 FILE 'PRAGMA integrity_check')",
-         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
+    fail_source_read(err, src, spec->table);
     abort_copy(dst, "source read failed", err, 1);
     copying = 0;
     goto done;
@@ -798,6 +864,124 @@ done:
   free(cp.buf);
   free(cols);
   free(sql.p);
+  stats->seconds = th_clock_seconds() - t0;
+  return rc;
+}
+
+/* ---- copy_check_table: the pre-flight ---------------------------------- */
+
+const char *copy_problem_name(copy_problem p) {
+  static const char *const names[COPY_PROBLEM_COUNT] = {
+    "other", "null", "too_long", "utf8", "time_number", "text_bool",
+  };
+  return (unsigned)p < COPY_PROBLEM_COUNT ? names[p] : "other";
+}
+
+/* s[0..n) is a decimal number: [+-]digits[.digits] (at least one digit). */
+static int numeric_text(const unsigned char *s, size_t n) {
+  size_t k = 0, digits = 0;
+  int dot = 0;
+  if (k < n && (s[k] == '+' || s[k] == '-')) k++;
+  for (; k < n; k++) {
+    if (s[k] >= '0' && s[k] <= '9') digits++;
+    else if (s[k] == '.' && !dot) dot = 1;
+    else return 0;
+  }
+  return digits > 0;
+}
+
+/* s[0..n) is a word people store for a boolean ('true', 'No', 'f', 'on'...). */
+static int boolean_word(const unsigned char *s, size_t n) {
+  static const char *const words[] = {"true", "false", "yes", "no", "t", "f", "y", "n",
+                                      "on", "off", "1", "0"};
+  char low[8];
+  if (n == 0 || n >= sizeof low) return 0;
+  for (size_t k = 0; k < n; k++)
+    low[k] = (char)(s[k] >= 'A' && s[k] <= 'Z' ? s[k] - 'A' + 'a' : s[k]);
+  for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)  /* (s may hold a NUL byte) */
+    if (strlen(words[w]) == n && memcmp(low, words[w], n) == 0) return 1;
+  return 0;
+}
+
+copy_problem copy_classify(const copy_column *col, const copy_value *v, const copy_refusal *ve) {
+  int t = v->storage;
+  if (t == SQLITE_NULL) return COPY_PROBLEM_NULL;
+  if (strcmp(ve->sqlstate, "22001") == 0) return COPY_PROBLEM_TOO_LONG;
+  if (strcmp(ve->sqlstate, "22021") == 0) return COPY_PROBLEM_UTF8;
+  if ((col->type == COPY_DATE || col->type == COPY_TIMESTAMP || col->type == COPY_TIMESTAMPTZ) &&
+      (t == SQLITE_INTEGER || t == SQLITE_FLOAT || (t == SQLITE_TEXT && numeric_text(v->p, v->n))))
+    return COPY_PROBLEM_TIME_NUMBER;
+  if (col->type == COPY_BOOL && t == SQLITE_TEXT && boolean_word(v->p, v->n))
+    return COPY_PROBLEM_TEXT_BOOL;
+  return COPY_PROBLEM_OTHER;
+}
+
+/* Counts a refused value of column i (out) and keeps it while there is room
+ * for another sample. */
+static void note_refusal(copy_check_column *out, sqlite3_stmt *st, int i, const copy_value *v,
+                         const copy_refusal *ve) {
+  copy_problem p = copy_classify(&out->col, v, ve);
+  out->refused++;
+  out->problems[p]++;
+  if (out->nsamples >= COPY_CHECK_SAMPLES) return;
+  copy_check_sample *s = &out->samples[out->nsamples++];
+  render_value(st, 0, s->id, sizeof s->id);
+  render_value(st, i, s->value, sizeof s->value);
+  s->storage = v->storage;
+  s->problem = p;
+  s->sqlstate = ve->sqlstate;
+  snprintf(s->why, sizeof s->why, "%s", ve->why);
+}
+
+int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
+                     copy_check_column *out, copy_stats *stats, db_error *err) {
+  double t0 = th_clock_seconds();
+  int ncol = spec->ncolumns, rc = -1;
+  sqlite3_stmt *st;
+  memset(stats, 0, sizeof *stats);
+  copy_column *cols = open_source(src, dst, spec, &st, err);
+  if (!cols) return -1;
+  for (int k = 0; k < ncol; k++) {
+    memset(&out[k], 0, sizeof out[k]);
+    out[k].col = cols[k];
+  }
+  free(cols);
+
+  int64_t every = spec->progress_every > 0 ? spec->progress_every : 16384, rows = 0, bytes = 21;
+  int s;
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    bytes += 2;
+    for (int k = 0; k < ncol; k++) {
+      copy_check_column *c = &out[k];
+      copy_value v;
+      copy_field f;
+      copy_refusal ve;
+      read_value(st, k + 1, &v);
+      c->storage[v.storage]++;
+      if (copy_encode_value(&c->col, &v, &f, &ve)) {
+        note_refusal(c, st, k + 1, &v, &ve);
+        continue;
+      }
+      bytes += 4 + (f.len > 0 ? f.len : 0);
+      c->retyped += (c->col.type == COPY_TEXT && v.storage == SQLITE_INTEGER) ||
+                    (c->col.type == COPY_BYTEA && v.storage == SQLITE_TEXT);
+    }
+    rows++;
+    if (spec->on_progress && rows % every == 0 && spec->on_progress(spec->ud, rows, bytes)) {
+      db_error_set(err, "57014", NULL, "check of %s cancelled", spec->table);
+      goto done;
+    }
+  }
+  if (s != SQLITE_DONE) {
+    fail_source_read(err, src, spec->table);
+    goto done;
+  }
+  if (spec->on_progress) spec->on_progress(spec->ud, rows, bytes);
+  stats->rows = rows;
+  stats->bytes = bytes;
+  rc = 0;
+done:
+  sqlite3_finalize(st);
   stats->seconds = th_clock_seconds() - t0;
   return rc;
 }

@@ -2,7 +2,8 @@
  * copy.h: the bulk copy engine: every row of one SQLite table into one
  * PostgreSQL table, each value converted exactly by the TARGET column's type,
  * streamed through COPY ... FROM STDIN (FORMAT binary), and the checksum that
- * proves what arrived.
+ * proves what arrived; and the pre-flight (copy_check_table), which runs
+ * every value through the same conversion without writing anything.
  *
  * The engine works on native handles (sqlite3 *, PGconn *) and knows nothing
  * of Lua; transactions belong to the caller: it runs one COPY per table and
@@ -34,12 +35,35 @@
 
 #include "db.h"
 
-/* The target column types the engine converts to. */
+/* Every target column type the engine converts to, one entry each:
+ *   X(NAME, encoder, "typnames")
+ * NAME gives copy_type's COPY_NAME; encoder names copy.c's encode_<encoder>,
+ * which converts a SQLite value into the type's binary COPY field (the
+ * bytes sent, and the bytes both sides' checksums hash); typnames are the
+ * pg_catalog type names (pg_type.typname, domains resolved to their base)
+ * that detect it in the target's catalog, space-separated. Enum types
+ * (typtype 'e') are COPY_TEXT, sent as their label. A new type is one entry
+ * here, its encoder in copy.c, and its test. */
+#define COPY_TYPES(X)                                                  \
+  X(BOOL, bool, "bool")                                                \
+  X(INT2, int, "int2")                                                 \
+  X(INT4, int, "int4")                                                 \
+  X(INT8, int, "int8")                                                 \
+  X(FLOAT4, float, "float4")                                           \
+  X(FLOAT8, float, "float8")                                           \
+  X(TEXT, text, "text varchar json") /* UTF-8, no NUL; varchar(n) */   \
+  X(BYTEA, bytea, "bytea")                                             \
+  X(DATE, date, "date")                                                \
+  X(TIMESTAMP, datetime, "timestamp")                                  \
+  X(TIMESTAMPTZ, datetime, "timestamptz")                              \
+  X(UUID, uuid, "uuid")
+
 typedef enum copy_type {
   COPY_UNSUPPORTED = 0,
-  COPY_BOOL, COPY_INT2, COPY_INT4, COPY_INT8, COPY_FLOAT4, COPY_FLOAT8,
-  COPY_TEXT,          /* text, varchar(n), enum labels, json: UTF-8, no NUL */
-  COPY_BYTEA, COPY_DATE, COPY_TIMESTAMP, COPY_TIMESTAMPTZ, COPY_UUID
+#define COPY_TYPE_ENUM(name, encoder, typnames) COPY_##name,
+  COPY_TYPES(COPY_TYPE_ENUM)
+#undef COPY_TYPE_ENUM
+  COPY_TYPE_COUNT
 } copy_type;
 
 /* One target column, as read from the PostgreSQL catalog. */
@@ -99,6 +123,65 @@ int copy_checksum(PGconn *dst, const char *table, const char *const *columns,
 /* The checksum as 32 lowercase hex digits in buf (33 bytes). */
 void copy_checksum_hex(const copy_stats *stats, char buf[33]);
 
+
+/* ---- the pre-flight: every value through the same conversion ----------- */
+
+/* Why the copy would refuse a value, by what a user fixes in the source. */
+typedef enum copy_problem {
+  COPY_PROBLEM_OTHER = 0,    /* anything else: the sample's reason says */
+  COPY_PROBLEM_NULL,         /* NULL in a NOT NULL column */
+  COPY_PROBLEM_TOO_LONG,     /* text longer than the column's varchar(n) */
+  COPY_PROBLEM_UTF8,         /* text that is not UTF-8, or holds a NUL byte */
+  COPY_PROBLEM_TIME_NUMBER,  /* a number (or a numeric text) in a date/timestamp column */
+  COPY_PROBLEM_TEXT_BOOL,    /* 'true', 'yes', 'f', 'off'... in a boolean column */
+  COPY_PROBLEM_COUNT
+} copy_problem;
+
+/* The name of a problem kind ("other", "null", "too_long", "utf8",
+ * "time_number", "text_bool"); static. */
+const char *copy_problem_name(copy_problem p);
+
+#define COPY_CHECK_SAMPLES 10
+
+/* One refused value, rendered as the copy's own error message renders it
+ * (quoted, control characters and bytes that are not UTF-8 as \xNN, cut
+ * after about 60 bytes). */
+typedef struct copy_check_sample {
+  char id[96];             /* the row id (spec->id_column, or the rowid) */
+  char value[160];
+  int storage;             /* the value's SQLite storage class */
+  copy_problem problem;
+  const char *sqlstate;    /* static */
+  char why[96];
+} copy_check_sample;
+
+/* What the pre-flight found in one column. */
+typedef struct copy_check_column {
+  copy_column col;                       /* the target column, as described */
+  int64_t storage[6];                    /* values per SQLite storage class:
+                                            index SQLITE_INTEGER (1) to SQLITE_NULL (5) */
+  int64_t refused;                       /* values the copy would refuse */
+  int64_t problems[COPY_PROBLEM_COUNT];  /* the refused values by kind */
+  int64_t retyped;                       /* accepted, stored as another kind: an
+                                            integer in a text column (its decimal
+                                            text), a text in a bytea column (its bytes) */
+  int nsamples;                          /* the first refused values, in row order */
+  copy_check_sample samples[COPY_CHECK_SAMPLES];
+} copy_check_column;
+
+/* The pre-flight of copy_table: reads every row of spec->table from src
+ * (the same SELECT) and runs every value through copy_encode_value for the
+ * target's column types (described from dst; nothing is written to dst),
+ * without stopping at a refused value. out (spec->ncolumns entries) gets
+ * what each column holds; stats gets rows, bytes (what the copy would send)
+ * and seconds, no checksum. spec->freeze is ignored; on_progress as for
+ * copy_table. Returns 0 when every row was read (refused values are in out,
+ * not an error), or -1 with err (the target's column missing or of a type
+ * the copy cannot convert, the source unreadable, cancelled). Memory stays
+ * flat: nothing is kept per row beyond the samples. */
+int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
+                     copy_check_column *out, copy_stats *stats, db_error *err);
+
 /* ---- conversions, exposed for tests ----------------------------------- */
 
 /* One source value, as SQLite stores it. */
@@ -150,5 +233,12 @@ int copy_parse_date(const char *s, size_t n, int32_t *days, const char **why);
  * surrogates, nothing past U+10FFFF). Returns the number of characters, or
  * -1 with *why and the byte offset of the first bad byte in *at. */
 int64_t copy_utf8_check(const unsigned char *s, size_t n, const char **why, size_t *at);
+
+/* The kind of problem of a value copy_encode_value refused for col (ve as
+ * it filled it): NULL for a NULL, TOO_LONG for 22001, UTF8 for 22021,
+ * TIME_NUMBER for an integer, real or decimal text in a date or timestamp
+ * column, TEXT_BOOL for a word such as 'true', 'No', 'f', 'on' in a boolean
+ * column, OTHER otherwise. Pure. */
+copy_problem copy_classify(const copy_column *col, const copy_value *v, const copy_refusal *ve);
 
 #endif

@@ -2,7 +2,7 @@
 -- PostgreSQL, proves nothing was lost, and commits only then.
 --
 --   todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace]
---                         [--dry-run] [--keep-indexes]
+--                         [--check | --dry-run] [--keep-indexes]
 --
 -- The steps, in the order a careful person would do them by hand:
 --   1. open the source read-only and read it in one snapshot (BEGIN);
@@ -14,6 +14,10 @@
 --      indexes, move sequences past the highest id, and verify each table
 --      (row count and checksum, computed on both sides);
 --   4. COMMIT only when every table verified, then print the summary.
+-- --check (and --dry-run, which also prints the plan) does 1 and 2, then
+-- reads every row and runs every value through the copy's own conversion
+-- (copy.check), writing nothing, and reports every value the copy would
+-- refuse; it exits 1 when there is one.
 -- A failure anywhere (a value that cannot be converted, a lost connection,
 -- kill -9) leaves the target exactly as it was. The bulk transfer is C
 -- (todohost.copy); everything else is here, to read and to change.
@@ -28,12 +32,13 @@ local version = require "migrator.version"
 local NOT_COPIED = { alembic_version = true, todohost_migration_checksums = true }
 
 local USAGE = [[
-usage: todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace] [--dry-run]
+usage: todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace] [--check | --dry-run]
   --from URL       the SQLite database to read, never modified (default ]] .. settings.default("DATABASE_URL") .. [[)
   --to URL         the PostgreSQL database to fill (default DATABASE_URL)
   --tables a,b     copy only these tables (default: every table of the source)
   --replace        empty target tables that already hold rows, inside the copy's transaction
-  --dry-run        run every check and print the plan; write nothing
+  --check          read every value and report each one the copy would refuse; write nothing
+  --dry-run        --check, and print the plan
   --keep-indexes   keep the target's indexes during the load (slower; for debugging)]]
 
 -- ---- small helpers --------------------------------------------------------
@@ -93,7 +98,7 @@ local function parse_args(argv)
       if value == nil then i = i + 1; value = argv[i] end
       if value == nil or value == "" then bad_usage("--" .. name .. " needs a value") end
       opts[name] = value
-    elseif (name == "replace" or name == "dry-run" or name == "keep-indexes") and value == nil then
+    elseif (name == "replace" or name == "check" or name == "dry-run" or name == "keep-indexes") and value == nil then
       opts[name:gsub("-", "_")] = true
     elseif name == "help" or a == "-h" then
       print(USAGE)
@@ -399,15 +404,115 @@ local function transfer(src, dst, tables, opts)
   end
 end
 
+-- ---- the pre-flight (--check, --dry-run) -----------------------------------------
+
+-- The kinds of value the copy refuses (copy.check's problems), each with
+-- what to do in the source. The copy never changes a value, so every one
+-- of them stops it: they are reported as refused, never as warnings.
+local PROBLEMS = {
+  { kind = "text_bool", says = "'true'/'yes'-style text in a boolean column (the copy takes 0 and 1, as the app stores them)",
+    fix = "UPDATE {t} SET {c} = 1 WHERE lower({c}) IN ('true', 't', 'yes', 'y', 'on', '1'); "
+      .. "UPDATE {t} SET {c} = 0 WHERE lower({c}) IN ('false', 'f', 'no', 'n', 'off', '0')" },
+  { kind = "time_number", says = "a number where a date or time belongs (the copy does not guess what it counts)",
+    fix = "if they are Unix seconds: UPDATE {t} SET {c} = datetime({c}, 'unixepoch') WHERE typeof({c}) IN ('integer', 'real')" },
+  { kind = "too_long", says = "text longer than the column's varchar(n) (the copy never cuts text)",
+    fix = "shorten it in the source, or widen the column with a migration" },
+  { kind = "utf8", says = "text that is not UTF-8 or holds a NUL byte (PostgreSQL text can hold neither)",
+    fix = "correct the text in the source" },
+  { kind = "null", says = "NULL in a NOT NULL column", fix = "give those rows a value in the source" },
+  { kind = "other", says = "values the column's type cannot hold", fix = "see each row's reason" },
+}
+
+-- Values the copy accepts but stores as another kind: warnings.
+local RETYPED = {
+  bytea = { "text stored as its bytes", "texts stored as their bytes" },
+  default = { "integer stored as its decimal text", "integers stored as their decimal text" },
+}
+
+local STORAGE = { "integer", "real", "text", "blob", "null" }
+
+local function plural(n, one, many) return thousands(n) .. " " .. (n == 1 and one or many) end
+
+-- The refused values of one column, by kind: how many, what to do, the
+-- first ones (copy.check keeps the first 10 of the column) with their rows.
+local function print_problems(t, col)
+  local name = t.name .. "." .. col.name
+  local names = { t = quote(t.name), c = quote(col.name) }
+  for _, p in ipairs(PROBLEMS) do
+    local n = col.problems[p.kind]
+    if n then
+      put(("  %s: %s refused: %s"):format(name, plural(n, "value", "values"), p.says))
+      put("      to fix: " .. p.fix:gsub("{(%a)}", names))
+      local shown_here = 0
+      for _, s in ipairs(col.samples) do
+        if s.problem == p.kind then
+          shown_here = shown_here + 1
+          put(("    %s, row %s %s: value %s (%s): %s"):format(name, t.id_column or "rowid", s.id, s.value,
+            s.storage, s.reason))
+        end
+      end
+      if n > shown_here then put(("    (%s more)"):format(thousands(n - shown_here))) end
+    end
+  end
+end
+
+local function print_check(t, found)
+  put(("check: %s: %s read in %.2fs, %s the copy would refuse"):format(t.name,
+    plural(found.rows, "row", "rows"), found.seconds, plural(found.refused, "value", "values")))
+  local head = ("  %-24s %-28s"):format("column", "target type")
+  for _, kind in ipairs(STORAGE) do head = head .. ("%10s"):format(kind) end
+  print(head .. ("%10s"):format("refused"))
+  for _, col in ipairs(found.columns) do
+    local line = ("  %-24s %-28s"):format(col.name, col.type)
+    for _, kind in ipairs(STORAGE) do line = line .. ("%10s"):format(thousands(col.storage[kind])) end
+    put(line .. ("%10s"):format(thousands(col.refused)))
+  end
+  for _, col in ipairs(found.columns) do
+    if col.refused > 0 then print_problems(t, col) end
+    if col.retyped > 0 then
+      local says = RETYPED[col.type] or RETYPED.default
+      put(("  %s.%s: warning: %s (the copy accepts them)"):format(t.name, col.name,
+        plural(col.retyped, says[1], says[2])))
+    end
+  end
+end
+
+-- Reads every row of every table through the copy's conversion; prints
+-- what it found and fails (exit 1) when any value would stop the copy.
+local function preflight(src, dst, tables, opts)
+  local refused, columns, rows, seconds = 0, {}, 0, 0
+  for _, t in ipairs(tables) do
+    local found = copy.check(src, dst, {
+      table = t.name, columns = t.columns, id_column = t.id_column,
+      on_progress = progress_printer(t), progress_every = 16384,
+    })
+    print_check(t, found)
+    refused, rows, seconds = refused + found.refused, rows + found.rows, seconds + found.seconds
+    for _, col in ipairs(found.columns) do
+      if col.refused > 0 then columns[#columns + 1] = t.name .. "." .. col.name end
+    end
+  end
+  io.stdout:flush()
+  if refused > 0 then
+    fail(("check: %s in %s (%s) would stop the copy, each listed above with its row: fix them in the source and run the check again; nothing was written")
+      :format(plural(refused, "value", "values"), plural(#columns, "column", "columns"), table.concat(columns, ", ")))
+  end
+  if opts.dry_run then
+    print("copy: dry run: every check passed; nothing was written")
+  else
+    print(("copy: check: every value of %s converts (%.2fs); nothing was written"):format(
+      plural(rows, "row", "rows"), seconds))
+  end
+end
+
 -- ---- 4. reporting ----------------------------------------------------------------
 
-local function print_plan(src, dst, revision, tables, opts)
+local function print_plan(src, dst, revision, tables)
   put(("copy: %s -> %s, both at revision %s"):format(src.url, dst.url, revision))
   for _, t in ipairs(tables) do
     put(("  %-20s %11s rows  %2d columns  %s"):format(t.name, thousands(t.source_rows), #t.columns,
       t.target_has_rows and "target has rows: emptied first (--replace)" or "target empty"))
   end
-  if opts.dry_run then print("copy: dry run: every check passed; nothing was written") end
   io.stdout:flush()
 end
 
@@ -454,8 +559,9 @@ local function main(argv)
   if #tables == 0 then fail("the source has no tables to copy") end
   tables = in_foreign_key_order(dst, tables)
   check_empty(tables, opts.replace)
-  print_plan(src, dst, revision, tables, opts)
-  if opts.dry_run then
+  if not opts.check or opts.dry_run then print_plan(src, dst, revision, tables) end
+  if opts.check or opts.dry_run then
+    preflight(src, dst, tables, opts)
     src:exec("ROLLBACK")
     return
   end
