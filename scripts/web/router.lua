@@ -140,8 +140,10 @@ function router:add(declared_route)
   for _, f in ipairs(route.path_params or {}) do declared[f[1]] = f end
   local params = {}
   for i, name in ipairs(names or {}) do
-    params[i] = declared[name] or { name, "string" }
-    params[i].required = true
+    local f = {}   -- a copy: the declaration's field table may serve a query too
+    for k, v in pairs(declared[name] or { name, "string" }) do f[k] = v end
+    f.required = true
+    params[i] = f
     declared[name] = nil
   end
   assert(next(declared) == nil, where .. ": path parameter " .. tostring(next(declared)) ..
