@@ -37,8 +37,9 @@ local USAGE = [[
 usage: todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace] [--check | --dry-run]
   --from URL       the SQLite database to read, never modified (default ]] .. settings.default("DATABASE_URL") .. [[)
   --to URL         the PostgreSQL database to fill (default DATABASE_URL)
-                   (--from postgresql://... --to sqlite:///FILE: a snapshot of PostgreSQL in a new
-                   SQLite file, verified, then renamed over FILE; --replace to replace an existing FILE)
+                   (--to sqlite:///FILE [--from postgresql://..., default DATABASE_URL]: a snapshot of
+                   PostgreSQL in a new SQLite file, verified, then renamed over FILE; --replace to
+                   replace an existing FILE; `make snapshot` names it localdev/snapshot-DATE-TIME.db)
   --tables a,b     copy only these tables (default: every table of the source)
   --replace        empty target tables that already hold rows, inside the copy's transaction
   --check          read every value and report each one the copy would refuse; write nothing
@@ -102,6 +103,7 @@ local function parse_args(argv)
       if value == nil then i = i + 1; value = argv[i] end
       if value == nil or value == "" then bad_usage("--" .. name .. " needs a value") end
       opts[name] = value
+      opts[name .. "_given"] = true
     elseif (name == "replace" or name == "check" or name == "dry-run" or name == "keep-indexes") and value == nil then
       opts[name:gsub("-", "_")] = true
     elseif name == "help" or a == "-h" then
@@ -126,10 +128,18 @@ local function parse_args(argv)
   if not opts.to or opts.to == "" then
     bad_usage("no target: pass --to postgresql://... or set DATABASE_URL (environment or .env)")
   end
-  local source, target = db.parse_url(opts.from), db.parse_url(opts.to)
+  local target = db.parse_url(opts.to)
+  if target and target.kind == "sqlite" and not opts.from_given then
+    opts.from = settings.get("DATABASE_URL")  -- --to sqlite:///FILE alone: a snapshot of DATABASE_URL
+  end
+  local source = db.parse_url(opts.from)
   opts.reverse = source and source.kind == "postgresql" and target and target.kind == "sqlite"
   if opts.reverse and (opts.check or opts.dry_run or opts.keep_indexes) then
     bad_usage("--check, --dry-run and --keep-indexes are for SQLite -> PostgreSQL only")
+  end
+  if target and target.kind == "sqlite" and source and source.kind == "sqlite" then
+    bad_usage(("a SQLite snapshot is made from PostgreSQL, not from %s: pass --from postgresql://... or set DATABASE_URL to it")
+      :format(source.url))
   end
   if target and target.kind == "sqlite" and not opts.reverse then  -- refused before connecting, which would create the file
     bad_usage(("the target must be PostgreSQL, not %s: pass --to postgresql://... or set DATABASE_URL")

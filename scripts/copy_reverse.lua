@@ -155,7 +155,10 @@ local function build(src, tables, revision, tmp, ui)
   local dst <close> = db.connect(url)
   for _, t in ipairs(tables) do check_snapshot_schema(dst, t, ui) end
   dst:exec("PRAGMA foreign_keys = OFF")  -- rows come table by table; checked below
-  dst:exec("PRAGMA synchronous = OFF")   -- a temporary file: fsynced once, by copy.install
+  -- a temporary file, thrown away on failure: no WAL to write everything
+  -- twice, no fsync but copy.install's, once
+  dst:first("PRAGMA journal_mode = MEMORY")
+  dst:exec("PRAGMA synchronous = OFF")
   dst:transaction(function()
     for _, t in ipairs(tables) do
       dst:exec("DELETE FROM " .. ui.quote(t.name))  -- whatever a migration put there
@@ -171,7 +174,7 @@ local function build(src, tables, revision, tmp, ui)
         :format(broken.t, broken.p))
     end
   end)
-  dst:exec("PRAGMA journal_mode = DELETE")  -- one self-contained file (the app turns WAL on again)
+  dst:first("PRAGMA journal_mode = DELETE")  -- one self-contained file (the app turns WAL on again)
 end
 
 -- ---- main ----------------------------------------------------------------------------

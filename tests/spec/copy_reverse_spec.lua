@@ -282,4 +282,19 @@ return { revision = "2026_02_21_005", down_revision = "2026_02_21_004", message 
     assert.is_false(exists(target))
     assert.same({}, strangers(dir, "snapshot.db"))
   end)
+
+  it("takes DATABASE_URL as the source of a snapshot, and refuses a SQLite one in one line", function()
+    generate_source_rows(2)
+    local code, out, err = helper.run(("DATABASE_URL=%s %s run copy.lua --to %s"):format(q(SOURCE_URL),
+      q(ch.TODOHOST), q("sqlite:///" .. target)))
+    assert.equal(0, code, out .. err)
+    assert.equal(2, #rows_of(target))
+
+    code, out, err = helper.run(("DATABASE_URL=%s %s run copy.lua --to %s"):format(q("sqlite:///" .. target),
+      q(ch.TODOHOST), q("sqlite:///" .. dir .. "/other.db")))
+    assert.equal(2, code)
+    assert.matches("a SQLite snapshot is made from PostgreSQL, not from sqlite:///", out .. err)
+    assert.equal(1, select(2, (out .. err):gsub("\n", "")), out .. err)
+    assert.is_false(exists(dir .. "/other.db"))
+  end)
 end)
