@@ -266,6 +266,20 @@ return { revision = "2026_02_21_005", down_revision = "2026_02_21_004", message 
     assert.same({}, strangers(dir, "none"))   -- neither a snapshot nor its temporary file
   end)
 
+  it("refuses a value SQLite cannot hold as the app stores it, naming its row, and leaves no file", function()
+    generate_source_rows(50000)
+    local c <close> = db.connect(SOURCE_URL)
+    c:exec("UPDATE todos SET updated_at = 'infinity' WHERE id = 10")
+    local code, out = snapshot(target)
+    assert.equal(1, code, out)
+    local said = out:match("todohost: [^\n]*\n") or ""   -- the error: one line
+    assert.matches("^todohost: todos%.updated_at, row id 10: the timestamp with time zone value cannot be stored "
+      .. "in SQLite: outside the years 0001%-9999 %(or infinity%)", said, 1)
+    assert.same({}, strangers(dir, "none"))
+    -- the source's session was left usable: the read stopped, nothing hangs
+    assert.equal(50000, c:first("SELECT count(*) AS n FROM todos").n)
+  end)
+
   it("refuses a source that is not migrated, and a column of a type it cannot convert, saying which", function()
     local c <close> = db.connect(SOURCE_URL)
     c:exec("ALTER TABLE todos ADD COLUMN tags jsonb")
