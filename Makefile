@@ -144,6 +144,11 @@ stress: ## load and soak: 1,000 keep-alive connections, then a connection per re
 copy: all ## copy the SQLite data (database.db) into DATABASE_URL (PostgreSQL); options: ARGS="--replace"
 	$(TODOHOST) run copy.lua $(ARGS)
 
+.PHONY: snapshot
+snapshot: all ## a verified SQLite snapshot of DATABASE_URL (PostgreSQL) in localdev/snapshot-DATE-TIME.db
+	@mkdir -p localdev
+	$(TODOHOST) run copy.lua --to sqlite:///localdev/snapshot-$$(date +%Y-%m-%d-%H%M%S).db $(ARGS)
+
 doctor: all ## check the set-up: port, DATABASE_URL, server, migrations, rows, .env, database.db
 	@$(TODOHOST) run doctor.lua
 

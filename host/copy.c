@@ -8,6 +8,7 @@
  * SQLite's memory.
  */
 #include "copy.h"
+#include "db_int.h"
 #include "strbuf.h"
 
 #include "clock.h"
@@ -18,6 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -75,6 +81,16 @@ static void fail_pg(db_error *err, PGconn *pg, const PGresult *res, const char *
   }
   while (w > err->message && w[-1] == ' ') w--;
   *w = '\0';
+}
+
+/* Sends sql, a COPY, on pg: 0 when the server answers with want (COPY IN
+ * or OUT), else -1 with err (what says which step failed). */
+static int start_copy(PGconn *pg, const char *sql, ExecStatusType want, const char *what, db_error *err) {
+  PGresult *r = PQexec(pg, sql);
+  int ok = PQresultStatus(r) == want;
+  if (!ok) fail_pg(err, pg, r, what);
+  PQclear(r);
+  return ok ? 0 : -1;
 }
 
 static void sb_ident(strbuf *b, const char *name) {
@@ -526,6 +542,136 @@ static int encode_uuid(const copy_column *col, const copy_value *v, copy_field *
   return 0;
 }
 
+/* The decoders of COPY_TYPES: each turns one non-NULL binary COPY field of
+ * col's type (as PostgreSQL sends it) into the SQLite value the app stores
+ * for it, such that the type's encoder gives back exactly the same bytes
+ * (copy_decode_field says more). */
+
+static int field_size(int32_t len, int32_t want, copy_refusal *ve) {
+  if (len != want) return bad(ve, "08P01", "a binary COPY field of the wrong size");
+  return 0;
+}
+
+static int decode_bool(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  (void)col;
+  if (field_size(len, 1, ve)) return 1;
+  if (p[0] > 1) return bad(ve, "08P01", "a boolean that is neither 0 nor 1");
+  out->v.storage = SQLITE_INTEGER;
+  out->v.i = p[0];
+  return 0;
+}
+
+static int decode_int(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                      copy_refusal *ve) {
+  int32_t want = col->type == COPY_INT2 ? 2 : col->type == COPY_INT4 ? 4 : 8;
+  if (field_size(len, want, ve)) return 1;
+  out->v.storage = SQLITE_INTEGER;
+  if (want == 2) out->v.i = (int16_t)get_be16(p);
+  else if (want == 4) out->v.i = (int32_t)get_be32(p);
+  else out->v.i = (int64_t)((uint64_t)get_be32(p) << 32 | get_be32(p + 4));
+  return 0;
+}
+
+static int decode_float(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                        copy_refusal *ve) {
+  double d;
+  if (col->type == COPY_FLOAT4) {
+    if (field_size(len, 4, ve)) return 1;
+    uint32_t bits = get_be32(p);
+    float f;
+    memcpy(&f, &bits, 4);
+    d = f;
+  } else {
+    if (field_size(len, 8, ve)) return 1;
+    uint64_t bits = (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+    memcpy(&d, &bits, 8);
+  }
+  if (isnan(d)) return bad(ve, "22003", "NaN (SQLite stores a NaN as NULL)");
+  out->v.storage = SQLITE_FLOAT;
+  out->v.f = d;
+  return 0;
+}
+
+static int decode_text(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  size_t at;
+  int64_t chars = copy_utf8_check(p, (size_t)len, &ve->why, &at);
+  if (chars < 0) return bad(ve, "22021", ve->why);
+  if (col->max_chars >= 0 && chars > col->max_chars) return bad(ve, "22001", "longer than its varchar(n)");
+  out->v.storage = SQLITE_TEXT;
+  out->v.p = p;
+  out->v.n = (size_t)len;
+  return 0;
+}
+
+static int decode_bytea(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                        copy_refusal *ve) {
+  (void)col, (void)ve;
+  out->v.storage = SQLITE_BLOB;
+  out->v.p = p;
+  out->v.n = (size_t)len;
+  return 0;
+}
+
+/* Writes day (since 2000-01-01) as YYYY-MM-DD into out->buf; 1 with ve when
+ * it is outside the years 0001-9999 a SQLite date text holds. */
+static int format_day(int64_t day, copy_decoded *out, copy_refusal *ve) {
+  /* (db.c's text: ten characters exactly for the years 0001-9999) */
+  if (db_format_pg_date(day, (char *)out->buf, sizeof out->buf) != 10)
+    return bad(ve, "22008", "outside the years 0001-9999 (or infinity)");
+  out->v.storage = SQLITE_TEXT;
+  out->v.p = out->buf;
+  out->v.n = 10;
+  return 0;
+}
+
+static int decode_date(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  (void)col;
+  if (field_size(len, 4, ve)) return 1;
+  return format_day((int32_t)get_be32(p), out, ve);
+}
+
+/* timestamp and timestamptz: SQLAlchemy's text, YYYY-MM-DD HH:MM:SS.ffffff,
+ * in UTC (the encoder reads a naive text as UTC). */
+static int decode_datetime(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                           copy_refusal *ve) {
+  (void)col;
+  if (field_size(len, 8, ve)) return 1;
+  int64_t us = (int64_t)((uint64_t)get_be32(p) << 32 | get_be32(p + 4));
+  int64_t day = us / USEC_PER_DAY, rest = us % USEC_PER_DAY;
+  if (rest < 0) { day--; rest += USEC_PER_DAY; }
+  if (format_day(day, out, ve)) return 1;
+  int64_t secs = rest / 1000000;
+  snprintf((char *)out->buf + 10, sizeof out->buf - 10, " %02d:%02d:%02d.%06d", (int)(secs / 3600),
+           (int)(secs / 60 % 60), (int)(secs % 60), (int)(rest % 1000000));
+  out->v.n = 26;
+  return 0;
+}
+
+/* uuid: 32 lowercase hex digits, SQLAlchemy's Uuid on SQLite. */
+static int decode_uuid(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  (void)col;
+  static const char hex[] = "0123456789abcdef";
+  if (field_size(len, 16, ve)) return 1;
+  for (int k = 0; k < 16; k++) {
+    out->buf[2 * k] = (unsigned char)hex[p[k] >> 4];
+    out->buf[2 * k + 1] = (unsigned char)hex[p[k] & 15];
+  }
+  out->v.storage = SQLITE_TEXT;
+  out->v.p = out->buf;
+  out->v.n = 32;
+  return 0;
+}
+
+static int decode_unsupported(const copy_column *col, const unsigned char *p, int32_t len,
+                              copy_decoded *out, copy_refusal *ve) {
+  (void)col, (void)p, (void)len, (void)out;
+  return bad(ve, "0A000", "type not supported");
+}
+
 static int encode_unsupported(const copy_column *col, const copy_value *v, copy_field *out,
                               copy_refusal *ve) {
   (void)col, (void)v, (void)out;
@@ -534,14 +680,18 @@ static int encode_unsupported(const copy_column *col, const copy_value *v, copy_
 
 typedef int (*encode_fn)(const copy_column *col, const copy_value *v, copy_field *out,
                          copy_refusal *ve);
+typedef int (*decode_fn)(const copy_column *col, const unsigned char *p, int32_t len,
+                         copy_decoded *out, copy_refusal *ve);
 
 /* COPY_TYPES as a table indexed by copy_type. */
 static const struct type_entry {
   const char *typnames;
   encode_fn encode;
+  decode_fn decode;
 } TYPES[COPY_TYPE_COUNT] = {
-  [COPY_UNSUPPORTED] = {"", encode_unsupported},
-#define COPY_TYPE_ENTRY(name, encoder, names) [COPY_##name] = {names, encode_##encoder},
+  [COPY_UNSUPPORTED] = {"", encode_unsupported, decode_unsupported},
+#define COPY_TYPE_ENTRY(name, encoder, names) \
+  [COPY_##name] = {names, encode_##encoder, decode_##encoder},
   COPY_TYPES(COPY_TYPE_ENTRY)
 #undef COPY_TYPE_ENTRY
 };
@@ -556,6 +706,18 @@ int copy_encode_value(const copy_column *col, const copy_value *v, copy_field *o
   }
   unsigned t = (unsigned)col->type;
   return TYPES[t < COPY_TYPE_COUNT ? t : COPY_UNSUPPORTED].encode(col, v, out, ve);
+}
+
+int copy_decode_field(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                      copy_refusal *ve) {
+  memset(&out->v, 0, sizeof out->v);
+  if (len < 0) {
+    if (col->not_null) return bad(ve, "23502", "NULL in a NOT NULL column");
+    out->v.storage = SQLITE_NULL;
+    return 0;
+  }
+  unsigned t = (unsigned)col->type;
+  return TYPES[t < COPY_TYPE_COUNT ? t : COPY_UNSUPPORTED].decode(col, p, len, out, ve);
 }
 
 /* ---- describing the target -------------------------------------------- */
@@ -684,6 +846,42 @@ static void abort_copy(PGconn *pg, const char *reason, db_error *err, int have_e
   if (!have_err) fail_pg(err, pg, NULL, "the copy failed");
 }
 
+/* The PostgreSQL session fit for binary COPY (integer timestamps, UTF-8)
+ * and spec's columns described from its catalog, each of a type the copy
+ * converts. Returns them (spec->ncolumns, calloc'ed: the caller frees
+ * them), or NULL with err. */
+static copy_column *describe_columns(PGconn *pg, const copy_spec *spec, db_error *err) {
+  int ncol = spec->ncolumns;
+  if (ncol <= 0) {
+    db_error_set(err, "42601", NULL, "table %s: no columns to copy", spec->table);
+    return NULL;
+  }
+  const char *idt = PQparameterStatus(pg, "integer_datetimes");
+  if (!idt || strcmp(idt, "on") != 0) {
+    db_error_set(err, "0A000", NULL, "the PostgreSQL server does not use integer timestamps; copy needs it");
+    return NULL;
+  }
+  const char *enc = PQparameterStatus(pg, "client_encoding");
+  if ((!enc || strcmp(enc, "UTF8") != 0) && PQsetClientEncoding(pg, "UTF8")) {
+    fail_pg(err, pg, NULL, "cannot set client_encoding to UTF8");
+    return NULL;
+  }
+  copy_column *cols = calloc((size_t)ncol, sizeof *cols);
+  if (!cols) { db_error_set(err, "53200", NULL, "out of memory"); return NULL; }
+  if (copy_describe(pg, spec->table, spec->columns, ncol, cols, ncol, err) < 0) goto failed;
+  for (int k = 0; k < ncol; k++)
+    if (cols[k].type == COPY_UNSUPPORTED) {
+      db_error_set(err, "0A000", "leave the column out of the copy (--tables) or change its type",
+           "column %s.%s has type %s, which the copy cannot convert yet", spec->table,
+           cols[k].name, cols[k].type_name);
+      goto failed;
+    }
+  return cols;
+failed:
+  free(cols);
+  return NULL;
+}
+
 /* What copy_table and copy_check_table do first: the target's session fit
  * for binary COPY (integer timestamps, UTF-8), the columns described (each
  * of a type the copy converts), and the source's statement, SELECT <row id>,
@@ -694,31 +892,9 @@ static copy_column *open_source(sqlite3 *src, PGconn *dst, const copy_spec *spec
                                 sqlite3_stmt **st, db_error *err) {
   int ncol = spec->ncolumns;
   *st = NULL;
-  if (ncol <= 0) {
-    db_error_set(err, "42601", NULL, "table %s: no columns to copy", spec->table);
-    return NULL;
-  }
-  const char *idt = PQparameterStatus(dst, "integer_datetimes");
-  if (!idt || strcmp(idt, "on") != 0) {
-    db_error_set(err, "0A000", NULL, "the target server does not use integer timestamps; copy needs it");
-    return NULL;
-  }
-  const char *enc = PQparameterStatus(dst, "client_encoding");
-  if ((!enc || strcmp(enc, "UTF8") != 0) && PQsetClientEncoding(dst, "UTF8")) {
-    fail_pg(err, dst, NULL, "cannot set client_encoding to UTF8");
-    return NULL;
-  }
-  copy_column *cols = calloc((size_t)ncol, sizeof *cols);
+  copy_column *cols = describe_columns(dst, spec, err);
+  if (!cols) return NULL;
   strbuf sql = {0};
-  if (!cols) { db_error_set(err, "53200", NULL, "out of memory"); return NULL; }
-  if (copy_describe(dst, spec->table, spec->columns, ncol, cols, ncol, err) < 0) goto failed;
-  for (int k = 0; k < ncol; k++)
-    if (cols[k].type == COPY_UNSUPPORTED) {
-      db_error_set(err, "0A000", "leave the column out of the copy (--tables) or change its type",
-           "column %s.%s has type %s, which the copy cannot convert yet", spec->table,
-           cols[k].name, cols[k].type_name);
-      goto failed;
-    }
   strbuf_str(&sql, "SELECT ");
   if (spec->id_column) sb_ident(&sql, spec->id_column);
   else strbuf_str(&sql, "rowid");
@@ -771,15 +947,10 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
   sb_column_list(&sql, spec->columns, ncol);
   strbuf_str(&sql, spec->freeze ? ") FROM STDIN (FORMAT binary, FREEZE)" : ") FROM STDIN (FORMAT binary)");
   if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
-  PGresult *r = PQexec(dst, sql.p);
-  if (PQresultStatus(r) != PGRES_COPY_IN) {
-    fail_pg(err, dst, r, "cannot start the copy");
-    PQclear(r);
-    goto done;
-  }
-  PQclear(r);
+  if (start_copy(dst, sql.p, PGRES_COPY_IN, "cannot start the copy", err)) goto done;
   copying = 1;
   cp.pg = dst;
+  PGresult *r;
 
   memcpy(cp.buf, COPY_SIGNATURE, 11);
   put_be32(cp.buf + 11, 0);  /* flags */
@@ -986,6 +1157,65 @@ done:
   return rc;
 }
 
+/* ---- reading binary COPY TO STDOUT ------------------------------------- */
+
+int copy_next_tuple(copy_stream *s, const unsigned char *p, size_t n, size_t *off, size_t *start,
+                    copy_field *fields, int max_fields, int *nfields) {
+  if (!s->header_done) {
+    if (*off != 0 || n < 19 || memcmp(p, COPY_SIGNATURE, 11) != 0) return -1;
+    uint32_t ext = get_be32(p + 15);
+    if (ext > n - 19) return -1;
+    *off = 19 + (size_t)ext;
+    s->header_done = 1;
+  }
+  if (*off >= n) return 0;
+  if (s->trailer || n - *off < 2) return -1;
+  size_t o = *off;
+  int16_t nf = (int16_t)get_be16(p + o);
+  o += 2;
+  if (nf == -1) {
+    s->trailer = 1;
+    *off = o;
+    return o == n ? 0 : -1;
+  }
+  if (nf < 0) return -1;
+  for (int k = 0; k < nf; k++) {
+    if (n - o < 4) return -1;
+    int32_t fl = (int32_t)get_be32(p + o);
+    o += 4;
+    if (fl < -1 || (fl > 0 && (size_t)fl > n - o)) return -1;
+    if (k < max_fields) {
+      fields[k].len = fl;
+      fields[k].data = fl >= 0 ? p + o : NULL;
+    }
+    if (fl > 0) o += (size_t)fl;
+  }
+  *start = *off;
+  *off = o;
+  *nfields = nf;
+  return 1;
+}
+
+/* After the last PQgetCopyData of a COPY OUT (len its result: -1 done, -2
+ * failed): reads the COPY's results. 0 when it ended well, else -1 with err
+ * (what says which step failed). */
+static int end_copy_out(PGconn *pg, int len, const char *what, db_error *err) {
+  int failed = 0;
+  PGresult *r;
+  if (len == -2) {
+    fail_pg(err, pg, NULL, what);
+    failed = 1;
+  }
+  while ((r = PQgetResult(pg)) != NULL) {
+    if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK) {
+      fail_pg(err, pg, r, what);
+      failed = 1;
+    }
+    PQclear(r);
+  }
+  return failed ? -1 : 0;
+}
+
 /* ---- copy_checksum ------------------------------------------------------ */
 
 int copy_checksum(PGconn *dst, const char *table, const char *const *columns, int ncolumns,
@@ -999,62 +1229,27 @@ int copy_checksum(PGconn *dst, const char *table, const char *const *columns, in
   sb_column_list(&sql, columns, ncolumns);
   strbuf_str(&sql, ") TO STDOUT (FORMAT binary)");
   if (sql.oom) { free(sql.p); db_error_set(err, "53200", NULL, "out of memory"); return -1; }
-  PGresult *r = PQexec(dst, sql.p);
+  int started = start_copy(dst, sql.p, PGRES_COPY_OUT, "cannot read the target table back", err);
   free(sql.p);
-  if (PQresultStatus(r) != PGRES_COPY_OUT) {
-    fail_pg(err, dst, r, "cannot read the target table back");
-    PQclear(r);
-    return -1;
-  }
-  PQclear(r);
-  int header = 1, trailer = 0, bad_layout = 0;
+  if (started) return -1;
+  copy_stream cs = {0};
+  int bad_layout = 0;
   char *msg;
   int len;
   while ((len = PQgetCopyData(dst, &msg, 0)) > 0) {
     const unsigned char *p = (const unsigned char *)msg;
-    size_t n = (size_t)len, off = 0;
-    if (header) {
-      if (n < 19 || memcmp(p, COPY_SIGNATURE, 11) != 0) bad_layout = 1;
-      else off = 19 + get_be32(p + 15);
-      header = 0;
+    size_t off = 0, start;
+    int nf, got = 0;
+    while (!bad_layout && (got = copy_next_tuple(&cs, p, (size_t)len, &off, &start, NULL, 0, &nf)) == 1) {
+      sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits(p + start, off - start));
+      stats->rows++;
+      stats->bytes += (int64_t)(off - start);
     }
-    while (!bad_layout && off < n) {
-      if (trailer || n - off < 2) { bad_layout = 1; break; }
-      size_t start = off;
-      int16_t nf = (int16_t)get_be16(p + off);
-      off += 2;
-      if (nf == -1) { trailer = 1; continue; }
-      for (int k = 0; k < nf && !bad_layout; k++) {
-        if (n - off < 4) { bad_layout = 1; break; }
-        int32_t fl = (int32_t)get_be32(p + off);
-        off += 4;
-        if (fl > 0) {
-          if ((size_t)fl > n - off) bad_layout = 1;
-          else off += (size_t)fl;
-        }
-      }
-      if (!bad_layout) {
-        sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits(p + start, off - start));
-        stats->rows++;
-        stats->bytes += (int64_t)(off - start);
-      }
-    }
+    if (!bad_layout && got < 0) bad_layout = 1;
     PQfreemem(msg);
   }
-  int failed = 0;
-  if (len == -2) {
-    fail_pg(err, dst, NULL, "cannot read the target table back");
-    failed = 1;
-  }
-  while ((r = PQgetResult(dst)) != NULL) {
-    if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK) {
-      fail_pg(err, dst, r, "cannot read the target table back");
-      failed = 1;
-    }
-    PQclear(r);
-  }
-  if (failed) return -1;
-  if (bad_layout || !trailer) {
+  if (end_copy_out(dst, len, "cannot read the target table back", err)) return -1;
+  if (bad_layout || !cs.trailer) {
     db_error_set(err, "XX000", NULL, "table %s: unexpected COPY data from the server", table);
     return -1;
   }
@@ -1065,4 +1260,312 @@ int copy_checksum(PGconn *dst, const char *table, const char *const *columns, in
 void copy_checksum_hex(const copy_stats *stats, char buf[33]) {
   snprintf(buf, 33, "%016llx%016llx", (unsigned long long)stats->sum_hi,
            (unsigned long long)stats->sum_lo);
+}
+
+/* ---- PostgreSQL -> SQLite: copy_reverse_table ----------------------- */
+
+/* The COPY ... TO STDOUT statement of spec's columns. */
+static char *copy_out_sql(const copy_spec *spec) {
+  strbuf sql = {0};
+  strbuf_str(&sql, "COPY ");
+  sb_ident(&sql, spec->table);
+  strbuf_str(&sql, " (");
+  sb_column_list(&sql, spec->columns, spec->ncolumns);
+  strbuf_str(&sql, ") TO STDOUT (FORMAT binary)");
+  if (sql.oom) { free(sql.p); return NULL; }
+  return sql.p;
+}
+
+/* Binds the decoded value v as parameter i of st. */
+static int bind_decoded(sqlite3_stmt *st, int i, const copy_value *v) {
+  switch (v->storage) {
+    case SQLITE_INTEGER: return sqlite3_bind_int64(st, i, v->i);
+    case SQLITE_FLOAT: return sqlite3_bind_double(st, i, v->f);
+    case SQLITE_TEXT: return sqlite3_bind_text(st, i, (const char *)v->p, (int)v->n, SQLITE_STATIC);
+    case SQLITE_BLOB:   /* a NULL pointer would bind NULL: an empty blob is a zeroblob */
+      return v->n ? sqlite3_bind_blob(st, i, v->p, (int)v->n, SQLITE_STATIC) : sqlite3_bind_zeroblob(st, i, 0);
+    default: return sqlite3_bind_null(st, i);
+  }
+}
+
+/* The row's id for an error message: the decoded id column (integer or
+ * text), else its number in the stream. */
+static void reverse_row_id(const copy_column *cols, const copy_field *fields, int idk, int64_t row,
+                           char *out, size_t size) {
+  copy_decoded d;
+  copy_refusal ve;
+  if (idk >= 0 && copy_decode_field(&cols[idk], fields[idk].data, fields[idk].len, &d, &ve) == 0) {
+    if (d.v.storage == SQLITE_INTEGER) { snprintf(out, size, "%lld", (long long)d.v.i); return; }
+    if (d.v.storage == SQLITE_TEXT) { snprintf(out, size, "'%.*s'", (int)(d.v.n > 60 ? 60 : d.v.n), (const char *)d.v.p); return; }
+  }
+  snprintf(out, size, "%lld", (long long)row);
+}
+
+/* Stops a COPY OUT early: asks the server to cancel and reads what is left. */
+static void cancel_copy_out(PGconn *pg) {
+  PGcancel *c = PQgetCancel(pg);
+  char buf[256];
+  if (c) { PQcancel(c, buf, sizeof buf); PQfreeCancel(c); }
+  char *msg;
+  while (PQgetCopyData(pg, &msg, 0) > 0) PQfreemem(msg);
+  PGresult *r;
+  while ((r = PQgetResult(pg)) != NULL) PQclear(r);
+}
+
+int copy_reverse_table(PGconn *src, sqlite3 *dst, const copy_spec *spec, copy_stats *stats,
+                       db_error *err) {
+  double t0 = th_clock_seconds();
+  int rc = -1, ncol = spec->ncolumns, copying = 0, idk = -1;
+  sqlite3_stmt *ins = NULL;
+  strbuf sql = {0};
+  char *out_sql = NULL;
+  copy_field *fields = NULL;
+  copy_decoded *dec = NULL;   /* one per column: bound values live until the step */
+  memset(stats, 0, sizeof *stats);
+
+  copy_column *cols = describe_columns(src, spec, err);
+  if (!cols) return -1;
+  fields = calloc((size_t)ncol, sizeof *fields);
+  dec = calloc((size_t)ncol, sizeof *dec);
+  strbuf_str(&sql, "INSERT INTO ");
+  sb_ident(&sql, spec->table);
+  strbuf_str(&sql, " (");
+  sb_column_list(&sql, spec->columns, ncol);
+  strbuf_str(&sql, ") VALUES (");
+  for (int k = 0; k < ncol; k++) strbuf_str(&sql, k ? ", ?" : "?");
+  strbuf_str(&sql, ")");
+  out_sql = copy_out_sql(spec);
+  if (!fields || !dec || sql.oom || !out_sql) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
+  for (int k = 0; k < ncol && spec->id_column; k++)
+    if (strcmp(spec->columns[k], spec->id_column) == 0) idk = k;
+  if (sqlite3_prepare_v2(dst, sql.p, (int)sql.len, &ins, NULL) != SQLITE_OK) {
+    db_error_set(err, "42P01", "the snapshot is built by the migrations: check that they create this table",
+         "cannot write table %s into the snapshot: %s", spec->table, sqlite3_errmsg(dst));
+    goto done;
+  }
+  if (start_copy(src, out_sql, PGRES_COPY_OUT, "cannot read the source table", err)) goto done;
+  copying = 1;
+
+  copy_stream cs = {0};
+  int64_t every = spec->progress_every > 0 ? spec->progress_every : 16384, rows = 0, bytes = 0;
+  char *msg;
+  int len;
+  while ((len = PQgetCopyData(src, &msg, 0)) > 0) {
+    const unsigned char *p = (const unsigned char *)msg;
+    size_t off = 0, start;
+    int nf, got;
+    while ((got = copy_next_tuple(&cs, p, (size_t)len, &off, &start, fields, ncol, &nf)) == 1) {
+      if (nf != ncol) { got = -1; break; }
+      for (int k = 0; k < ncol; k++) {
+        copy_refusal ve = {0};
+        if (copy_decode_field(&cols[k], fields[k].data, fields[k].len, &dec[k], &ve) ||
+            bind_decoded(ins, k + 1, &dec[k].v) != SQLITE_OK) {
+          char id[96];
+          reverse_row_id(cols, fields, idk, rows + 1, id, sizeof id);
+          db_error_set(err, ve.why ? ve.sqlstate : "XX000", "fix that value in the source, or leave the table out (--tables); nothing was written",
+               "%s.%s, row %s %s: the %s value cannot be stored in SQLite: %s", spec->table, cols[k].name,
+               spec->id_column ? spec->id_column : "number", id, cols[k].type_name,
+               ve.why ? ve.why : sqlite3_errmsg(dst));
+          PQfreemem(msg);
+          goto done;
+        }
+      }
+      if (sqlite3_step(ins) != SQLITE_DONE) {
+        char id[96];
+        reverse_row_id(cols, fields, idk, rows + 1, id, sizeof id);
+        db_error_set(err, "58030", "check the free space where the snapshot is written; nothing was replaced",
+             "cannot write row %s %s of %s into the snapshot: %s",
+             spec->id_column ? spec->id_column : "number", id, spec->table, sqlite3_errmsg(dst));
+        PQfreemem(msg);
+        goto done;
+      }
+      sqlite3_reset(ins);
+      sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits(p + start, off - start));
+      bytes += (int64_t)(off - start);
+      rows++;
+      if (spec->on_progress && rows % every == 0 && spec->on_progress(spec->ud, rows, bytes)) {
+        db_error_set(err, "57014", NULL, "copy of %s cancelled", spec->table);
+        PQfreemem(msg);
+        goto done;
+      }
+    }
+    PQfreemem(msg);
+    if (got < 0) {
+      db_error_set(err, "08P01", NULL, "table %s: unexpected COPY data from the server", spec->table);
+      goto done;
+    }
+  }
+  copying = 0;
+  if (end_copy_out(src, len, "cannot read the source table", err)) goto done;
+  if (!cs.trailer) {
+    db_error_set(err, "08P01", NULL, "table %s: the server's COPY data ended early", spec->table);
+    goto done;
+  }
+  if (spec->on_progress) spec->on_progress(spec->ud, rows, bytes);
+  stats->rows = rows;
+  stats->bytes = bytes;
+  rc = 0;
+done:
+  if (copying) cancel_copy_out(src);
+  sqlite3_finalize(ins);
+  free(cols);
+  free(fields);
+  free(dec);
+  free(sql.p);
+  free(out_sql);
+  stats->seconds = th_clock_seconds() - t0;
+  if (rc) stats->sum_hi = stats->sum_lo = 0;
+  return rc;
+}
+
+int copy_sqlite_checksum(sqlite3 *db, PGconn *pg, const copy_spec *spec, copy_stats *stats,
+                         db_error *err) {
+  double t0 = th_clock_seconds();
+  int rc = -1, ncol = spec->ncolumns, s;
+  sqlite3_stmt *st = NULL;
+  strbuf sql = {0};
+  XXH3_state_t *hs = XXH3_createState();
+  memset(stats, 0, sizeof *stats);
+  copy_column *cols = describe_columns(pg, spec, err);
+  if (!cols) goto done;
+  strbuf_str(&sql, "SELECT ");
+  sb_column_list(&sql, spec->columns, ncol);
+  strbuf_str(&sql, " FROM ");
+  sb_ident(&sql, spec->table);
+  if (sql.oom || !hs) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
+  if (sqlite3_prepare_v2(db, sql.p, (int)sql.len, &st, NULL) != SQLITE_OK) {
+    db_error_set(err, "42P01", NULL, "cannot read table %s back from the snapshot: %s", spec->table,
+                 sqlite3_errmsg(db));
+    goto done;
+  }
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    unsigned char head[4];
+    XXH3_128bits_reset(hs);
+    put_be16(head, (uint16_t)ncol);
+    XXH3_128bits_update(hs, head, 2);
+    int64_t bytes = 2;
+    for (int k = 0; k < ncol; k++) {
+      copy_value v;
+      copy_field f;
+      copy_refusal ve;
+      read_value(st, k, &v);
+      if (copy_encode_value(&cols[k], &v, &f, &ve)) {
+        db_error_set(err, "XX000", NULL, "table %s did not verify: the snapshot's %s of row %lld does not convert back (%s)",
+                     spec->table, cols[k].name, (long long)stats->rows + 1, ve.why);
+        goto done;
+      }
+      put_be32(head, (uint32_t)f.len);
+      XXH3_128bits_update(hs, head, 4);
+      if (f.len > 0) XXH3_128bits_update(hs, f.data, (size_t)f.len);
+      bytes += 4 + (f.len > 0 ? f.len : 0);
+    }
+    sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits_digest(hs));
+    stats->rows++;
+    stats->bytes += bytes;
+  }
+  if (s != SQLITE_DONE) {
+    db_error_set(err, "58030", NULL, "cannot read table %s back from the snapshot: %s", spec->table,
+                 sqlite3_errmsg(db));
+    goto done;
+  }
+  rc = 0;
+done:
+  sqlite3_finalize(st);
+  XXH3_freeState(hs);
+  free(cols);
+  free(sql.p);
+  stats->seconds = th_clock_seconds() - t0;
+  return rc;
+}
+
+/* ---- the snapshot file ------------------------------------------------ */
+
+/* Runs sql on db; 0, or the SQLite result code. */
+static int exec_quiet(sqlite3 *db, const char *sql) {
+  return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+int copy_snapshot_lock(const char *path, sqlite3 **held, db_error *err) {
+  sqlite3 *db = NULL;
+  *held = NULL;
+  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+  if (rc == SQLITE_OK) rc = exec_quiet(db, "PRAGMA locking_mode=EXCLUSIVE");
+  /* leaving WAL folds the -wal into the file, and needs every other
+   * connection gone; BEGIN EXCLUSIVE then holds the file until closed */
+  if (rc == SQLITE_OK) rc = exec_quiet(db, "PRAGMA journal_mode=DELETE");
+  if (rc == SQLITE_OK) rc = exec_quiet(db, "BEGIN EXCLUSIVE");
+  if (rc == SQLITE_OK) rc = exec_quiet(db, "SELECT count(*) FROM sqlite_master");
+  if (rc == SQLITE_OK) {
+    sqlite3_stmt *st = NULL;   /* still in WAL: another connection kept it there */
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    if (st && sqlite3_step(st) == SQLITE_ROW &&
+        strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0) rc = SQLITE_BUSY;
+    sqlite3_finalize(st);
+  }
+  if (rc == SQLITE_OK) {
+    *held = db;
+    return 0;
+  }
+  int code = db ? sqlite3_errcode(db) : rc;
+  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED || code == SQLITE_BUSY || code == SQLITE_LOCKED)
+    db_error_set(err, "55006", "stop the program using it (the app? sqlite3?) and run the copy again",
+                 "the target %s is open in another process: it was not replaced", path);
+  else if (rc == SQLITE_NOTADB || code == SQLITE_NOTADB)
+    db_error_set(err, "26000", "choose another --to file, or move this one away yourself",
+                 "the target %s is not a SQLite database: it was not replaced", path);
+  else
+    db_error_set(err, "58030", NULL, "cannot lock the target %s: %s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  sqlite3_close(db);
+  return -1;
+}
+
+/* fsyncs the file or directory at path: 0, or -1 (errno). */
+static int fsync_path(const char *path, int flags) {
+  int fd = open(path, flags);
+  if (fd < 0) return -1;
+  int rc = fsync(fd);
+  close(fd);
+  return rc;
+}
+
+int copy_snapshot_install(const char *tmp, const char *path, db_error *err) {
+  static const char *const sides[] = {"-wal", "-shm", "-journal"};
+  char side[4096], dir[4096];
+  struct stat sb;
+  if (strlen(path) + 10 > sizeof side || strlen(tmp) + 10 > sizeof side) {
+    db_error_set(err, "58030", NULL, "the target's path is too long");
+    return -1;
+  }
+  snprintf(side, sizeof side, "%s-wal", tmp);
+  if (stat(side, &sb) == 0 && sb.st_size > 0) {
+    db_error_set(err, "55000", NULL, "the snapshot %s still has a -wal file: a connection to it is open", tmp);
+    return -1;
+  }
+  for (int k = 0; k < 2; k++) {
+    snprintf(side, sizeof side, "%s%s", tmp, sides[k]);
+    unlink(side);
+  }
+  if (fsync_path(tmp, O_RDONLY)) {
+    db_error_set(err, "58030", NULL, "cannot write the snapshot %s to disk: %s", tmp, strerror(errno));
+    return -1;
+  }
+  for (int k = 0; k < 3; k++) {
+    snprintf(side, sizeof side, "%s%s", path, sides[k]);
+    if (unlink(side) && errno != ENOENT) {
+      db_error_set(err, "58030", NULL, "cannot remove %s: %s; the target was not replaced", side, strerror(errno));
+      return -1;
+    }
+  }
+  if (rename(tmp, path)) {
+    db_error_set(err, "58030", NULL, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    return -1;
+  }
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == dir) dir[1] = '\0';
+  else *slash = '\0';
+  fsync_path(dir, O_RDONLY | O_DIRECTORY);  /* best effort: the rename is done */
+  return 0;
 }

@@ -2,8 +2,13 @@
  * copy.h: the bulk copy engine: every row of one SQLite table into one
  * PostgreSQL table, each value converted exactly by the TARGET column's type,
  * streamed through COPY ... FROM STDIN (FORMAT binary), and the checksum that
- * proves what arrived; and the pre-flight (copy_check_table), which runs
- * every value through the same conversion without writing anything.
+ * proves what arrived; the pre-flight (copy_check_table), which runs
+ * every value through the same conversion without writing anything; and
+ * the other direction (copy_reverse_table): one PostgreSQL table streamed
+ * with COPY ... TO STDOUT (FORMAT binary) into a SQLite table, each field
+ * decoded into the value the app stores (COPY_TYPES' decoders), checksummed
+ * with the same scheme on both sides; plus the snapshot file's lock and its
+ * installation (copy_snapshot_lock, copy_snapshot_install).
  *
  * The engine works on native handles (sqlite3 *, PGconn *) and knows nothing
  * of Lua; transactions belong to the caller: it runs one COPY per table and
@@ -39,11 +44,13 @@
  *   X(NAME, encoder, "typnames")
  * NAME gives copy_type's COPY_NAME; encoder names copy.c's encode_<encoder>,
  * which converts a SQLite value into the type's binary COPY field (the
- * bytes sent, and the bytes both sides' checksums hash); typnames are the
+ * bytes sent, and the bytes both sides' checksums hash), and its
+ * decode_<encoder>, the way back (a field into the SQLite value the app
+ * stores, which encode_<encoder> turns into the same bytes); typnames are the
  * pg_catalog type names (pg_type.typname, domains resolved to their base)
  * that detect it in the target's catalog, space-separated. Enum types
  * (typtype 'e') are COPY_TEXT, sent as their label. A new type is one entry
- * here, its encoder in copy.c, and its test. */
+ * here, its encoder and decoder in copy.c, and its test. */
 #define COPY_TYPES(X)                                                  \
   X(BOOL, bool, "bool")                                                \
   X(INT2, int, "int2")                                                 \
@@ -240,5 +247,83 @@ int64_t copy_utf8_check(const unsigned char *s, size_t n, const char **why, size
  * column, TEXT_BOOL for a word such as 'true', 'No', 'f', 'on' in a boolean
  * column, OTHER otherwise. Pure. */
 copy_problem copy_classify(const copy_column *col, const copy_value *v, const copy_refusal *ve);
+
+
+/* ---- PostgreSQL -> SQLite ---------------------------------------------- */
+
+/* A field decoded into a SQLite value: v.p points into the field's bytes
+ * (text, bytea) or into buf (dates, timestamps, uuids). */
+typedef struct copy_decoded {
+  copy_value v;
+  unsigned char buf[48];
+} copy_decoded;
+
+/* The way back of copy_encode_value: the binary COPY field p[0..len) of
+ * col's type (len -1: NULL) as the SQLite value the app stores (booleans 0
+ * and 1, integers, reals, UTF-8 text, blobs, dates YYYY-MM-DD, timestamps
+ * in UTC as SQLAlchemy writes them, YYYY-MM-DD HH:MM:SS.ffffff, uuids as 32
+ * hex digits), such that copy_encode_value(col, &out->v) gives back
+ * exactly p[0..len). Returns 0, or 1 with *ve when SQLite (or that text)
+ * cannot hold it: NaN, a date outside 0001-9999 or infinite, a field of the
+ * wrong size, text that is not UTF-8. Pure. */
+int copy_decode_field(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                      copy_refusal *ve);
+
+/* Reading a binary COPY ... TO STDOUT stream, one CopyData message at a
+ * time (the server sends whole tuples per message; the first one starts
+ * with the header). Zero-initialize, then call copy_next_tuple on each
+ * message. */
+typedef struct copy_stream {
+  int header_done;
+  int trailer;          /* the end marker (-1 field count) was seen */
+} copy_stream;
+
+/* Reads the next tuple of message p[0..n) at *off (0 at a new message):
+ * returns 1 with nfields and fields[0..min(nfields, max_fields)) filled
+ * (data pointing into p) and *off past the tuple (the tuple's bytes are
+ * p[start..*off), start being *off at the call, after the header for the
+ * first tuple: *start says where), 0 at the end of the message (or after
+ * the trailer), -1 when the bytes are not a well-formed binary COPY
+ * stream (truncated field, bad header, data after the trailer). Pure. */
+int copy_next_tuple(copy_stream *s, const unsigned char *p, size_t n, size_t *off, size_t *start,
+                    copy_field *fields, int max_fields, int *nfields);
+
+/* Copies every row of spec->table (spec->columns) from src, read with one
+ * COPY ... TO STDOUT (FORMAT binary) in the caller's transaction (a
+ * REPEATABLE READ snapshot, say), into the same table of dst with one
+ * prepared INSERT per row, inside the caller's SQLite transaction. Types
+ * come from src's catalog; a column of a type the copy cannot convert is
+ * an error naming it (0A000). stats gets rows, bytes, and the source-side
+ * checksum: the hash of the tuples as the server sent them, the same
+ * checksum copy_checksum gives. spec->freeze is ignored. On error the COPY
+ * is drained, nothing is rolled back (the caller does), -1. */
+int copy_reverse_table(PGconn *src, sqlite3 *dst, const copy_spec *spec, copy_stats *stats,
+                       db_error *err);
+
+/* The SQLite side's count and checksum of spec->table's spec->columns in
+ * db: every value encoded by the type of the same column in pg's catalog
+ * (as copy_table would send it) and hashed as copy_checksum hashes what
+ * the server sends, so that it equals the PostgreSQL table's checksum
+ * exactly when every value is the same. A value that does not encode is
+ * an error (it cannot be the one that was copied). */
+int copy_sqlite_checksum(sqlite3 *db, PGconn *pg, const copy_spec *spec, copy_stats *stats,
+                         db_error *err);
+
+/* Takes the existing SQLite file at path for replacement: opens it with
+ * an exclusive lock that is kept (locking_mode EXCLUSIVE, BEGIN
+ * EXCLUSIVE), after folding its -wal into it and leaving WAL mode (which
+ * SQLite refuses while another connection has the file open), so that the
+ * file alone holds every committed row and no -wal is needed any more.
+ * Returns 0 with *held (close it with sqlite3_close after
+ * copy_snapshot_install, or to give up), or -1 with err: 55006 when
+ * another process has it open or locked, 26000 when it is not a SQLite
+ * database. */
+int copy_snapshot_lock(const char *path, sqlite3 **held, db_error *err);
+
+/* Puts the finished snapshot tmp in place of path: fsyncs tmp (which must
+ * have no -wal left: its connections closed), removes path's -wal, -shm and
+ * -journal (so none is applied to the new file), renames tmp over path and
+ * fsyncs the directory. Returns 0, or -1 with err (nothing renamed). */
+int copy_snapshot_install(const char *tmp, const char *path, db_error *err);
 
 #endif

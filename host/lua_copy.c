@@ -25,10 +25,24 @@
  *       copy's errors render them)
  *   copy.checksum(dst, table, columns) -> { rows=, bytes=, checksum=, seconds= }
  *       the count and checksum of what the target table holds
+ *   copy.reverse(src, dst, opts) -> { rows=, bytes=, checksum=, seconds= }
+ *       PostgreSQL (src) -> SQLite (dst): the table's rows streamed into
+ *       dst with prepared INSERTs, in the callers' transactions; same opts
+ *       as copy.table (freeze ignored); checksum: the source side's
+ *   copy.sqlite_checksum(dst, src, table, columns) -> { rows=, bytes=, checksum=, seconds= }
+ *       the SQLite table's count and checksum, each value encoded by the
+ *       PostgreSQL (src) column's type: equal to copy.checksum(src, ...)
+ *       when every value is the same
+ *   copy.lock_target(path) -> lock, or raises (55006: open in another
+ *       process; 26000: not a SQLite database): the existing snapshot held
+ *       exclusively until lock:close() (also <close> and garbage collection)
+ *   copy.install(tmp, path): fsyncs tmp, removes path's -wal/-shm/-journal,
+ *       renames tmp over path (copy_snapshot_install)
  *   copy.now() -> seconds on a monotonic clock (for rates and ETAs)
  *   copy.isatty(fd) -> true when file descriptor fd is a terminal
  *
- * src is a SQLite and dst a PostgreSQL todohost.db connection. An error in
+ * For copy.table and copy.check, src is a SQLite and dst a PostgreSQL
+ * todohost.db connection (the other way round for copy.reverse). An error in
  * on_progress stops the copy and is re-raised as it was.
  */
 #include "lua_copy.h"
@@ -45,8 +59,8 @@
 static db_conn *check_kind(lua_State *L, int idx, db_kind kind) {
   db_conn *c = th_checkconn(L, idx);
   if (db_conn_kind(c) != kind)
-    luaL_argerror(L, idx, kind == DB_SQLITE ? "the source must be a SQLite connection"
-                                            : "the target must be a PostgreSQL connection");
+    luaL_argerror(L, idx, kind == DB_SQLITE ? "expected a SQLite connection"
+                                            : "expected a PostgreSQL connection");
   if (db_conn_busy(c) || db_pinned(c))
     luaL_argerror(L, idx, "the connection is busy (an open cursor or a running copy); finish it first");
   return c;
@@ -182,9 +196,9 @@ typedef struct engine_call {
   db_error err;
 } engine_call;
 
-static void begin_call(lua_State *L, engine_call *c) {
-  c->src = check_kind(L, 1, DB_SQLITE);
-  c->dst = check_kind(L, 2, DB_POSTGRESQL);
+static void begin_call(lua_State *L, engine_call *c, db_kind src_kind) {
+  c->src = check_kind(L, 1, src_kind);
+  c->dst = check_kind(L, 2, src_kind == DB_SQLITE ? DB_POSTGRESQL : DB_SQLITE);
   c->spec = (copy_spec){0};
   c->ctx = (progress_ctx){L, 0, 0, 0};
   check_spec(L, &c->spec, &c->ctx);
@@ -210,7 +224,7 @@ static void raise_if_failed(lua_State *L, engine_call *c, int rc) {
 /* copy.table(src, dst, opts) */
 static int l_copy_table(lua_State *L) {
   engine_call c;
-  begin_call(L, &c);
+  begin_call(L, &c, DB_SQLITE);
   copy_stats st;
   pin_call(&c, 1);
   int rc = copy_table(db_native(c.src), db_native(c.dst), &c.spec, &st, &c.err);
@@ -266,7 +280,7 @@ static void push_check_column(lua_State *L, const copy_check_column *c) {
 /* copy.check(src, dst, opts) */
 static int l_copy_check(lua_State *L) {
   engine_call c;
-  begin_call(L, &c);
+  begin_call(L, &c, DB_SQLITE);
   int ncol = c.spec.ncolumns;
   /* Lua-owned: collected whatever is raised below */
   copy_check_column *cols = lua_newuserdatauv(L, (size_t)ncol * sizeof *cols, 0);
@@ -306,6 +320,67 @@ static int l_copy_checksum(lua_State *L) {
   return 1;
 }
 
+/* copy.reverse(src, dst, opts) */
+static int l_copy_reverse(lua_State *L) {
+  engine_call c;
+  begin_call(L, &c, DB_POSTGRESQL);
+  copy_stats st;
+  pin_call(&c, 1);
+  int rc = copy_reverse_table(db_native(c.src), db_native(c.dst), &c.spec, &st, &c.err);
+  pin_call(&c, -1);
+  raise_if_failed(L, &c, rc);
+  push_stats(L, &st);
+  return 1;
+}
+
+/* copy.sqlite_checksum(dst, src, table, columns) */
+static int l_copy_sqlite_checksum(lua_State *L) {
+  db_conn *dst = check_kind(L, 1, DB_SQLITE);
+  db_conn *src = check_kind(L, 2, DB_POSTGRESQL);
+  copy_spec spec = {0};
+  spec.table = luaL_checkstring(L, 3);
+  spec.columns = check_columns(L, 4, "copy.sqlite_checksum", &spec.ncolumns);
+  copy_stats st;
+  db_error err;
+  if (copy_sqlite_checksum(db_native(dst), db_native(src), &spec, &st, &err) < 0)
+    return th_raise_dberror(L, &err);
+  push_stats(L, &st);
+  return 1;
+}
+
+#define LOCK_META "todohost.copy.lock"
+
+/* The lock's userdata: the connection holding the file (NULL once closed). */
+typedef struct target_lock {
+  sqlite3 *db;
+} target_lock;
+
+static int l_lock_close(lua_State *L) {
+  target_lock *lk = luaL_checkudata(L, 1, LOCK_META);
+  if (lk->db) sqlite3_close(lk->db);
+  lk->db = NULL;
+  return 0;
+}
+
+/* copy.lock_target(path) */
+static int l_copy_lock_target(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  target_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);  /* before locking: no raise after */
+  lk->db = NULL;
+  luaL_setmetatable(L, LOCK_META);
+  db_error err;
+  if (copy_snapshot_lock(path, &lk->db, &err) < 0) return th_raise_dberror(L, &err);
+  return 1;
+}
+
+/* copy.install(tmp, path) */
+static int l_copy_install(lua_State *L) {
+  const char *tmp = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
+  db_error err;
+  if (copy_snapshot_install(tmp, path, &err) < 0) return th_raise_dberror(L, &err);
+  return 0;
+}
+
 static int l_copy_now(lua_State *L) {
   lua_pushnumber(L, (lua_Number)th_clock_seconds());
   return 1;
@@ -322,10 +397,25 @@ int luaopen_todohost_copy(lua_State *L) {
     {"table", l_copy_table},
     {"check", l_copy_check},
     {"checksum", l_copy_checksum},
+    {"reverse", l_copy_reverse},
+    {"sqlite_checksum", l_copy_sqlite_checksum},
+    {"lock_target", l_copy_lock_target},
+    {"install", l_copy_install},
     {"now", l_copy_now},
     {"isatty", l_copy_isatty},
     {NULL, NULL}
   };
+  static const luaL_Reg lock_methods[] = {
+    {"close", l_lock_close},
+    {"__close", l_lock_close},
+    {"__gc", l_lock_close},
+    {NULL, NULL}
+  };
+  luaL_newmetatable(L, LOCK_META);
+  luaL_setfuncs(L, lock_methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   luaL_newlib(L, funcs);
   return 1;
 }

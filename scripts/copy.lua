@@ -1,5 +1,7 @@
 -- copy.lua: moves every row of every migrated table from the SQLite file into
--- PostgreSQL, proves nothing was lost, and commits only then.
+-- PostgreSQL, proves nothing was lost, and commits only then. With --from
+-- postgresql://... --to sqlite:///FILE it goes the other way: a verified
+-- snapshot of PostgreSQL in a new SQLite file (copy_reverse.lua).
 --
 --   todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace]
 --                         [--check | --dry-run] [--keep-indexes]
@@ -35,6 +37,9 @@ local USAGE = [[
 usage: todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace] [--check | --dry-run]
   --from URL       the SQLite database to read, never modified (default ]] .. settings.default("DATABASE_URL") .. [[)
   --to URL         the PostgreSQL database to fill (default DATABASE_URL)
+                   (--to sqlite:///FILE [--from postgresql://..., default DATABASE_URL]: a snapshot of
+                   PostgreSQL in a new SQLite file, verified, then renamed over FILE; --replace to
+                   replace an existing FILE; `make snapshot` names it localdev/snapshot-DATE-TIME.db)
   --tables a,b     copy only these tables (default: every table of the source)
   --replace        empty target tables that already hold rows, inside the copy's transaction
   --check          read every value and report each one the copy would refuse; write nothing
@@ -98,6 +103,7 @@ local function parse_args(argv)
       if value == nil then i = i + 1; value = argv[i] end
       if value == nil or value == "" then bad_usage("--" .. name .. " needs a value") end
       opts[name] = value
+      opts[name .. "_given"] = true
     elseif (name == "replace" or name == "check" or name == "dry-run" or name == "keep-indexes") and value == nil then
       opts[name:gsub("-", "_")] = true
     elseif name == "help" or a == "-h" then
@@ -123,7 +129,19 @@ local function parse_args(argv)
     bad_usage("no target: pass --to postgresql://... or set DATABASE_URL (environment or .env)")
   end
   local target = db.parse_url(opts.to)
-  if target and target.kind == "sqlite" then  -- refused before connecting, which would create the file
+  if target and target.kind == "sqlite" and not opts.from_given then
+    opts.from = settings.get("DATABASE_URL")  -- --to sqlite:///FILE alone: a snapshot of DATABASE_URL
+  end
+  local source = db.parse_url(opts.from)
+  opts.reverse = source and source.kind == "postgresql" and target and target.kind == "sqlite"
+  if opts.reverse and (opts.check or opts.dry_run or opts.keep_indexes) then
+    bad_usage("--check, --dry-run and --keep-indexes are for SQLite -> PostgreSQL only")
+  end
+  if target and target.kind == "sqlite" and source and source.kind == "sqlite" then
+    bad_usage(("a SQLite snapshot is made from PostgreSQL, not from %s: pass --from postgresql://... or set DATABASE_URL to it")
+      :format(source.url))
+  end
+  if target and target.kind == "sqlite" and not opts.reverse then  -- refused before connecting, which would create the file
     bad_usage(("the target must be PostgreSQL, not %s: pass --to postgresql://... or set DATABASE_URL")
       :format(target.url))
   end
@@ -148,6 +166,18 @@ local function check_revisions(src, dst)
   return from
 end
 
+-- wanted (--tables), each checked to be among the source's names (present:
+-- name -> true), or every name when wanted is nil.
+local function pick_tables(names, present, wanted)
+  if not wanted then return names end
+  for _, name in ipairs(wanted) do
+    if not present[name] then
+      fail(("table %s is not in the source (it has: %s)"):format(name, table.concat(names, ", ")))
+    end
+  end
+  return wanted
+end
+
 local function source_table_names(src, wanted)
   local names, present = {}, {}
   local sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
@@ -157,13 +187,7 @@ local function source_table_names(src, wanted)
       present[row.name] = true
     end
   end
-  if not wanted then return names end
-  for _, name in ipairs(wanted) do
-    if not present[name] then
-      fail(("table %s is not in the source (it has: %s)"):format(name, table.concat(names, ", ")))
-    end
-  end
-  return wanted
+  return pick_tables(names, present, wanted)
 end
 
 -- What to copy for one table: its source columns (all of them, in order),
@@ -542,6 +566,12 @@ end
 local function main(argv)
   local started = copy.now()
   local opts = parse_args(argv)
+  if opts.reverse then
+    return require("copy_reverse").run(opts, {
+      fail = fail, put = put, quote = quote, thousands = thousands, NOT_COPIED = NOT_COPIED, pick_tables = pick_tables,
+      progress_printer = progress_printer, print_summary = print_summary,
+    })
+  end
 
   local src <close> = db.connect(opts.from, { readonly = true })
   if src.kind ~= "sqlite" then fail("--from must be a SQLite database (sqlite:///path/to/database.db)") end

@@ -63,6 +63,39 @@ function M.generate_rows(url, n)
            CASE WHEN i %% 10 = 0 THEN '2026-02-01T12:00:00+02:00' END FROM n]]):format(n))
 end
 
+-- A few awkward rows: every kind of value the guide's app can hold.
+local MiB = string.rep("0123456789abcdef", 65536)  -- 1 MiB
+M.AWKWARD = {
+  { id = 1, title = "it's \"quoted\"", description = nil, is_completed = 0,
+    created_at = "2026-02-21 10:15:30" },
+  { id = 2, title = "back\\slash \\N and \\t", description = "tab\there\nnew line\r\n", is_completed = 1,
+    created_at = "2026-02-21 10:15:30.123456", updated_at = "2026-02-21T11:00:00" },
+  { id = 3, title = "emoji 😀🛒 and 買い物", description = "naïve façade — ✓", is_completed = 0,
+    created_at = "2026-02-21T10:15:30.5+02:00", updated_at = "2026-02-21 10:15", deleted_at = "2026-02-22 00:00:00Z" },
+  { id = 7, title = ("✓"):rep(200), description = MiB, is_completed = 1,
+    created_at = "1999-12-31 23:59:59.999999", updated_at = "2026-02-21 10:15:30-05:30" },
+  { id = 10, title = "", description = "", is_completed = 0, created_at = "2026-02-21 10:15:30.000001" },
+}
+
+--- Starts the shell command cmd (its output to DIR/out) in the background;
+--- returns DIR, where DIR/pid gets its pid and DIR/rc its exit status once it ended.
+function M.background(cmd)
+  local dir = helper.tmpdir()
+  local full = ("%s >%s/out 2>&1 & echo $! >%s/pid; wait $!; echo $? >%s/rc"):format(cmd, dir, dir, dir)
+  os.execute("sh -c " .. helper.quote(full) .. " >/dev/null 2>&1 &")
+  return dir
+end
+
+--- Polls fn every 20 ms until it returns a true value (returned), for at most seconds.
+function M.wait_for(what, seconds, fn)
+  for _ = 1, seconds * 50 do
+    local v = fn()
+    if v then return v end
+    os.execute("sleep 0.02")
+  end
+  error("timed out waiting for " .. what)
+end
+
 --- Runs copy.lua with args (shell words); returns its exit code and output.
 function M.run_copy(args)
   local code, out, err = helper.run(helper.quote(M.TODOHOST) .. " run copy.lua " .. args)

@@ -20,21 +20,7 @@ local function target_value(sql, ...) return ch.value(TARGET_URL, sql, ...) end
 
 local read_file = helper.read
 
-local function sleep(seconds) os.execute("sleep " .. seconds) end
-
--- A few awkward rows: every kind of value the guide's app can hold.
-local MiB = string.rep("0123456789abcdef", 65536)  -- 1 MiB
-local AWKWARD = {
-  { id = 1, title = "it's \"quoted\"", description = nil, is_completed = 0,
-    created_at = "2026-02-21 10:15:30" },
-  { id = 2, title = "back\\slash \\N and \\t", description = "tab\there\nnew line\r\n", is_completed = 1,
-    created_at = "2026-02-21 10:15:30.123456", updated_at = "2026-02-21T11:00:00" },
-  { id = 3, title = "emoji 😀🛒 and 買い物", description = "naïve façade — ✓", is_completed = 0,
-    created_at = "2026-02-21T10:15:30.5+02:00", updated_at = "2026-02-21 10:15", deleted_at = "2026-02-22 00:00:00Z" },
-  { id = 7, title = ("✓"):rep(200), description = MiB, is_completed = 1,
-    created_at = "1999-12-31 23:59:59.999999", updated_at = "2026-02-21 10:15:30-05:30" },
-  { id = 10, title = "", description = "", is_completed = 0, created_at = "2026-02-21 10:15:30.000001" },
-}
+local AWKWARD = ch.AWKWARD
 
 describe("copy.lua", function()
   local source_url, source_path
@@ -238,24 +224,10 @@ describe("copy.lua", function()
     assert.equal(1, target_value("SELECT count(*) AS v FROM todos"))
   end)
 
-  -- Starts the copy in the background; returns the files holding its pid,
+  -- Starts the copy in the background; returns the folder holding its pid,
   -- its exit status (once it ended) and its output.
-  local function start_copy(args)
-    local dir = helper.tmpdir()
-    local cmd = ("%s run copy.lua %s >%s/out 2>&1 & echo $! >%s/pid; wait $!; echo $? >%s/rc")
-      :format(helper.quote(TODOHOST), args, dir, dir, dir)
-    os.execute("sh -c " .. helper.quote(cmd) .. " >/dev/null 2>&1 &")
-    return dir
-  end
-
-  local function wait_for(what, seconds, fn)
-    for _ = 1, seconds * 50 do
-      local v = fn()
-      if v then return v end
-      sleep(0.02)
-    end
-    error("timed out waiting for " .. what)
-  end
+  local function start_copy(args) return ch.background(helper.quote(TODOHOST) .. " run copy.lua " .. args) end
+  local wait_for = ch.wait_for
 
   -- the copier's server process while it loads rows (COPY ... FROM STDIN);
   -- index rebuilds and the verification still follow before any COMMIT
