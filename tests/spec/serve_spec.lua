@@ -83,6 +83,20 @@ describe("seeding on " .. kind, function()
     assert.matches("003_broken.lua must return function%(conn%)", tostring(err))
   end)
 
+  it("seeds once when two processes seed an empty database at once (PostgreSQL: an advisory lock)", function()
+    local project = helper.tmpdir()
+    assert(os.execute("mkdir -p " .. quote(project .. "/seeds")))
+    -- a slow seed: without the lock both processes find the table empty
+    helper.write(project .. "/seeds/001_slow.lua", [[return function(conn)
+      if conn.kind == "postgresql" then conn:exec("SELECT pg_sleep(1)") end
+      conn:exec("INSERT INTO todos (title) VALUES ('slow seed')") end]])
+    local one = ("env DATABASE_URL=%s %s run seed.lua"):format(quote(url), quote(helper.todohost()))
+    local code, out, err = helper.run(("(%s) & (%s) & wait"):format(one, one), project)
+    assert.equal(0, code, err)
+    assert.equal(1, count(), out .. err)
+    assert.equal(1, select(2, out:gsub("not seeding", "")), out)
+  end)
+
   it("`todohost run seed.lua` seeds, then says it has nothing to do", function()
     local code, out, err = run_script("seed.lua")
     assert.equal(0, code, err)
