@@ -204,6 +204,29 @@ static char *log_safe(const char *s, char *out, size_t size) {
   return text_safe(s, strlen(s), out, size);
 }
 
+/* s (already text_safe: printable, valid UTF-8) as the inside of a JSON
+ * string: '"' and '\\' escaped. Writes into out (capacity size); returns out. */
+static const char *json_safe(const char *s, char *out, size_t size) {
+  size_t o = 0;
+  for (; *s && o + 3 < size; s++) {
+    if (*s == '"' || *s == '\\') out[o++] = '\\';
+    out[o++] = *s;
+  }
+  out[o] = '\0';
+  return out;
+}
+
+/* The wall-clock time, UTC, as 2026-01-31T12:00:00.123Z, in out. */
+static const char *utc_now(char *out, size_t size) {
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+  return out;
+}
+
 /* Copies s into out with the password of every URL and password=... in it
  * replaced by *** (host/dburl.c's masker), so a cause quoting a database
  * URL does not leak it. */
@@ -417,9 +440,18 @@ static enum MHD_Result finish(struct server *srv, struct conn *c, struct MHD_Con
   enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, resp);
   MHD_destroy_response(resp);
   if (srv->cfg->access_log) {
-    char m[64], p[1024], line[1200];
-    int n = snprintf(line, sizeof line, "todohost: %s %s %d %.2fms\n", log_safe(method, m, sizeof m),
-                     log_safe(url, p, sizeof p), status, th_clock_ms() - c->t0);
+    char m[64], p[1024], line[2400];
+    int n;
+    if (srv->cfg->access_log == 2) {
+      char jm[128], jp[2048], when[40];
+      n = snprintf(line, sizeof line,
+                   "{\"time\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"ms\":%.2f}\n",
+                   utc_now(when, sizeof when), json_safe(log_safe(method, m, sizeof m), jm, sizeof jm),
+                   json_safe(log_safe(url, p, sizeof p), jp, sizeof jp), status, th_clock_ms() - c->t0);
+    } else {
+      n = snprintf(line, sizeof line, "todohost: %s %s %d %.2fms\n", log_safe(method, m, sizeof m),
+                   log_safe(url, p, sizeof p), status, th_clock_ms() - c->t0);
+    }
     struct slot *s = thread_slot(srv);
     if (n > 0 && (size_t)n < sizeof line && s) {
       pthread_mutex_lock(&s->log_mu);

@@ -90,7 +90,8 @@ typedef struct http_config {
   unsigned port;               /* 0: any free port (see on_ready) */
   unsigned workers;            /* pool threads, >= 1 */
   size_t max_body;             /* larger bodies get 413 */
-  int access_log;              /* one line per request to stderr */
+  int access_log;              /* one line per request to stderr: 1 text, 2 a JSON
+                                  object ({"time","method","path","status","ms"}) */
   int reload;                  /* watch watch_dirs; on a change, open new workers and
                                   switch to them if they all open */
   const char *const *watch_dirs; /* NULL-terminated; *.lua files are watched */

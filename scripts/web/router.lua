@@ -260,6 +260,7 @@ local function dispatch(self, db, req)
   end
   local route = entry.methods[req.method]
   if not route then return 405, entry.allow_headers, METHOD_NOT_ALLOWED end
+  req.route = route   -- for whoever measures the request (metrics.lua)
 
   -- validation, in FastAPI's order: path, query, body; all errors at once
   local errors
