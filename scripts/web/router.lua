@@ -12,7 +12,8 @@
 --   local handle = r:handler(conn)      -- function(req) -> status, headers, body
 --
 -- A handler gets the request (method, path, query, headers, body, plus the
--- validated params, args and data) and the worker's database connection
+-- validated params, args and data, and route: the matched route, which
+-- also tells whoever measures the request, metrics.lua) and the worker's database connection
 -- object; it returns status, headers (nil: JSON) and a body: a table
 -- (encoded as JSON), a string (sent as is) or nil (empty). Route patterns
 -- are compiled once in add(); a request costs one table lookup (static
