@@ -108,7 +108,8 @@ typedef struct http_config {
 } http_config;
 
 /* Opens the workers, listens and serves until SIGINT or SIGTERM (or
- * http_stop()): then stops accepting, lets requests in flight finish (up to
+ * http_stop()): then stops accepting (connections the kernel had queued
+ * on the listener are still taken and answered), lets requests in flight finish (up to
  * `timeout` seconds), closes the workers and returns 0. Returns -1 with a
  * one-line reason in err when it cannot start (port in use, bad host, the
  * app does not open). SIGINT and SIGTERM are blocked in the
