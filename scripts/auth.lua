@@ -42,13 +42,13 @@ auth.same = same
 function auth.guard()
   local token = settings.get("API_TOKEN")
   if not token then return nil end
-  local expected = "Bearer " .. token
   local exempt = {}
   for path in gmatch(settings.get("API_TOKEN_EXEMPT") or "", "[^,%s]+") do exempt[path] = true end
   return function(req)
     if exempt[req.path] then return true end
     local given = req.headers and req.headers["authorization"]
-    return type(given) == "string" and same(given, expected)
+    -- the scheme in any case (RFC 7235), then the token itself
+    return type(given) == "string" and given:sub(1, 7):lower() == "bearer " and same(given:sub(8), token)
   end
 end
 
