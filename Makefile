@@ -8,7 +8,7 @@ SRCS    := host/main.c host/runtime.c host/config.c host/dburl.c \
            host/db.c host/db_sqlite.c host/db_pg.c host/db_pool.c host/lua_db.c \
            host/http.c host/lua_http.c host/copy.c host/lua_copy.c \
            host/lua_util.c host/textsafe.c \
-           host/lua_settings.c
+           host/lua_settings.c host/lua_metrics.c
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -27,7 +27,8 @@ const th_setting_def th_settings[] = {
   {"WORKERS", TH_INT, NULL, 1, 256, "server worker threads (unset: the number of cores)", 0},
   {"RELOAD", TH_BOOL, "false", 0, 0,
    "load fresh workers after a change in scripts/, seeds/ or migrations/", 0},
-  {"ACCESS_LOG", TH_BOOL, "true", 0, 0, "one line per request on stderr", 0},
+  {"ACCESS_LOG", TH_STRING, "true", 0, 0,
+   "the access log on stderr: true (one line per request), false, or json (one JSON object a line)", 0},
   {"HTTP_TIMEOUT", TH_INT, "30", 1, 3600, "seconds an idle connection is kept", 0},
   {"MAX_BODY", TH_INT, "1048576", 1024, 1073741824, "the largest request body (bytes)", 0},
   {"MAX_CONNECTIONS", TH_INT, "10000", 1, 1000000, "connections the server holds at once", 0},
@@ -41,6 +42,16 @@ const th_setting_def th_settings[] = {
   {"DB_POOL_RESET", TH_STRING, "rollback", 0, 0,
    "what a PostgreSQL connection gets when a request gives it back: rollback (an open "
    "transaction only) or full (also settings, locks, temporary tables, lastval)", 0},
+  {"MIGRATE_ON_START", TH_BOOL, "false", 0, 0,
+   "serve.lua upgrades the database to the head at start, under the migrator's lock "
+   "(instances started at once migrate once)", 0},
+  {"API_TOKEN", TH_STRING, NULL, 0, 0,
+   "the token the API requires (Authorization: Bearer TOKEN); required when HOST is not a "
+   "loopback address; never printed", 0},
+  {"API_TOKEN_EXEMPT", TH_STRING, "/health", 0, 0,
+   "paths answered without the token, comma-separated (e.g. /health,/metrics)", 0},
+  {"ALLOW_NO_TOKEN", TH_BOOL, "false", 0, 0,
+   "serve on a non-loopback HOST without API_TOKEN, the API open to anyone who reaches it", 0},
   {"MIGRATIONS_DIR", TH_STRING, NULL, 0, 0,
    "the migrations directory (unset: the project's migrations/)", 0},
   {"SQLITE_FILE", TH_STRING, "database.db", 0, 0, "the SQLite data make copy reads (doctor)", 0},

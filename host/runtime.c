@@ -32,6 +32,7 @@
 #include "lua_copy.h"
 #include "lua_db.h"
 #include "lua_http.h"
+#include "lua_metrics.h"
 #include "lua_settings.h"
 #include "lua_util.h"
 
@@ -44,6 +45,7 @@ static const luaL_Reg host_modules[] = {
   {"todohost.db", luaopen_todohost_db},
   {"todohost.copy", luaopen_todohost_copy},
   {"todohost.http", luaopen_todohost_http},
+  {"todohost.metrics", luaopen_todohost_metrics},
   {"todohost.util", luaopen_todohost_util},
   {"todohost.settings", luaopen_todohost_settings},
   {"todohost.paths", luaopen_todohost_paths},

@@ -298,8 +298,8 @@ function checks.settings(ctx, report)
       report.fail(entry.error, entry.source == ".env" and ("edit .env: fix or remove " .. entry.name)
         or ("unset " .. entry.name .. "   (or set it to a valid value)"))
     elseif entry.source ~= "default" and entry.name ~= "DATABASE_URL" then
-      changed[#changed + 1] = string.format("%s=%s (%s)", entry.name, util.text_safe(tostring(entry.value)),
-        entry.source)
+      local shown = entry.name == "API_TOKEN" and "***" or util.text_safe(tostring(entry.value))
+      changed[#changed + 1] = string.format("%s=%s (%s)", entry.name, shown, entry.source)
     end
   end
   if #changed > 0 then report.info("settings: " .. table.concat(changed, ", ")) end

@@ -80,4 +80,34 @@ function M.write(path, text)
   f:close()
 end
 
+--- Starts `todohost run serve.lua` with env (name -> value; PORT=0 unless
+--- given), its output in log; returns its pid and base URL once it serves,
+--- or raises with the log when it does not start.
+function M.serve(env, log)
+  local parts = { "env", "PORT=0" }
+  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. M.quote(v) end
+  local cmd = ("%s %s run serve.lua >%s 2>&1 </dev/null & echo $!"):format(table.concat(parts, " "),
+    M.quote(M.todohost()), M.quote(log))
+  local pid = io.popen(cmd):read("l")
+  for _ = 1, 300 do
+    local port = (M.read(log) or ""):match("serving on http://[^ ]*:(%d+) ")
+    if port then return pid, "http://127.0.0.1:" .. port end
+    if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
+    os.execute("sleep 0.1")
+  end
+  error("serve.lua did not start:\n" .. (M.read(log) or ""))
+end
+
+--- Stops a server started by M.serve (SIGTERM, then SIGKILL after 10 s);
+--- returns true when it had exited by itself.
+function M.stop(pid)
+  os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+  for _ = 1, 100 do
+    if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then return true end
+    os.execute("sleep 0.1")
+  end
+  os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+  return false
+end
+
 return M
