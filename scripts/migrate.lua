@@ -19,11 +19,13 @@ commands:
   stamp [--sql] REV           record REV (head, base) as applied without running anything
   revision -m MSG [--rev-id ID] [--head REV]
                               write a new revision file from migrations/script.lua.tmpl
-  check                       exit 1 when the database is not at head
+  check                       exit 1 when the database is not at head or differs from the
+                              declared schema (one line per difference)
 
 options:
   --dir DIR    the migrations directory (default: MIGRATIONS_DIR, else migrations/)
   --url URL    the database (default: DATABASE_URL from the environment or .env)
+  --schema FILE  the declared schema (default: scripts/models.lua)
   --sql        print the SQL for the database's dialect instead of running it;
                a range START:END starts from START instead of base
   -q, --quiet  no INFO lines (warnings and errors still print)
@@ -41,7 +43,7 @@ end
 -- Options that take a value, and the field each fills.
 local VALUE_OPTS = {
   ["--dir"] = "dir", ["--url"] = "url", ["-m"] = "message", ["--message"] = "message",
-  ["-r"] = "range", ["--rev-range"] = "range", ["--rev-id"] = "rev_id", ["--head"] = "head",
+  ["-r"] = "range", ["--rev-range"] = "range", ["--rev-id"] = "rev_id", ["--head"] = "head", ["--schema"] = "schema",
 }
 local FLAG_OPTS = {
   ["--sql"] = "sql", ["-q"] = "quiet", ["--quiet"] = "quiet", ["-v"] = "verbose", ["--verbose"] = "verbose",

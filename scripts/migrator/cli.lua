@@ -96,12 +96,28 @@ function cli.show(opts, args)
   return 0
 end
 
--- 0 at head; 1, with a FAILED line saying how far behind, otherwise.
+local SIDE_ADVICE = {
+  schema = "no migration makes this: write one (revision --autogenerate) or change the schema back",
+  database = "the migrations make the schema's: change the database back",
+}
+
+-- 0 at head and matching the declared schema; 1 otherwise, with a FAILED
+-- line saying how far behind, or one line per difference and which side to change.
 function cli.check(opts)
   local state = engine.check(opts)
-  if #state.pending == 0 then
-    log.info("No new upgrade operations detected: the database is at head (%s).", state.head)
+  if #state.pending == 0 and #state.differences == 0 then
+    log.info("No new upgrade operations detected: the database is at head (%s) and matches %s.", state.head, state.schema_path)
     return 0
+  end
+  if #state.pending == 0 then
+    local n = #state.differences
+    local lines = { ("FAILED: the database is at head (%s) but differs from the schema in %s (%d difference%s):")
+      :format(state.head, state.schema_path, n, n == 1 and "" or "s") }
+    for _, d in ipairs(state.differences) do
+      lines[#lines + 1] = "  " .. d.text .. " (" .. SIDE_ADVICE[d.side] .. ")"
+    end
+    io.stderr:write(table.concat(lines, "\n"), "\n")
+    return 1
   end
   local n = #state.pending
   io.stderr:write(("FAILED: Target database is not up to date: it is at %s, head is %s (%d revision%s to apply); "

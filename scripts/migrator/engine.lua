@@ -14,12 +14,15 @@
 -- opts, for every function: dir (the migrations directory), url (nil:
 -- DATABASE_URL), sql (offline).
 
+local compare = require "migrator.compare"
 local db = require "todohost.db"
 local ddl = require "migrator.ddl"
 local executor = require "migrator.executor"
 local log = require "migrator.log"
 local ops = require "migrator.ops"
+local reflect = require "migrator.reflect"
 local revisions = require "migrator.revisions"
+local schema = require "migrator.schema"
 local settings = require "todohost.settings"
 local version = require "migrator.version"
 
@@ -440,10 +443,15 @@ function engine.named(graph, name)
 end
 
 -- Where the database stands: { heads = its ids, head = the graph's head,
--- pending = the ids an upgrade to head would apply ({} at head) }. Warns
--- about edited revision files.
+-- pending = the ids an upgrade to head would apply ({} at head),
+-- schema_path, differences = compare.diff of the declared schema, each
+-- with side = "schema" (no migration makes it) or "database" (the
+-- migrations make the schema; the database was changed outside them)
+-- (opts.schema, else scripts/models.lua) and the database, made only at
+-- head ({} otherwise) }. Warns about edited revision files.
 function engine.check(opts)
   local graph = load_graph(opts)
+  local declared = schema.load(opts.schema)
   return with_reader(opts, false, function(ctx)
     local heads = version.current(ctx)
     graph:check_current(heads)
@@ -451,8 +459,65 @@ function engine.check(opts)
     local head = graph:head()
     local pending = {}
     if not same_set(heads, { head }) then pending = graph:upgrade_plan(heads, { head }) end
-    return { heads = heads, head = head, pending = pending }
+    local differences = {}
+    if #pending == 0 then
+      local model = schema.model(declared, ctx.dialect)
+      differences = compare.diff(model, reflect.database(ctx.conn))
+      if #differences > 0 then
+        -- which side moved: a difference the migrations also have is the
+        -- schema's (no migration makes it yet); else the database's
+        local unmigrated = {}
+        for _, d in ipairs(compare.diff(model, engine.migrations_model(graph, ctx.conn))) do unmigrated[d.text] = true end
+        for _, d in ipairs(differences) do d.side = unmigrated[d.text] and "schema" or "database" end
+      end
+    end
+    return { heads = heads, head = head, pending = pending, schema_path = declared.path, differences = differences }
   end)
+end
+
+-- The differences between the declared schema (path; nil: the default)
+-- and the database on conn, without saying which side moved: the quick
+-- comparison the server makes at start. Raises {migrate_error} when the
+-- schema cannot be loaded.
+function engine.differences(conn, path)
+  return compare.diff(schema.model(schema.load(path), conn.kind), reflect.database(conn))
+end
+
+-- The model of the schema the migrations make at head, built where it
+-- cannot touch the user's tables: on SQLite in a scratch in-memory
+-- database, on PostgreSQL in a scratch schema inside a transaction on
+-- conn that is always rolled back. Each revision's upgrade runs as it
+-- would for real, data migrations included (on empty tables).
+function engine.migrations_model(graph, conn)
+  local plan = graph:upgrade_plan({}, { graph:head() })
+  local function replay(target)
+    local ctx = executor.new({ dialect = target.kind, conn = target })
+    for _, id in ipairs(plan) do
+      local ok, err = pcall(graph:get(id).module.upgrade, ops.new(ctx))
+      if not ok then
+        local cause = describe_error(err)
+        fail("replaying %s to compare with the schema failed: %s", graph:get(id).path, cause)
+      end
+    end
+    return reflect.database(target)
+  end
+  if conn.kind == "sqlite" then
+    local scratch = db.connect("sqlite:///:memory:")
+    local ok, model = pcall(function() return scratch:transaction(function() return replay(scratch) end) end)
+    scratch:close()
+    if not ok then error(model, 0) end
+    return model
+  end
+  local model
+  local ok, err = pcall(conn.transaction, conn, function()
+    local name = ("todohost_replay_%d"):format(math.random(1, 1e9))
+    conn:exec("CREATE SCHEMA " .. name)
+    conn:exec("SET LOCAL search_path TO " .. name)
+    model = replay(conn)
+    error({ rollback = true }, 0)
+  end)
+  if not ok and not (type(err) == "table" and err.rollback) then error(err, 0) end
+  return model
 end
 
 -- Records name (a revision, head, heads or base) as the database's revision

@@ -79,11 +79,24 @@ function ops.new(ctx)
     if pending then pending.after[#pending.after + 1] = fn else fn() end
   end
 
+  -- Creates enum type t on PostgreSQL unless it exists (SQLAlchemy's
+  -- checkfirst); offline it is always written.
+  local function ensure_enum(t)
+    if d ~= "postgresql" then return end
+    if not ctx.offline then
+      local found = ctx:query("SELECT 1 AS found FROM pg_catalog.pg_type WHERE typname = $1 "
+        .. "AND typnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())", t.enum_name)
+      if #found > 0 then return end
+    end
+    ctx:exec(ddl.create_enum_sql(t))
+  end
+
   function op.create_table(name, ...)
     check_name(name, "create_table: table name")
     ctx:note("create_table", name)
     if ctx.dry then return end
-    local sql, indexes = ddl.create_table_sql(name, { ... }, d)
+    local sql, indexes, enums = ddl.create_table_sql(name, { ... }, d)
+    for _, t in ipairs(enums) do ensure_enum(t) end
     ctx:exec(sql)
     for _, ix in ipairs(indexes) do ctx:exec(ix) end
   end
@@ -103,6 +116,15 @@ function ops.new(ctx)
     ctx:exec("ALTER TABLE " .. q(old) .. " RENAME TO " .. q(new))
   end
 
+  -- ALTER TABLE ... ADD COLUMN; an enum column on SQLite carries its CHECK.
+  local function add_column_sql(table_name, col)
+    local sql = "ALTER TABLE " .. q(table_name) .. " ADD COLUMN " .. ddl.column_spec(col, d, nil)
+    if d == "sqlite" and col.type.kind == "enum" then
+      sql = sql .. " " .. ddl.constraint_sql(ddl.enum_check(col), d)
+    end
+    return sql
+  end
+
   function op.add_column(table_name, col)
     check_name(table_name, "add_column: table name")
     if type(col) ~= "table" or col.element ~= "column" then
@@ -110,13 +132,14 @@ function ops.new(ctx)
     end
     ctx:note("add_column", table_name, col.name)
     if ctx.dry then return end
+    if col.type.kind == "enum" then ensure_enum(col.type) end
     if d == "sqlite" and (ddl.default_is_expression(col.server_default) or col.primary_key or col.unique) then
       rebuild(table_name, { { op = "add", column = col } })
     elseif d == "sqlite" and pending then
       -- keep the batch's order: an ADD COLUMN before a rebuild of the same table
       pending.changes[#pending.changes + 1] = { op = "add", column = col }
     else
-      ctx:exec("ALTER TABLE " .. q(table_name) .. " ADD COLUMN " .. ddl.column_spec(col, d, nil))
+      ctx:exec(add_column_sql(table_name, col))
       -- unique = true is a constraint of its own, as Alembic adds it (with
       -- index = true the unique index below is the constraint instead)
       if col.unique and not col.index then
@@ -158,7 +181,12 @@ function ops.new(ctx)
     if d == "postgresql" then
       local head = "ALTER TABLE " .. q(table_name) .. " ALTER COLUMN " .. q(column)
       if new_type then
-        ctx:exec(head .. " TYPE " .. ddl.render_type(new_type, d) .. (opts.using and (" USING " .. opts.using) or ""))
+        local using = opts.using
+        if new_type.kind == "enum" then
+          ensure_enum(new_type)
+          using = using or (q(column) .. "::text::" .. ddl.render_type(new_type, d))
+        end
+        ctx:exec(head .. " TYPE " .. ddl.render_type(new_type, d) .. (using and (" USING " .. using) or ""))
       end
       if opts.nullable ~= nil then
         ctx:exec(head .. (opts.nullable and " DROP NOT NULL" or " SET NOT NULL"))
@@ -282,7 +310,7 @@ function ops.new(ctx)
       sqlite_batch.rebuild(ctx, table_name, work.changes)
     else
       for _, c in ipairs(work.changes) do
-        ctx:exec("ALTER TABLE " .. q(table_name) .. " ADD COLUMN " .. ddl.column_spec(c.column, d, nil))
+        ctx:exec(add_column_sql(table_name, c.column))
       end
     end
     for _, f in ipairs(work.after) do f() end

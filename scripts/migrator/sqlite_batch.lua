@@ -299,6 +299,7 @@ local function apply_changes(t, changes, warn)
         pk = 0, extras = {}, new = true,
       }
       if col.unique then added_constraints[#added_constraints + 1] = "UNIQUE (" .. ddl.quote(col.name, "sqlite") .. ")" end
+      if col.type.kind == "enum" then added_constraints[#added_constraints + 1] = ddl.constraint_sql(ddl.enum_check(col), "sqlite") end
       if col.primary_key then fail("cannot add primary key column %s.%s to an existing table", t.name, col.name) end
     else
       local col, pos = find_column(t, ch.column)
