@@ -17,8 +17,10 @@ commands:
   heads [-v]                  show the newest revision(s)
   show REV                    show one revision (REV may be head)
   stamp [--sql] REV           record REV (head, base) as applied without running anything
-  revision -m MSG [--rev-id ID] [--head REV]
-                              write a new revision file from migrations/script.lua.tmpl
+  revision -m MSG [--rev-id ID] [--head REV] [--autogenerate]
+                              write a new revision file from migrations/script.lua.tmpl;
+                              --autogenerate fills it with what makes the database (at
+                              head) match the declared schema, and writes none when it does
   check                       exit 1 when the database is not at head or differs from the
                               declared schema (one line per difference)
 
@@ -47,7 +49,7 @@ local VALUE_OPTS = {
 }
 local FLAG_OPTS = {
   ["--sql"] = "sql", ["-q"] = "quiet", ["--quiet"] = "quiet", ["-v"] = "verbose", ["--verbose"] = "verbose",
-  ["-i"] = "indicate_current", ["--indicate-current"] = "indicate_current", ["--purge"] = "purge",
+  ["-i"] = "indicate_current", ["--indicate-current"] = "indicate_current", ["--purge"] = "purge", ["--autogenerate"] = "autogenerate",
 }
 
 local function parse(argv)

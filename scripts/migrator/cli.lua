@@ -4,6 +4,7 @@
 -- The work is migrator/engine.lua's and migrator/template.lua's; this
 -- module checks the arguments and prints the results in Alembic's formats.
 
+local autogen = require "migrator.autogen"
 local engine = require "migrator.engine"
 local log = require "migrator.log"
 local revisions = require "migrator.revisions"
@@ -131,9 +132,22 @@ function cli.stamp(opts, args)
   return 0
 end
 
+-- With --autogenerate the file holds the operations that make the
+-- database match the declared schema; when they already match, no file.
 function cli.revision(opts)
   local message = opts.message or fail('revision needs a message: revision -m "add priority to todos"')
-  local path = template.write(opts.dir, message, opts.head, opts.rev_id)
+  local bodies
+  if opts.autogenerate then
+    local found = engine.autogenerate(opts)
+    if #found.differences == 0 then
+      log.info("No changes in schema detected: the database matches %s; no revision written.", found.schema_path)
+      return 0
+    end
+    for _, d in ipairs(found.differences) do log.info("Detected %s", d.text) end
+    local up, down = autogen.render(found.differences, found.dialect)
+    bodies = { upgrades = up, downgrades = down }
+  end
+  local path = template.write(opts.dir, message, opts.head, opts.rev_id, bodies)
   log.out("Generating %s ...  done", path)
   return 0
 end

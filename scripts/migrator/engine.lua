@@ -442,19 +442,28 @@ function engine.named(graph, name)
   return name == "head" and { graph:head() } or name == "heads" and graph.heads or { graph:resolve(name) }
 end
 
--- Where the database stands: { heads = its ids, head = the graph's head,
--- pending = the ids an upgrade to head would apply ({} at head),
--- schema_path, differences = compare.diff of the declared schema, each
--- with side = "schema" (no migration makes it) or "database" (the
--- migrations make the schema; the database was changed outside them)
--- (opts.schema, else scripts/models.lua) and the database, made only at
--- head ({} otherwise) }. Warns about edited revision files.
-function engine.check(opts)
+-- Returns fn(ctx, graph, declared schema, the database's ids checked
+-- against the graph) on a new connection (see with_reader); the graph and
+-- the schema (opts.schema) are loaded first.
+local function with_schema(opts, fn)
   local graph = load_graph(opts)
   local declared = schema.load(opts.schema)
   return with_reader(opts, false, function(ctx)
     local heads = version.current(ctx)
     graph:check_current(heads)
+    return fn(ctx, graph, declared, heads)
+  end)
+end
+
+-- Where the database stands: { heads = its ids, head = the graph's head,
+-- pending = the ids an upgrade to head would apply ({} at head),
+-- schema_path, differences = compare.diff of the declared schema
+-- (opts.schema, else scripts/models.lua) and the database, made only at
+-- head ({} otherwise), each with side = "schema" (no migration makes it)
+-- or "database" (the migrations make the schema's; the database was
+-- changed outside them) }. Warns about edited revision files.
+function engine.check(opts)
+  return with_schema(opts, function(ctx, graph, declared, heads)
     check_checksums(graph, ctx, heads)
     local head = graph:head()
     local pending = {}
@@ -472,6 +481,21 @@ function engine.check(opts)
       end
     end
     return { heads = heads, head = head, pending = pending, schema_path = declared.path, differences = differences }
+  end)
+end
+
+-- What `revision --autogenerate` works from: the differences between the
+-- declared schema (opts.schema) and the database, which must be at head
+-- (at base when there are no revisions yet), and the database's dialect.
+function engine.autogenerate(opts)
+  return with_schema(opts, function(ctx, graph, declared, heads)
+    local expected = #graph.heads > 0 and { graph:head() } or {}
+    if not same_set(heads, expected) then
+      fail("Target database is not up to date: it is at %s, head is %s; run `todohost run migrate.lua upgrade head` "
+        .. "first, so that the new revision starts from head", at_text(heads), at_text(expected))
+    end
+    return { differences = compare.diff(schema.model(declared, ctx.dialect), reflect.database(ctx.conn)),
+      dialect = ctx.dialect, schema_path = declared.path }
   end)
 end
 

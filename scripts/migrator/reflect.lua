@@ -42,41 +42,6 @@ end
 
 -- ---- SQLite ------------------------------------------------------------------------
 
--- Name and expression of a CHECK clause text ("CONSTRAINT n CHECK (x)").
-local function parse_check(text)
-  local tokens = sqlite_batch.tokenize(text)
-  local name
-  local i = 1
-  if tokens[1] and tokens[1].text:upper() == "CONSTRAINT" then
-    name = sqlite_batch.unquote(tokens[2])
-    i = 3
-  end
-  if not tokens[i] or tokens[i].text:upper() ~= "CHECK" then return nil end
-  local open = tokens[i + 1]
-  if not open then return nil end
-  local expr = text:sub(open.s):match("^%((.*)%)%s*$")
-  return name, expr
-end
-
--- The enum a CHECK expression stands for: `col IN ('a', 'b')` -> col, {a, b}.
-local function enum_of(expr)
-  local tokens = sqlite_batch.tokenize(expr)
-  if #tokens < 5 or tokens[2].text:upper() ~= "IN" or tokens[3].text ~= "(" or tokens[#tokens].text ~= ")" then
-    return nil
-  end
-  local values = {}
-  for k = 4, #tokens - 1 do
-    local tok = tokens[k]
-    if (k - 4) % 2 == 0 then
-      if tok.kind ~= "string" then return nil end
-      values[#values + 1] = tok.text:sub(2, -2):gsub("''", "'")
-    elseif tok.text ~= "," then
-      return nil
-    end
-  end
-  return sqlite_batch.unquote(tokens[1]), values
-end
-
 local function sqlite_table(conn, name, sql)
   local t = new_table(name)
   local q = '"' .. name:gsub('"', '""') .. '"'
@@ -134,9 +99,10 @@ local function sqlite_table(conn, name, sql)
     end
   end
   for _, text in ipairs(checks) do
-    local check_name, expr = parse_check(text)
-    if expr then
-      local col, values = enum_of(expr)
+    local parts = sqlite_batch.constraint_parts(text)
+    local check_name, expr = parts.name, parts.expr
+    if parts.kind == "CHECK" and expr then
+      local col, values = sqlite_batch.enum_of(expr)
       if col and t.column[col] then
         t.column[col].enum = { name = check_name, values = values }
       else
