@@ -70,10 +70,24 @@ function schema.define(tables)
   return { element = "schema", tables = tables }
 end
 
+-- The declaration (op.column) of table.column in declared; raises naming
+-- it when the schema has no such column.
+function schema.column_of(declared, table_name, column)
+  for _, t in ipairs(declared.tables) do
+    if t.name == table_name then
+      for _, e in ipairs(t.elements) do
+        if e.element == "column" and e.name == column then return e end
+      end
+    end
+  end
+  error(("the schema declares no column %s.%s"):format(table_name, column), 2)
+end
+
 -- The schema file used when none is given: scripts/models.lua, found as
 -- `require "models"` would find it.
 function schema.default_path()
-  return package.searchpath("models", package.path) or "scripts/models.lua"
+  local found = package.searchpath("models", package.path)
+  return found and (found:gsub("^%./", "")) or "scripts/models.lua"
 end
 
 -- Loads the declaration in path (nil: schema.default_path()). Raises

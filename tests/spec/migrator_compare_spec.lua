@@ -144,3 +144,25 @@ return s.define { s.table("t", s.column("id", s.types.integer), s.index("ix", { 
     assert.matches("SERVED", out, 1, true)
   end)
 end)
+
+describe("the HTTP models and the declared schema", function()
+  it("take the title's limit from the schema's todos.title", function()
+    local saved_models, saved_todos = package.loaded.models, package.loaded.todos
+    local s = require "migrator.schema"
+    package.loaded.models = s.define { s.table("todos",
+      s.column("id", s.types.integer, { primary_key = true }),
+      s.column("title", s.types.string(50), { nullable = false })) }
+    package.loaded.todos = nil
+    local ok, routes = pcall(require, "todos")
+    package.loaded.models, package.loaded.todos = saved_models, saved_todos
+    assert.is_true(ok, tostring(routes))
+    local limit
+    for _, r in ipairs(routes) do
+      if r.method == "POST" and r.path == "/todos" then
+        for _, f in ipairs(r.body.fields) do if f[1] == "title" then limit = f.max_length end end
+      end
+    end
+    assert.equal(50, limit)
+    assert.equal(200, require("migrator.schema").column_of(require "models", "todos", "title").type.length)
+  end)
+end)
