@@ -35,13 +35,24 @@ local function generated(dir)
   return files
 end
 
--- Each change: a name, the schema text edited, and whether the upgrade
--- keeps posts' rows (and users' rows).
+-- An edit of the schema's text: {pattern, replacement}.
 local function edit(pattern, replacement)
-  local text, n = sh.SCHEMA:gsub(pattern, replacement)
-  assert(n == 1, "the edit matched " .. n .. " times: " .. pattern)
-  return text
+  return { pattern = pattern, replacement = replacement }
 end
+
+-- text with the edit made; nil when it does not apply (once exactly).
+local function apply(text, e)
+  local out, n = text:gsub(e.pattern, e.replacement)
+  if n ~= 1 then return nil end
+  return out
+end
+
+-- sh.SCHEMA with the edit made (raises when it does not apply).
+local function edited(pattern, replacement)
+  return assert(apply(sh.SCHEMA, edit(pattern, replacement)), "the edit does not apply: " .. pattern)
+end
+
+-- Each change: a name, the edit, and whether the upgrade drops posts.
 
 local CHANGES = {
   { "add a table", edit("\n}\n$", [[
@@ -106,33 +117,56 @@ describe("revision --autogenerate (" .. kind .. ")", function()
     assert.same({}, generated(dir))
   end)
 
+  -- autogenerate -> upgrade -> check clean -> downgrade -> the same
+  -- reflection as before; rows kept at each step (posts' unless dropped).
+  local function round_trip(schema_text, posts_dropped, what)
+    local before = read_model(url)
+    local schema_path = sh.schema_file(schema_text)
+    local code, _, err = sh.migrate(url, dir, "revision --autogenerate -m change --schema " .. h.quote(schema_path))
+    assert.equal(0, code, err .. "\n" .. what)
+    local files = generated(dir)
+    assert.equal(1, #files)
+    local text = h.read(files[1]) .. "\n" .. what
+    code, _, err = sh.migrate(url, dir, "upgrade head")
+    assert.equal(0, code, err .. "\n" .. text)
+    code, _, err = sh.migrate(url, dir, "check --schema " .. h.quote(schema_path))
+    assert.equal(0, code, err .. "\n" .. text)
+    assert.equal(2, count(url, "users"))
+    if not posts_dropped then assert.equal(2, count(url, "posts")) end
+    code, _, err = sh.migrate(url, dir, "downgrade -1")
+    assert.equal(0, code, err .. "\n" .. text)
+    local after = read_model(url)
+    assert.same({}, compare.diff(before, after), text)
+    assert.same(before.tables.users.column.status.enum, after.tables.users.column.status.enum)
+    assert.equal(2, count(url, "users"))
+    assert.equal(posts_dropped and 0 or 2, count(url, "posts"))
+  end
+
   for _, change in ipairs(CHANGES) do
     it("round-trips: " .. change[1], function()
-      local before = read_model(url)
-      local schema_path = sh.schema_file(change[2])
-      local code, _, err = sh.migrate(url, dir, "revision --autogenerate -m change --schema " .. h.quote(schema_path))
-      assert.equal(0, code, err)
-      local files = generated(dir)
-      assert.equal(1, #files)
-      local text = h.read(files[1])
-      code, _, err = sh.migrate(url, dir, "upgrade head")
-      assert.equal(0, code, err .. "\n" .. text)
-      code, _, err = sh.migrate(url, dir, "check --schema " .. h.quote(schema_path))
-      assert.equal(0, code, err .. "\n" .. text)
-      assert.equal(2, count(url, "users"))
-      if not change.posts_dropped then assert.equal(2, count(url, "posts")) end
-      code, _, err = sh.migrate(url, dir, "downgrade -1")
-      assert.equal(0, code, err .. "\n" .. text)
-      local after = read_model(url)
-      assert.same({}, compare.diff(before, after))
-      assert.same(before.tables.users.column.status.enum, after.tables.users.column.status.enum)
-      assert.equal(2, count(url, "users"))
-      assert.equal(change.posts_dropped and 0 or 2, count(url, "posts"))
+      round_trip(assert(apply(sh.SCHEMA, change[2])), change.posts_dropped, change[1])
+    end)
+  end
+
+  -- The property over combinations: random sets of 2 to 5 changes made
+  -- together (those that still apply after the others), several rounds.
+  local seed = tonumber(os.getenv("AUTOGEN_SEED") or "") or os.time()
+  for round = 1, 4 do
+    it(("round-trips random combinations of changes (AUTOGEN_SEED=%d, round %d)"):format(seed, round), function()
+      math.randomseed(seed + round)
+      local text, names, pool = sh.SCHEMA, {}, {}
+      for i, change in ipairs(CHANGES) do if not change.posts_dropped then pool[#pool + 1] = i end end
+      for _ = 1, math.random(2, 5) do
+        local change = CHANGES[table.remove(pool, math.random(#pool))]
+        local next_text = apply(text, change[2])
+        if next_text then text, names[#names + 1] = next_text, change[1] end
+      end
+      round_trip(text, false, "changes: " .. table.concat(names, ", "))
     end)
   end
 
   it("writes op calls as by hand: a batch on SQLite, comments over steps that lose data", function()
-    local schema_path = sh.schema_file(edit('s.column%("body", t.text%),', 's.column("body", t.text, { nullable = false }),')
+    local schema_path = sh.schema_file(edited('s.column%("body", t.text%),', 's.column("body", t.text, { nullable = false }),')
       :gsub("t.string%(100%)", "t.string(50)")
       :gsub("nullable = false, server_default = false", "nullable = false, server_default = true"))
     assert.equal(0, (sh.migrate(url, dir, "revision --autogenerate -m change --schema " .. h.quote(schema_path))))
@@ -153,7 +187,7 @@ describe("revision --autogenerate (" .. kind .. ")", function()
   end)
 
   it("removing an enum value a row holds fails the upgrade and changes nothing", function()
-    local schema_path = sh.schema_file(edit('{ "active", "blocked" }', '{ "active" }'))
+    local schema_path = sh.schema_file(edited('{ "active", "blocked" }', '{ "active" }'))
     assert.equal(0, (sh.migrate(url, dir, "revision --autogenerate -m narrow --schema " .. h.quote(schema_path))))
     local before = read_model(url)
     local code, _, err = sh.migrate(url, dir, "upgrade head")
