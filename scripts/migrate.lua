@@ -27,10 +27,11 @@ commands:
 options:
   --dir DIR    the migrations directory (default: MIGRATIONS_DIR, else migrations/)
   --url URL    the database (default: DATABASE_URL from the environment or .env)
-  --schema FILE  the declared schema (default: scripts/models.lua)
   --sql        print the SQL for the database's dialect instead of running it;
                a range START:END starts from START instead of base
   -q, --quiet  no INFO lines (warnings and errors still print)
+  --strict     upgrade, check: fail when an applied revision was edited since it ran (for CI)
+  --schema FILE  check, revision --autogenerate: the declared schema (default: scripts/models.lua)
   -v, --verbose, -i/--indicate-current, -r/--rev-range RANGE, -m/--message MSG
 ]]
 
@@ -50,6 +51,7 @@ local VALUE_OPTS = {
 local FLAG_OPTS = {
   ["--sql"] = "sql", ["-q"] = "quiet", ["--quiet"] = "quiet", ["-v"] = "verbose", ["--verbose"] = "verbose",
   ["-i"] = "indicate_current", ["--indicate-current"] = "indicate_current", ["--purge"] = "purge", ["--autogenerate"] = "autogenerate",
+  ["--strict"] = "strict",
 }
 
 local function parse(argv)

@@ -126,19 +126,28 @@ local function step_line(direction, rev, heads, new_heads)
   return ("Running %s %s -> %s%s"):format(direction, from, to, msg)
 end
 
--- Warns when an applied revision's file changed since it ran.
-local function check_checksums(graph, ctx, current)
+-- Warns when an applied revision's code changed since it ran (comments
+-- and layout do not count); with opts.strict, raises after the warnings.
+-- A checksum of the first form (the file's bytes) that matches is
+-- accepted, and with rewrite (a migrator holding the lock) replaced by the
+-- new form. Returns the number of edited revisions.
+local function check_checksums(graph, ctx, current, opts, rewrite)
   local recorded = version.checksums(ctx)
   local applied = graph:ancestors(current)
   local edited = 0
   for _, id in ipairs(graph:topological(applied)) do
     local sum = recorded[id]
-    if sum and sum ~= graph:checksum(id) then
+    if sum and sum ~= graph:checksum(id) and sum == graph:legacy_checksum(id) then
+      if rewrite then version.set_checksum(ctx, id, graph:checksum(id)) end
+    elseif sum and sum ~= graph:checksum(id) then
       edited = edited + 1
       log.warn("%s was edited after it was applied to this database (its checksum differs from the one recorded "
         .. "then); the database has the schema of the old version: put further changes in a new revision",
         graph:get(id).path)
     end
+  end
+  if edited > 0 and opts and opts.strict then
+    fail("--strict: %d applied revision(s) edited since they ran (see the warnings above); restore them and put the change in a new revision", edited)
   end
   return edited
 end
@@ -273,7 +282,7 @@ local function migrate_online(opts, direction, target_name)
     for attempt = 1, 20 do
       local heads = version.current(ctx)
       graph:check_current(heads)
-      if attempt == 1 and direction == "upgrade" then check_checksums(graph, ctx, heads) end
+      if attempt == 1 and direction == "upgrade" then check_checksums(graph, ctx, heads, opts, true) end
       local plan
       if direction == "upgrade" then
         local targets = graph:upgrade_target(target_name, heads)
@@ -464,7 +473,7 @@ end
 -- changed outside them) }. Warns about edited revision files.
 function engine.check(opts)
   return with_schema(opts, function(ctx, graph, declared, heads)
-    check_checksums(graph, ctx, heads)
+    check_checksums(graph, ctx, heads, opts, false)
     local head = graph:head()
     local pending = {}
     if not same_set(heads, { head }) then pending = graph:upgrade_plan(heads, { head }) end
