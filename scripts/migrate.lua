@@ -23,6 +23,8 @@ commands:
                               head) match the declared schema, and writes none when it does
   check                       exit 1 when the database is not at head or differs from the
                               declared schema (one line per difference)
+  lint [REV]                  list the upgrade operations that lose data or block a table
+                              (every revision, or REV), one line each with a way round
 
 options:
   --dir DIR    the migrations directory (default: MIGRATIONS_DIR, else migrations/)
@@ -98,7 +100,7 @@ local function main(argv)
   local cli = require "migrator.cli"
   local command = cli[name]
   if type(command) ~= "function" then usage_error("unknown command %q", name) end
-  local limits = { upgrade = 1, downgrade = 1, show = 1, stamp = 1, current = 0, heads = 0, history = 0, check = 0, revision = 0 }
+  local limits = { upgrade = 1, downgrade = 1, show = 1, stamp = 1, lint = 1, current = 0, heads = 0, history = 0, check = 0, revision = 0 }
   if #positional > limits[name] then usage_error("%s: unexpected argument %q", name, positional[limits[name] + 1]) end
   if opts.sql and not (name == "upgrade" or name == "downgrade" or name == "stamp") then
     usage_error("--sql works with upgrade, downgrade and stamp")

@@ -11,6 +11,8 @@
 -- autogen.render(differences, dialect) returns upgrade_text, downgrade_text
 -- (Lua statements indented for the template's function bodies).
 
+local normal = require "migrator.normal"
+
 local autogen = {}
 
 local INDENT = "    "
@@ -180,8 +182,13 @@ local function drop_table_ops(t)
   return { table_op("drop_table", str(t.name), "-- drops table " .. t.name .. " and every row in it") }
 end
 
-local function index_ops(ix, tbl)
-  return named_op("create_index", tbl, str(ix.name), list(ix.columns) .. (ix.unique and ", { unique = true }" or "")),
+local function index_ops(ix, tbl, dialect)
+  local create = named_op("create_index", tbl, str(ix.name), list(ix.columns) .. (ix.unique and ", { unique = true }" or ""))
+  if dialect == "postgresql" then
+    create.comment = "-- blocks writes to " .. tbl .. " while it builds: on a big table use { concurrently = true } in a "
+      .. "transactional = false revision"
+  end
+  return create,
     named_op("drop_index", tbl, str(ix.name), nil)
 end
 
@@ -202,16 +209,6 @@ local function fk_ops(fk, tbl)
     named_op("drop_constraint", tbl, fk.name and str(fk.name) or "nil", '{ type_ = "foreignkey", columns = ' .. list(fk.columns) .. " }")
 end
 
--- True when a value of type `from` may not fit type `to`: a shorter
--- VARCHAR, or any change of kind other than VARCHAR to TEXT.
-local function narrows(from, to)
-  local a, b = from:match("^varchar%((%d+)%)$"), to:match("^varchar%((%d+)%)$")
-  if a and b then return tonumber(b) < tonumber(a) end
-  if (from:match("^varchar") and to == "text") or (from == "varchar" and to == "text") then return false end
-  if a and to == "varchar" then return false end
-  return from ~= to
-end
-
 -- alter_column options moving a column from `from` to `to` (model columns)
 -- for the kinds of change in `kinds`.
 local function alter_args(col_name, kinds, from, to)
@@ -219,12 +216,15 @@ local function alter_args(col_name, kinds, from, to)
   if kinds.type or kinds.enum then
     opts[#opts + 1] = "type = " .. (to.decl and decl_type(to.decl.type) or model_type(to))
   end
+  if kinds.type and not kinds.enum then
+    opts[#opts + 1] = "existing_type = " .. (from.decl and decl_type(from.decl.type) or model_type(from))
+  end
   if kinds.nullable then opts[#opts + 1] = "nullable = " .. tostring(to.nullable) end
   if kinds.default then opts[#opts + 1] = "server_default = " .. (model_default(to) or "op.no_default") end
   local comment
   if kinds.nullable and not to.nullable and to.default == nil then
     comment = "-- fails if a row holds NULL in " .. col_name .. ": give them a value first (op.execute UPDATE ...)"
-  elseif kinds.type and not kinds.enum and narrows(from.type, to.type) then
+  elseif kinds.type and not kinds.enum and normal.narrows(from.type, to.type) then
     comment = "-- converts every value of " .. col_name .. " (" .. from.type .. " to " .. to.type .. "); values that do not fit fail or are cut"
   elseif kinds.enum then
     comment = "-- values leaving the enum fail the revision while rows hold them"
@@ -263,7 +263,7 @@ end
 
 -- The operations for the differences: two lists, upgrade in order and
 -- downgrade (already reversed).
-local function plan(differences)
+local function plan(differences, dialect)
   local up, down = {}, {}
   local function add(u, d)
     for _, o in ipairs(u) do up[#up + 1] = o end
@@ -297,12 +297,12 @@ local function plan(differences)
       -- an index or constraint: created or removed, or removed and made again
       local maker = PAIRED[k:match("^%a+_(%a+)$")]
       if k:match("^add_") then
-        local create, remove = maker(diff.schema, tbl)
+        local create, remove = maker(diff.schema, tbl, dialect)
         add({ create }, { remove })
       else
-        local create, remove = maker(diff.db, tbl)
+        local create, remove = maker(diff.db, tbl, dialect)
         if diff.replaced_by then
-          local create2, remove2 = maker(diff.replaced_by, tbl)
+          local create2, remove2 = maker(diff.replaced_by, tbl, dialect)
           add({ remove, create2 }, { remove2, create })
         else
           add({ remove }, { create })
@@ -393,7 +393,7 @@ end
 
 -- Upgrade and downgrade bodies for differences on dialect.
 function autogen.render(differences, dialect)
-  local up, down = plan(differences)
+  local up, down = plan(differences, dialect)
   local function body(ops)
     local lines = lines_of(ops, dialect)
     local uses_types = false

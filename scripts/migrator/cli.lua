@@ -98,8 +98,8 @@ function cli.show(opts, args)
 end
 
 local SIDE_ADVICE = {
-  schema = "no migration makes this: write one (revision --autogenerate) or change the schema back",
-  database = "the migrations make the schema's: change the database back",
+  schema = "the migrations make the database's: autogenerate a migration, or change the schema",
+  database = "the migrations make the schema's: the database was changed by hand; change it back",
 }
 
 -- 0 at head and matching the declared schema; 1 otherwise, with a FAILED
@@ -123,6 +123,18 @@ function cli.check(opts)
   local n = #state.pending
   io.stderr:write(("FAILED: Target database is not up to date: it is at %s, head is %s (%d revision%s to apply); "
     .. "run: todohost run migrate.lua upgrade head\n"):format(engine.at_text(state.heads), state.head, n, n == 1 and "" or "s"))
+  return 1
+end
+
+-- One line per operation that loses data or blocks a table; 1 when there
+-- is any (for CI), 0 otherwise.
+function cli.lint(opts, args)
+  local findings = engine.lint(opts, args[1])
+  for _, f in ipairs(findings) do log.out("%s: %s", f.revision, f.text) end
+  if #findings == 0 then
+    log.info("No operation that loses data or blocks a table.")
+    return 0
+  end
   return 1
 end
 

@@ -456,10 +456,12 @@ function ddl.create_table_sql(name, elements, dialect)
   return sql, indexes, enums
 end
 
--- CREATE [UNIQUE] INDEX name ON table (cols) [WHERE ...]
+-- CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON table (cols) [WHERE ...]
+-- (CONCURRENTLY: opts.concurrently, PostgreSQL only)
 function ddl.create_index_sql(name, table_name, columns, opts, dialect)
   opts = opts or {}
   local sql = "CREATE " .. (opts.unique and "UNIQUE " or "") .. "INDEX "
+    .. ((opts.concurrently and dialect == "postgresql") and "CONCURRENTLY " or "")
     .. ddl.quote(name, dialect) .. " ON " .. ddl.quote(table_name, dialect)
     .. " (" .. ddl.quote_list(columns, dialect) .. ")"
   if opts.where then sql = sql .. " WHERE " .. opts.where end

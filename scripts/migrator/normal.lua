@@ -146,4 +146,23 @@ function normal.check(sql)
   return (s:gsub("[%s()]", ""))
 end
 
+-- Types every value of which fits the other.
+local WIDER = { smallint = { integer = true, bigint = true }, integer = { bigint = true }, real = { float = true },
+  varchar = { text = true } }
+
+-- True when a value of canonical type `from` may not fit type `to`: a
+-- shorter VARCHAR, a NUMERIC losing digits, any other change of type but a
+-- wider integer or float, or VARCHAR to TEXT.
+function normal.narrows(from, to)
+  if from == to then return false end
+  local a, b = from:match("^varchar%((%d+)%)$"), to:match("^varchar%((%d+)%)$")
+  if a and b then return tonumber(b) < tonumber(a) end
+  if from:match("^varchar") and (to == "text" or to == "varchar") then return false end
+  local p1, s1 = from:match("^numeric%((%d+),(%d+)%)$")
+  local p2, s2 = to:match("^numeric%((%d+),(%d+)%)$")
+  if p1 and p2 then return tonumber(s2) < tonumber(s1) or tonumber(p2) - tonumber(s2) < tonumber(p1) - tonumber(s1) end
+  if WIDER[from] and WIDER[from][to] then return false end
+  return true
+end
+
 return normal

@@ -202,7 +202,7 @@ function ops.new(ctx)
     if type(col) ~= "table" or col.element ~= "column" then
       error("add_column(table, op.column(name, type, opts)): the second argument must be op.column(...)", 2)
     end
-    ctx:note("add_column", table_name, col.name)
+    ctx:note("add_column", table_name, col.name, { nullable = col.nullable, server_default = col.server_default })
     if ctx.dry then return end
     if col.type.kind == "enum" then ensure_enum(col.type) end
     if d == "sqlite" and (ddl.default_is_expression(col.server_default) or col.primary_key or col.unique) then
@@ -247,7 +247,8 @@ function ops.new(ctx)
       end
     end
     local new_type = opts.type and ddl.to_type(opts.type)
-    ctx:note("alter_column", table_name, column)
+    ctx:note("alter_column", table_name, column, { nullable = opts.nullable, server_default = opts.server_default,
+      type = new_type, existing_type = opts.existing_type and ddl.to_type(opts.existing_type) })
     if new_type then ctx:note("alter_column_type", table_name, column) end
     if ctx.dry then return end
     if d == "postgresql" then
@@ -287,8 +288,16 @@ function ops.new(ctx)
     check_name(name, "create_index: index name")
     check_name(table_name, "create_index: table name")
     if type(columns) == "string" then columns = { columns } end
-    ctx:note("create_index", table_name)
+    ctx:note("create_index", table_name, nil, { name = name, concurrently = opts and opts.concurrently })
     if ctx.dry then return end
+    if opts and opts.concurrently and ctx.replay then
+      -- a replay in a scratch schema runs in one transaction: build it plainly
+      opts = { unique = opts.unique, where = opts.where }
+    end
+    if opts and opts.concurrently and d == "postgresql" and ctx.transactional ~= false then
+      error({ migrate_error = ("create_index %s: concurrently = true cannot run inside a transaction; "
+        .. "declare transactional = false in the revision (see docs/extending.md)"):format(name) }, 0)
+    end
     after_rebuild(function()
       ctx:exec(ddl.create_index_sql(name, table_name, columns, opts, d))
     end)

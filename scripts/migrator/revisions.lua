@@ -181,6 +181,12 @@ function Graph:legacy_checksum(id)
   return util.sha256(self.by_id[id].text)
 end
 
+-- True when sum, a checksum recorded for revision id, is that of its code
+-- now, in either form.
+function Graph:checksum_matches(id, sum)
+  return sum == self:checksum(id) or sum == self:legacy_checksum(id)
+end
+
 function Graph:heads_text()
   if #self.heads == 0 then return "none: " .. self.dir .. " holds no revision" end
   return table.concat(self.heads, ", ")

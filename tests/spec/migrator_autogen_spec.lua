@@ -177,13 +177,13 @@ describe("revision --autogenerate (" .. kind .. ")", function()
       assert.matches('op.batch_alter_table("posts", function(batch)', text, 1, true)
       assert.matches('batch.alter_column("body", { nullable = false })', text, 1, true)
       assert.matches('batch.alter_column("published", { server_default = true })', text, 1, true)
-      assert.matches('op.alter_column("users", "email", { type = t.string(50) })', text, 1, true)
+      assert.matches('op.alter_column("users", "email", { type = t.string(50), existing_type = t.string(100) })', text, 1, true)
     else
       assert.matches('op.alter_column("posts", "body", { nullable = false })', text, 1, true)
       assert.matches('op.alter_column("posts", "published", { server_default = true })', text, 1, true)
       assert.not_matches("batch", text, 1, true)
     end
-    assert.matches('op.alter_column("users", "email", { type = t.string(100) })', text, 1, true)
+    assert.matches('op.alter_column("users", "email", { type = t.string(100), existing_type = t.string(50) })', text, 1, true)
   end)
 
   it("removing an enum value a row holds fails the upgrade and changes nothing", function()

@@ -10,8 +10,8 @@ local sh = require "schema_helper"
 local db = require "todohost.db"
 
 local kind = (os.getenv("TEST_DATABASE_URL") or "sqlite"):match("^sqlite") and "sqlite" or "postgresql"
-local DB_SIDE = "(the migrations make the schema's: change the database back)"
-local SCHEMA_SIDE = "(no migration makes this: write one (revision --autogenerate) or change the schema back)"
+local DB_SIDE = "(the migrations make the schema's: the database was changed by hand; change it back)"
+local SCHEMA_SIDE = "(the migrations make the database's: autogenerate a migration, or change the schema)"
 
 -- The lines of text after the FAILED line.
 local function difference_lines(text)
