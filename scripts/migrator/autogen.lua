@@ -262,40 +262,40 @@ local function ordered(differences)
 end
 
 -- The operations for the differences: two lists, upgrade in order and
--- downgrade (already reversed).
+-- downgrade (each difference's undoing, last difference first).
 local function plan(differences, dialect)
-  local up, down = {}, {}
+  local up, down = {}, {}   -- down: one group (list) per difference, reversed at the end
   local function add(u, d)
     for _, o in ipairs(u) do up[#up + 1] = o end
-    table.insert(down, 1, d)
+    down[#down + 1] = d
   end
-  -- alterations of one column are one alter_column
-  local altered, altered_order = {}, {}
+  -- the alterations of one column are one alter_column, whatever their number:
+  -- a placeholder now, the call once every kind of change is known
+  local altered = {}
   for _, diff in ipairs(ordered(differences)) do
     local k, tbl = diff.kind, diff.table
+    local element = k:match("^%a+_(%a+)$")
     if k == "type" or k == "nullable" or k == "default" or k == "enum" then
       local key = tbl .. "." .. diff.column
       if not altered[key] then
         altered[key] = { table = tbl, column = diff.column, kinds = {}, schema = diff.schema, db = diff.db }
-        altered_order[#altered_order + 1] = key
-        up[#up + 1] = { alter = key }
-        table.insert(down, 1, { alter = key })
+        add({ { alter = key } }, { { alter = key } })
       end
       altered[key].kinds[k] = true
     elseif k == "add_table" then
-      local ops = create_table_ops(diff.schema)
-      add(ops, drop_table_ops(diff.schema))
+      add(create_table_ops(diff.schema), drop_table_ops(diff.schema))
     elseif k == "drop_table" then
       add(drop_table_ops(diff.db), create_table_ops(diff.db))
-    elseif k == "add_column" then
-      add({ column_op("add_column", tbl, column_source(diff.schema)) },
-        { column_op("drop_column", tbl, str(diff.column), "-- drops column " .. tbl .. "." .. diff.column .. " and its values") })
-    elseif k == "drop_column" then
-      add({ column_op("drop_column", tbl, str(diff.column), "-- drops column " .. tbl .. "." .. diff.column .. " and its values") },
-        { column_op("add_column", tbl, column_source(diff.db, false)) })
-    elseif PAIRED[k:match("^%a+_(%a+)$") or ""] then
+    elseif k == "add_column" or k == "drop_column" then
+      local drop = column_op("drop_column", tbl, str(diff.column), "-- drops column " .. tbl .. "." .. diff.column .. " and its values")
+      if k == "add_column" then
+        add({ column_op("add_column", tbl, column_source(diff.schema)) }, { drop })
+      else
+        add({ drop }, { column_op("add_column", tbl, column_source(diff.db, false)) })
+      end
+    elseif PAIRED[element or ""] then
       -- an index or constraint: created or removed, or removed and made again
-      local maker = PAIRED[k:match("^%a+_(%a+)$")]
+      local maker = PAIRED[element]
       if k:match("^add_") then
         local create, remove = maker(diff.schema, tbl, dialect)
         add({ create }, { remove })
@@ -310,33 +310,23 @@ local function plan(differences, dialect)
       end
     elseif k == "primary_key" then
       local note = { comment = "-- not generated: " .. diff.text .. "; write it by hand" }
-      add({ note }, note)
+      add({ note }, { note })
     end
   end
-  -- resolve the alterations now that each knows all its kinds
-  local function resolve(list_, upward)
-    local out = {}
-    for _, o in ipairs(list_) do
-      if o.alter then
-        local a = altered[o.alter]
-        local args, comment
-        if upward then args, comment = alter_args(a.column, a.kinds, a.db, a.schema)
-        else args, comment = alter_args(a.column, a.kinds, a.schema, a.db) end
-        out[#out + 1] = column_op("alter_column", a.table, args, comment)
-      elseif o[1] or #o > 0 then
-        for _, x in ipairs(o) do out[#out + 1] = x end
-      else
-        out[#out + 1] = o
-      end
-    end
-    return out
+  local function resolve(o, upward)
+    if not o.alter then return o end
+    local a = altered[o.alter]
+    local from, to = a.db, a.schema
+    if not upward then from, to = to, from end
+    local args, comment = alter_args(a.column, a.kinds, from, to)
+    return column_op("alter_column", a.table, args, comment)
   end
-  local flat_down = {}
-  for _, group in ipairs(down) do
-    if group.alter or group.comment and not group.fn then flat_down[#flat_down + 1] = group
-    else for _, o in ipairs(group) do flat_down[#flat_down + 1] = o end end
+  local upgrade, downgrade = {}, {}
+  for _, o in ipairs(up) do upgrade[#upgrade + 1] = resolve(o, true) end
+  for g = #down, 1, -1 do
+    for _, o in ipairs(down[g]) do downgrade[#downgrade + 1] = resolve(o, false) end
   end
-  return resolve(up, true), resolve(flat_down, false)
+  return upgrade, downgrade
 end
 
 -- ---- text -----------------------------------------------------------------------------
