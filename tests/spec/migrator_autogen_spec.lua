@@ -71,7 +71,7 @@ local CHANGES = {
   { "drop an index", edit('\n    s.index%("ix_posts_user_published", { "user_id", "published" }, { unique = true }%),', "") },
   { "add a unique constraint", edit('s.column%("body", t.text%),', 's.column("body", t.text),\n    s.unique("user_id", "created_at"),') },
   { "drop a unique constraint", edit('{ nullable = false, unique = true }', '{ nullable = false }') },
-  { "add a check constraint", edit('s.column%("body", t.text%),', 's.column("body", t.text),\n    s.check("length(body) < 1000", { name = "body_short" }),') },
+  { "add a check constraint", edit('s.column%("body", t.text%),', 's.column("body", t.text),\n    s.check("id > 0", { name = "id_positive" }),') },
   { "drop a check constraint", edit(',\n    s.check%("score >= 0", { name = "score_positive" }%)', "") },
   { "add a foreign key", edit('s.column%("body", t.text%),', 's.column("body", t.text),\n    s.column("editor_id", t.integer),\n    s.foreign_key("editor_id", "users", "id", { ondelete = "SET NULL" }),') },
   { "drop a foreign key", edit(',\n    s.foreign_key%("user_id", "users", "id", { ondelete = "CASCADE" }%)', "") },
