@@ -52,6 +52,8 @@ const th_setting_def th_settings[] = {
    "paths answered without the token, comma-separated (e.g. /health,/metrics)", 0},
   {"ALLOW_NO_TOKEN", TH_BOOL, "false", 0, 0,
    "serve on a non-loopback HOST without API_TOKEN, the API open to anyone who reaches it", 0},
+  {"MIGRATE_LOCK_TIMEOUT", TH_INT, "5000", 0, 3600000,
+   "ms a migration waits for a table lock on PostgreSQL before failing (0: no limit)", 0},
   {"MIGRATIONS_DIR", TH_STRING, NULL, 0, 0,
    "the migrations directory (unset: the project's migrations/)", 0},
   {"SQLITE_FILE", TH_STRING, "database.db", 0, 0, "the SQLite data make copy reads (doctor)", 0},

@@ -235,7 +235,7 @@ function checks.migrations(ctx, report)
   local okr, recorded = pcall(version.checksums, vctx)
   if okr then
     for _, id in ipairs(graph:topological(graph:ancestors(current))) do
-      if recorded[id] and recorded[id] ~= graph:checksum(id) then
+      if recorded[id] and not graph:checksum_matches(id, recorded[id]) then
         report.warn(string.format("%s was edited after it was applied here: the database has the old version's "
           .. "schema", graph:get(id).path), "put the change in a new revision: todohost run migrate.lua revision -m \"...\"")
       end

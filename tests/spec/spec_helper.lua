@@ -110,4 +110,39 @@ function M.stop(pid)
   return false
 end
 
+--- A database of its own for one test on this pass's kind: a new SQLite
+--- file, or a new PostgreSQL database made through TEST_PG_URL. Returns its
+--- URL and a function that drops it.
+function M.fresh_database(prefix)
+  local url = os.getenv("TEST_DATABASE_URL") or "sqlite"
+  if url:match("^sqlite") then
+    return "sqlite:///" .. M.tmpdir() .. "/" .. prefix .. ".db", function() end
+  end
+  counter = counter + 1
+  local db = require "todohost.db"
+  local name = ("%s_%d_%d"):format(prefix, os.time() % 100000, counter)
+  local admin = db.connect(M.pg_url())
+  admin:exec("DROP DATABASE IF EXISTS " .. name)
+  admin:exec("CREATE DATABASE " .. name)
+  admin:close()
+  return M.pg_url():gsub("/[^/?]*(%??[^/]*)$", "/" .. name .. "%1"), function()
+    local a = db.connect(M.pg_url())
+    a:exec("DROP DATABASE IF EXISTS " .. name .. " WITH (FORCE)")
+    a:close()
+  end
+end
+
+--- A migrations directory holding revisions ({id, upgrade body, downgrade
+--- body}), chained in order.
+function M.revisions(list)
+  local dir = M.tmpdir()
+  local prev = "nil"
+  for _, r in ipairs(list) do
+    M.write(dir .. "/" .. r[1] .. "_rev.lua", ("return { revision = %q, down_revision = %s, message = %q,\n"
+      .. "upgrade = function(op)\n%s\nend,\ndowngrade = function(op)\n%s\nend }\n"):format(r[1], prev, r[1], r[2], r[3] or ""))
+    prev = ("%q"):format(r[1])
+  end
+  return dir
+end
+
 return M
