@@ -67,12 +67,14 @@ sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$URL" -c "$1"; }
 psql -X -q -v ON_ERROR_STOP=1 "$ADMIN" -c "DROP DATABASE IF EXISTS deploy_e2e WITH (FORCE)" \
   -c "CREATE DATABASE deploy_e2e" >/dev/null || { not_ok "cannot create a database on the test server"; exit 1; }
 
-# free_port: a TCP port nothing listens on, not handed out before
+# free_port: a TCP port nothing listens on, not handed out before, below the
+# kernel's range for outgoing connections (32768 up): one of those can take a
+# port between the probe and the bind (an instance's PostgreSQL connection did)
 taken=" "
 free_port() {
   local p
   for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % 22000))
     case "$taken" in *" $p "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then taken="$taken$p "; echo "$p"; return; fi
   done
@@ -97,6 +99,9 @@ for i in 0 1 2; do
 done
 started=$(cat "$TMP"/instance?.log | grep -c "serving on")
 check "three instances started at once on an unmigrated database all serve" eq "$started" 3
+if [ "$started" != 3 ]; then
+  for i in 0 1 2; do echo "# instance $i:" >&2; sed "s/^/#   /" "$TMP/instance$i.log" >&2; done
+fi
 if [ "$started" != 3 ]; then note "$(cat "$TMP"/instance?.log)"; exit 1; fi
 
 all_logs=$(cat "$TMP"/instance?.log)

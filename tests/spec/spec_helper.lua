@@ -29,10 +29,12 @@ function M.tmpdir()
   return dir
 end
 
---- A TCP port nothing listens on (best effort: probe with bash's /dev/tcp).
+--- A TCP port nothing listens on (best effort: probe with bash's /dev/tcp),
+--- below the kernel's range for outgoing connections (32768 up), where an
+--- outgoing connection could take it between the probe and the bind.
 function M.free_port()
   for _ = 1, 50 do
-    local port = math.random(20000, 60000)
+    local port = math.random(10000, 32000)
     local probe = ("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null"):format(port)
     if not os.execute(probe) then return port end
   end
