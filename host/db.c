@@ -37,6 +37,12 @@ void *db_native(db_conn *c) { return c->native; }
 void db_pin(db_conn *c, int delta) { c->pinned += delta; }
 int db_pinned(const db_conn *c) { return c->pinned; }
 
+/* A synchronous call waits for the rest of a rows() loop closed early on a
+ * connection an event loop used (db_pg.c, drain). */
+static void settle(db_conn *c) {
+  if (c->op == DB_OP_DRAIN) db_pg_drain_now(c);
+}
+
 /* 0 when the connection may run a statement, else -1 with err set. */
 static int check_idle(const db_conn *c, db_error *err) {
   if (c->pinned) {
@@ -131,6 +137,7 @@ void db_close(db_conn *c) {
 }
 
 int db_exec_simple(db_conn *c, const char *sql, db_error *err) {
+  settle(c);
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? th_clock_ms() : 0;
   int rc = ensure_connected(c, err);
@@ -284,6 +291,7 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
                    db_error *err) {
   if (cur->conn) db_cursor_close(cur);
   memset(cur, 0, sizeof *cur);
+  settle(c);
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? th_clock_ms() : 0;
   if (ensure_connected(c, err) < 0) {

@@ -205,7 +205,10 @@ int db_finish(db_cursor *cur, db_conn *c, db_error *err);
  * the closed state). */
 void db_close_cursors(db_conn *c);
 
-/* 1 while an operation started here has not been finished. */
+/* 1 while an operation started here has not been finished, or while a
+ * connection used asynchronously reads what a streaming cursor closed
+ * before its end left (poll it until DB_READY; the synchronous calls wait
+ * for it instead). */
 int db_pending(const db_conn *c);
 
 /* 1 when c is in no transaction, runs nothing and has no open cursor. */

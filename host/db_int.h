@@ -106,7 +106,8 @@ struct db_cursor {
 };
 
 /* db_conn.op */
-enum { DB_OP_NONE, DB_OP_CONNECT, DB_OP_PREPARE, DB_OP_EXEC, DB_OP_TX, DB_OP_RESET, DB_OP_DONE };
+enum { DB_OP_NONE, DB_OP_CONNECT, DB_OP_PREPARE, DB_OP_EXEC, DB_OP_TX, DB_OP_RESET, DB_OP_DONE,
+       DB_OP_DRAIN   /* reading what a streaming cursor closed early left (db_pg_poll) */ };
 
 /* PostgreSQL's asynchronous half (db_pg.c), behind db.h's calls; db.c
  * checks the connection's state first. Each send returns 0 with c->op
@@ -125,6 +126,8 @@ int db_pg_in_transaction(const db_conn *c);
 int db_pg_socket(const db_conn *c);
 /* Frees a result of the last operation that was not adopted. */
 void db_pg_drop(db_conn *c);
+/* Ends a DB_OP_DRAIN at once, waiting for the server (the synchronous calls). */
+void db_pg_drain_now(db_conn *c);
 
 /* SQLite column conversions (flags[i]) */
 enum { DB_COL_PLAIN = 0, DB_COL_BOOL = 1, DB_COL_TIMESTAMP = 2 };

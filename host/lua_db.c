@@ -677,7 +677,11 @@ static int await(lua_State *L, th_db_req *r, db_lent *l, lua_KContext ctx, lua_K
 /* ---- exec, query, first ----------------------------------------------- */
 
 /* Continuation stages (in the context, above the mode's 4 bits). */
-enum { STAGE_ACQUIRED = 16, STAGE_SENT = 32 };
+enum { STAGE_ACQUIRED = 16, STAGE_SENT = 32, STAGE_DRAINED = 64 };
+
+/* 1 when l's connection still reads what a rows() loop closed early left:
+ * the caller awaits that, then sends (stage STAGE_DRAINED). */
+static int draining(db_lent *l) { return db_pending(db_lent_conn(l)); }
 
 static int stmt_k(lua_State *L, int status, lua_KContext ctx);
 
@@ -685,6 +689,7 @@ static int stmt_k(lua_State *L, int status, lua_KContext ctx);
  * for r, which pauses until its outcome is in (stmt_k), or at once with
  * the scratch cursor (r NULL). */
 static int start_stmt(lua_State *L, lconn *lc, db_conn *c, th_db_req *r, db_lent *l, int mode) {
+  if (r && draining(l)) return await(L, r, l, mode | STAGE_DRAINED, stmt_k);
   size_t len;
   const char *sql = lua_tolstring(L, 2, &len);
   db_value small[SMALL_PARAMS], *vals;
@@ -704,6 +709,7 @@ static int stmt_k(lua_State *L, int status, lua_KContext ctx) {
   th_db_req *r = lc->st->current;
   int mode = (int)(ctx & 15);
   if (ctx & STAGE_ACQUIRED) return start_stmt(L, lc, NULL, r, acquired(L, r), mode);
+  if (ctx & STAGE_DRAINED) return start_stmt(L, lc, NULL, r, r->busy, mode);
   db_error err;
   const char *sql = lua_tostring(L, 2);
   if (db_finish(lc->scratch, db_lent_conn(r->busy), &err) < 0) return raise_stmt_error(L, &err, sql);
@@ -804,6 +810,7 @@ static int send_rows(lua_State *L, th_db_req *r, db_lent *l, int idx) {
   size_t len;
   const char *sql = lua_tolstring(L, 2, &len);
   lua_settop(L, idx);   /* (the parameters are below the cursor) */
+  if (draining(l)) return await(L, r, l, STAGE_DRAINED | (lua_KContext)idx << 8, rows_k);
   int n = idx - 3;
   db_value small[SMALL_PARAMS], *vals = small;
   if (n > SMALL_PARAMS) vals = lua_newuserdatauv(L, sizeof *vals * (size_t)n, 0);
@@ -820,6 +827,7 @@ static int rows_k(lua_State *L, int status, lua_KContext ctx) {
   th_db_req *r = lc->st->current;
   int idx = (int)(ctx >> 8);
   if (ctx & STAGE_ACQUIRED) return send_rows(L, r, acquired(L, r), idx);
+  if (ctx & STAGE_DRAINED) return send_rows(L, r, r->busy, idx);
   lcursor *lk = tocursor(L, idx);
   db_error err;
   if (db_finish(lk->cur, db_lent_conn(r->busy), &err) < 0)
@@ -893,13 +901,15 @@ static int tx_now(lua_State *L, lconn *lc, db_conn *c) {
   return lua_gettop(L) - 2;
 }
 
-enum { TX_ACQUIRED = 1, TX_BEGUN, TX_RAN, TX_COMMITTED, TX_ROLLED_BACK };
+enum { TX_ACQUIRED = 1, TX_BEGUN, TX_RAN, TX_COMMITTED, TX_ROLLED_BACK,
+       TX_DRAINED = 8 };   /* | op << 4 | next << 8: send op, then go on at next */
 
 static int tx_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Sends op on l for r; tx_k continues at stage next. A ROLLBACK that
  * cannot be sent is skipped (the error it follows is raised). */
 static int tx_send(lua_State *L, th_db_req *r, db_lent *l, db_tx op, int next) {
+  if (draining(l)) return await(L, r, l, TX_DRAINED | op << 4 | (lua_KContext)next << 8, tx_k);
   db_error err;
   if (db_send_tx(db_lent_conn(l), op, &err) < 0) {
     if (op == DB_TX_ROLLBACK) return lua_error(L);
@@ -911,6 +921,7 @@ static int tx_send(lua_State *L, th_db_req *r, db_lent *l, db_tx op, int next) {
 static int tx_k(lua_State *L, int status, lua_KContext ctx) {
   lconn *lc = toconn(L, 1);
   th_db_req *r = lc->st->current;
+  if (ctx & TX_DRAINED) return tx_send(L, r, r->busy, (db_tx)(ctx >> 4 & 15), (int)(ctx >> 8));
   db_error err;
   switch ((int)ctx) {
     case TX_ACQUIRED:

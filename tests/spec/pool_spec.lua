@@ -290,6 +290,21 @@ describe("a worker's connection pool", function()
     end
   end)
 
+  it("reads the rest of a rows() loop left early without holding up the worker", function()
+    local alone = fetch({ "/nodb" })   -- (a reference: the same request with nothing else going on)
+    local _, _, ref = fetch({ "/nodb" })
+    assert.are.equal("no database", alone[1])
+    -- the loop leaves after its first row; the server sends 19 more over 2.85 s
+    local bg = io.popen(("curl -s --max-time 30 %s"):format(quote(base .. "/rows-break?id=150")))
+    os.execute("sleep 0.8")
+    local bodies, statuses, times = fetch({ "/nodb" })
+    assert.are.equal(200, statuses[1], bodies[1])
+    assert.is_true(times[1] < ref[1] + 1.0,
+      ("/nodb took %.2f s (alone: %.2f s) while a left rows() loop was read"):format(times[1], ref[1]))
+    assert.are.equal("item 1", bg:read("a"), "the statement after the loop on the same connection")
+    bg:close()
+  end)
+
   it("replaces connections whose sessions were terminated", function()
     local admin <close> = db.connect(pg_url)
     local n = admin:first([[SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
