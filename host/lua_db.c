@@ -787,6 +787,9 @@ static int cursor_next(lua_State *L) {
   lcursor *lk = tocursor(L, 1);
   lua_settop(L, 1);
   if (lk->lent && db_cursor_is_open(lk->cur) && lk->owner->st) {
+    if (lease_of(lk->owner->st->current, lk->owner->pool) != lk->lent)   /* (kept somewhere) */
+      return luaL_error(L, "this rows() loop reads from the connection of another request: "
+                           "read it to its end in the request that started it");
     th_db_req *r = pausable(L, lk->owner);
     if (r) return await(L, r, lk->lent, 0, next_row_k);
   }
@@ -863,6 +866,7 @@ static int conn_rows(lua_State *L) {
       if (!l) return pause_request(L, r, STAGE_ACQUIRED | (lua_KContext)idx << 8, rows_k);
       if (pr) return send_rows(L, r, l, idx);
       c = db_lent_conn(l);
+      lk->lent = l;
     }
   }
   db_value small[SMALL_PARAMS], *vals = small;

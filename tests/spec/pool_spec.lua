@@ -305,6 +305,17 @@ describe("a worker's connection pool", function()
     bg:close()
   end)
 
+  it("never lets a request read from a rows() loop on another request's connection", function()
+    local bg = io.popen(("curl -s --max-time 30 %s"):format(quote(base .. "/cursor-keep?id=800")))
+    os.execute("sleep 0.3")
+    local bodies, statuses = fetch({ "/cursor-steal" })
+    assert.are.equal(200, statuses[1], bodies[1])
+    local kept = bg:read("a")
+    bg:close()
+    assert.are.equal("refused", bodies[1])
+    assert.are.equal("40", kept, "the request that opened the loop read every row itself")
+  end)
+
   it("replaces connections whose sessions were terminated", function()
     local admin <close> = db.connect(pg_url)
     local n = admin:first([[SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
