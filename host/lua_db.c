@@ -206,11 +206,41 @@ static int paused(lua_State *L, lua_State *co, int r) {
   return r == 1 && lua_touserdata(L, -1) == &PAUSE && lua_status(co) == LUA_YIELD;
 }
 
+/* The coroutines paused for the database (a weak-keyed set in the
+ * registry, made by pass_pauses_up): only the continuation that passed
+ * the pause up resumes one; any other resume (another request holding it)
+ * is refused, as it would run the request's statement as its own. */
+static const char PAUSED = 0;   /* its address is the registry key */
+
+/* Marks (on) or unmarks the coroutine at idx. */
+static void mark_paused(lua_State *L, int idx, int on) {
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &PAUSED);
+  lua_pushvalue(L, idx);
+  if (on) lua_pushboolean(L, 1); else lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+static int is_paused(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &PAUSED) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
+  lua_pushvalue(L, idx);
+  int on = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return on;
+}
+
+#define PAUSED_ELSEWHERE "cannot resume a coroutine that waits for the database for another request"
+
 static int co_resume_k(lua_State *L, int status, lua_KContext ctx);
 
 /* What coroutine.resume returns for r, or the pause passed on up. */
 static int resumed(lua_State *L, lua_State *co, int r) {
-  if (paused(L, co, r)) return lua_yieldk(L, 1, 0, co_resume_k);
+  if (paused(L, co, r)) {
+    mark_paused(L, 1, 1);
+    return lua_yieldk(L, 1, 0, co_resume_k);
+  }
   if (r < 0) {
     lua_pushboolean(L, 0);
     lua_insert(L, -2);
@@ -225,12 +255,18 @@ static int co_resume_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status, (void)ctx;
   lua_State *co = lua_tothread(L, 1);
   lua_settop(L, 1);
+  mark_paused(L, 1, 0);
   return resumed(L, co, resume_inner(L, co, 0));
 }
 
 static int co_resume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   luaL_argexpected(L, co, 1, "coroutine");
+  if (is_paused(L, 1)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, PAUSED_ELSEWHERE);
+    return 2;
+  }
   return resumed(L, co, resume_inner(L, co, lua_gettop(L) - 1));
 }
 
@@ -239,7 +275,10 @@ static int co_wrap_k(lua_State *L, int status, lua_KContext ctx);
 /* What a coroutine.wrap function returns for r (raising its errors), or
  * the pause passed on up. */
 static int wrapped(lua_State *L, lua_State *co, int r) {
-  if (paused(L, co, r)) return lua_yieldk(L, 1, 0, co_wrap_k);
+  if (paused(L, co, r)) {
+    mark_paused(L, lua_upvalueindex(1), 1);
+    return lua_yieldk(L, 1, 0, co_wrap_k);
+  }
   if (r >= 0) return r;
   int st = lua_status(co);
   if (st != LUA_OK && st != LUA_YIELD) {   /* an error: close its variables */
@@ -259,11 +298,13 @@ static int co_wrap_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status, (void)ctx;
   lua_settop(L, 0);
   lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  mark_paused(L, lua_upvalueindex(1), 0);
   return wrapped(L, co, resume_inner(L, co, 0));
 }
 
 static int co_wrap_call(lua_State *L) {
   lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  if (is_paused(L, lua_upvalueindex(1))) return luaL_error(L, PAUSED_ELSEWHERE);
   return wrapped(L, co, resume_inner(L, co, lua_gettop(L)));
 }
 
@@ -278,6 +319,12 @@ static int co_wrap(lua_State *L) {
 
 /* Puts co_resume and co_wrap in the state's coroutine table. */
 static void pass_pauses_up(lua_State *L) {
+  lua_newtable(L);   /* PAUSED, weak-keyed */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &PAUSED);
   luaL_requiref(L, LUA_COLIBNAME, luaopen_coroutine, 0);
   lua_pushcfunction(L, co_resume);
   lua_setfield(L, -2, "resume");

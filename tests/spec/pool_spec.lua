@@ -316,6 +316,18 @@ describe("a worker's connection pool", function()
     assert.are.equal("40", kept, "the request that opened the loop read every row itself")
   end)
 
+  it("never lets a request resume a coroutine that waits for the database for another", function()
+    local bg = io.popen(("curl -s --max-time 30 %s"):format(quote(base .. "/coroutine-keep?id=800")))
+    os.execute("sleep 0.3")
+    local bodies, statuses = fetch({ "/coroutine-steal" })
+    local kept = bg:read("a")
+    bg:close()
+    assert.are.equal(200, statuses[1], bodies[1])
+    assert.are.equal("refused", bodies[1])
+    assert.are.equal("item 1", kept, "the request that paused in its coroutine gets its own answer")
+    assert.are.equal("item 2", fetch({ "/get?id=2" })[1])
+  end)
+
   it("replaces connections whose sessions were terminated", function()
     local admin <close> = db.connect(pg_url)
     local n = admin:first([[SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
