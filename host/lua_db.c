@@ -362,6 +362,8 @@ void th_db_enter(lua_State *L, th_db_req *r) {
 void th_db_end(th_db_req *r) {
   for (int i = 0; i < r->nleases; i++) db_pool_release(r->leases[i].lent);
   r->nleases = 0;
+  r->busy = NULL;
+  r->acquiring = NULL;
   r->waiting = 0;
 }
 
@@ -987,6 +989,7 @@ static int tx_k(lua_State *L, int status, lua_KContext ctx) {
       if (lc->closed) return closed_inside(L, failed);
       db_lent *l = lease_of(r, lc->pool);
       if (!l) return luaL_error(L, "the transaction's connection went back to the pool");
+      db_close_cursors(db_lent_conn(l));   /* rows() loops fn left: they end with it */
       return tx_send(L, r, l, failed ? DB_TX_ROLLBACK : DB_TX_COMMIT,
                      failed ? TX_ROLLED_BACK : TX_COMMITTED);
     }

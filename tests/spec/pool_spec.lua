@@ -328,6 +328,18 @@ describe("a worker's connection pool", function()
     assert.are.equal("item 2", fetch({ "/get?id=2" })[1])
   end)
 
+  it("ends a transaction whose function left a rows() loop unfinished, and nothing after it stays in it", function()
+    local bodies, statuses = fetch({ "/tx-left-loop?id=700000" })
+    assert.are.equal(200, statuses[1], bodies[1])
+    assert.are.equal("committed", bodies[1])
+    local conn <close> = db.connect(pg_url)
+    local ids = {}
+    for _, row in ipairs(conn:query("SELECT id FROM pool_log WHERE id >= 700000 ORDER BY id")) do
+      ids[#ids + 1] = row.id
+    end
+    assert.are.same({ 700000, 700001 }, ids)
+  end)
+
   it("replaces connections whose sessions were terminated", function()
     local admin <close> = db.connect(pg_url)
     local n = admin:first([[SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
