@@ -130,6 +130,7 @@ void db_close(db_conn *c) {
   if (!c) return;
   while (c->cursors) db_cursor_close(c->cursors);
   free(c->op_echo);
+  free(c->dealloc);
   db_cache_clear(c, c->kind == DB_POSTGRESQL);  /* the server forgets them itself */
   c->drv->disconnect(c);
   db_url_free(&c->url);
@@ -492,10 +493,17 @@ int db_send_tx(db_conn *c, db_tx op, db_error *err) {
 int db_send_reset(db_conn *c, int full, db_error *err) {
   int in_tx = c->depth > 0 || (c->native && c->drv->in_transaction(c));
   c->depth = 0;
-  if (!in_tx && !full) return 0;
-  const char *sql = !full ? "ROLLBACK" : in_tx ? "ROLLBACK; " SESSION_RESET : SESSION_RESET;
-  if (check_async(c, sql, err) < 0 || db_pg_send_simple(c, sql, DB_OP_RESET, err) < 0) return -1;
-  return 1;
+  const char *drop = c->dealloc ? c->dealloc : "";   /* (pq_finalize) */
+  if (!in_tx && !full && !*drop) return 0;
+  const char *reset = !full ? "" : SESSION_RESET "; ";
+  size_t size = strlen(reset) + strlen(drop) + sizeof "ROLLBACK; ";
+  char *sql = malloc(size);
+  if (!sql) { db_error_set(err, "53200", NULL, "out of memory"); return -1; }
+  snprintf(sql, size, "%s%s%s", in_tx ? "ROLLBACK; " : "", reset, drop);
+  int rc = check_async(c, sql, err) < 0 || db_pg_send_simple(c, sql, DB_OP_RESET, err) < 0 ? -1 : 1;
+  free(sql);
+  if (rc > 0) { free(c->dealloc); c->dealloc = NULL; }
+  return rc;
 }
 
 int db_finish(db_cursor *cur, db_conn *c, db_error *err) {

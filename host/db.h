@@ -191,9 +191,10 @@ int db_send_tx(db_conn *c, db_tx op, db_error *err);
 
 /* What a pool sends before lending a connection again: ROLLBACK when a
  * transaction is open (a failed handler never leaks one), and with full
- * != 0 the session reset too (see db_pool.h). 1 when something was sent
- * (poll it, then db_finish(NULL, ...)), 0 when there was nothing to do,
- * -1 with err. */
+ * != 0 the session reset too (see db_pool.h), and the DEALLOCATE of
+ * prepared statements the cache dropped meanwhile (never sent at once: it
+ * would wait). 1 when something was sent (poll it, then db_finish(NULL,
+ * ...)), 0 when there was nothing to do, -1 with err. */
 int db_send_reset(db_conn *c, int full, db_error *err);
 
 /* Once db_poll said DB_READY: the outcome of the operation. For db_send,

@@ -86,6 +86,8 @@ struct db_conn {
   double op_t0;                      /* with echo: when it started */
   int async;                         /* used by an event loop: nothing may block
                                         (no automatic ROLLBACK after an error) */
+  char *dealloc;                     /* async: DEALLOCATEs of statements evicted from
+                                        the cache, sent with the next db_send_reset */
 };
 
 struct db_cursor {

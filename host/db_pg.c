@@ -302,6 +302,13 @@ static void pq_finalize(db_conn *c, db_stmt *s) {
   if (!s->prepared) return;
   char sql[48];
   snprintf(sql, sizeof sql, "DEALLOCATE %s", s->name);
+  if (c->async) {   /* an event loop's connection never waits: it goes with the next reset */
+    size_t had = c->dealloc ? strlen(c->dealloc) : 0;
+    char *more = realloc(c->dealloc, had + strlen(sql) + 3);
+    if (more) snprintf(more + had, strlen(sql) + 3, "%s; ", sql);
+    if (more) c->dealloc = more;   /* (out of memory: the session's end drops it) */
+    return;
+  }
   PQclear(PQexec(pg_of(c), sql));
 }
 
