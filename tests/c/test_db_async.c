@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "db.h"
+#include "db_pool.h"
 
 static volatile sig_atomic_t stopped_pid, waited;
 
@@ -51,6 +52,80 @@ static long run(db_conn *c, const char *sql, int n, long param) {
   db_cursor_close(cur);
   free(cur);
   return out;
+}
+
+/* ---- the pool: a socket libpq closed is never taken out of the loop's
+ * set by number (that number may be another connection's by then) ---- */
+
+static void task_done(db_task *t) { *(int *)t->ud = 1; }
+
+/* Runs l until *flag is set: 1, or 0 after ms. */
+static int run_until(db_loop *l, int *flag, int ms) {
+  for (int waited = 0; !*flag && waited < ms; waited += 10) {
+    struct pollfd p = {.fd = db_loop_fd(l), .events = POLLIN};
+    int ready = poll(&p, 1, 10) == 1;
+    db_loop_run(l, ready);
+  }
+  return *flag;
+}
+
+/* A connection lent from a new pool on l (waiting for it), or NULL. */
+static db_lent *lend(db_loop *l, db_pool **pool, const char *url) {
+  db_pool_config cfg = {.size = 2, .wait_ms = 3000, .connect_ms = 3000};
+  db_error err;
+  *pool = db_pool_new(l, url, NULL, &cfg, &err);
+  if (!*pool) return NULL;
+  int flag = 0;
+  db_task t;
+  memset(&t, 0, sizeof t);
+  t.done = task_done;
+  t.ud = &flag;
+  int rc = db_pool_acquire(*pool, &t);
+  if (rc == 0 && run_until(l, &flag, 5000) && !t.failed) rc = 1;
+  return rc == 1 ? t.lent : NULL;
+}
+
+static void test_pool_socket_numbers(const char *url) {
+  db_loop *l = db_loop_new();
+  db_pool *p1, *p2;
+  db_lent *first = lend(l, &p1, url);
+  if (!CHECK(first != NULL, "pool: a connection lent")) return;
+  long pid = run(db_lent_conn(first), "SELECT pg_backend_pid()", 0, 0);
+  db_conn *admin;
+  db_error err;
+  CHECK(db_connect(url, NULL, &admin, &err) == 0, "pool: an admin connection");
+  db_cursor *cur = calloc(1, db_cursor_size());
+  db_value v = {.type = DB_INT, .u.i = pid};
+  db_cursor_open(cur, admin, "SELECT pg_terminate_backend($1)", 31, 1, &v, 0, &err);
+  db_cursor_close(cur);
+  free(cur);
+  db_close(admin);
+  usleep(200 * 1000);
+  int old_fd = db_socket(db_lent_conn(first));
+  /* the borrower finds its connection lost (libpq closes the socket),
+   * with no loop run in between */
+  CHECK_INT(db_lost(db_lent_conn(first)), 1, "pool: the lent connection is found lost");
+  db_lent *second = lend(l, &p2, url);   /* its socket may get the old number */
+  if (!CHECK(second != NULL, "pool: a connection of another pool lent")) return;
+  printf("# old socket %d, new one %d\n", old_fd, db_socket(db_lent_conn(second)));
+  db_pool_release(first);   /* (the lost one: dropped) */
+  int flag = 0;
+  db_task t;
+  memset(&t, 0, sizeof t);
+  t.done = task_done;
+  t.ud = &flag;
+  const char *sql = "SELECT 7";
+  int done = db_send(db_lent_conn(second), sql, strlen(sql), 0, NULL, 0, &err) == 0 &&
+             (db_pool_wait(second, &t) == 1 || run_until(l, &flag, 3000));
+  CHECK(done, "pool: the other connection still gets its answer after the lost one is dropped");
+  cur = calloc(1, db_cursor_size());
+  if (done) CHECK(db_finish(cur, db_lent_conn(second), &err) == 0, "pool: and finishes it");
+  db_cursor_close(cur);
+  free(cur);
+  db_pool_release(second);
+  db_pool_close(p1);
+  db_pool_close(p2);
+  db_loop_free(l);
 }
 
 int main(void) {
@@ -99,5 +174,6 @@ int main(void) {
   CHECK_INT(run(c, "SELECT count(*)::int FROM pg_prepared_statements", 0, 0), 199,
             "the evicted statement no longer exists on the server");
   db_close(c);
+  test_pool_socket_numbers(url);
   return check_summary();
 }
