@@ -260,8 +260,8 @@ static int co_resume_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int co_resume(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);   /* (the message of lcorolib.c) */
   lua_State *co = lua_tothread(L, 1);
-  luaL_argexpected(L, co, 1, "coroutine");
   if (is_paused(L, 1)) {
     lua_pushboolean(L, 0);
     lua_pushliteral(L, PAUSED_ELSEWHERE);

@@ -231,6 +231,11 @@ describe("concurrent requests on the " .. kind .. " database", function()
     end)
   end
 
+  it("gives a handler coroutine.resume's own error messages", function()
+    local _, want = pcall(coroutine.resume, 42)
+    assert.are.equal(want, fetch({ "/coroutine-error" })[1])
+  end)
+
   it("answers 500 to a handler that yields by itself, and keeps serving", function()
     local bodies, statuses = fetch({ "/yield", "/get?id=5" })
     assert.are.equal(500, statuses[1])
