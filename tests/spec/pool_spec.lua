@@ -345,6 +345,42 @@ describe("a worker's connection pool", function()
     assert.are.same({ 700000, 700001 }, ids)
   end)
 
+  -- A pool thread takes a reloaded worker only when none of its requests
+  -- is pending: under a steady load of requests waiting on the database,
+  -- new requests are held back meanwhile, or the new code never serves.
+  it("takes up reloaded code while requests keep waiting on the database", function()
+    local dir = tmp .. "/reload"
+    os.execute("mkdir -p " .. quote(dir .. "/scripts"))
+    local function version(v) helper.write(dir .. "/scripts/pool_version.lua", "return " .. v .. "\n") end
+    version(1)
+    local root = io.popen("pwd"):read("l")
+    local rlog = dir .. "/server.log"
+    local rpid = io.popen(("cd %s && env DATABASE_URL=%s DEBUG=false APP=pool_app ACCESS_LOG=false WORKERS=1 "
+      .. "RELOAD=true LUA_PATH=%s %s run %s >%s 2>&1 & echo $!"):format(quote(dir), quote(pg_url),
+      quote(dir .. "/scripts/?.lua;" .. root .. "/tests/fixtures/?.lua;;"), quote(helper.todohost()),
+      quote(root .. "/tests/fixtures/serve_hello.lua"), quote(rlog))):read("l")
+    local port
+    for _ = 1, 300 do
+      port = slurp(rlog):match("serving on http://[^ ]*:(%d+) ")
+      if port then break end
+      os.execute("sleep 0.1")
+    end
+    local rbase = "http://127.0.0.1:" .. assert(port, slurp(rlog))
+    local function get(path) return io.popen("curl -s --max-time 10 " .. quote(rbase .. path)):read("a") end
+    assert.are.equal("1", get("/version"))
+    -- a request waiting 0.3 s on PostgreSQL every 0.1 s for 4 s
+    local load = io.popen(("for i in $(seq 1 40); do curl -s -o /dev/null %s & sleep 0.1; done; wait")
+      :format(quote(rbase .. "/sleep?id=300")))
+    os.execute("sleep 0.5")
+    version(2)
+    os.execute("sleep 2.5")   -- (the server looks at its files every 0.4 s)
+    local seen = get("/version")
+    load:close()
+    stop_server(rpid)
+    assert.truthy(slurp(rlog):find("reloaded", 1, true), slurp(rlog))
+    assert.are.equal("2", seen, "2.5 s after the change, under load")
+  end)
+
   it("replaces connections whose sessions were terminated", function()
     local admin <close> = db.connect(pg_url)
     local n = admin:first([[SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
