@@ -242,7 +242,7 @@ int db_cursor_is_open(const db_cursor *cur) { return cur->conn != NULL; }
  * which is what err says, except for the top level COMMIT whose answer was
  * lost (it may have committed: 08007 stays). */
 
-static void lost_in_transaction(db_error *err) {
+void db_lost_in_transaction(db_error *err) {
   db_error_set(err, "08006", "run the transaction again; is PostgreSQL running? try `make db-start`",
                "the connection to PostgreSQL was lost inside a transaction: "
                "its changes are rolled back");
@@ -256,7 +256,7 @@ static int ensure_connected(db_conn *c, db_error *err) {
   if (!c->drv->lost || !c->drv->lost(c)) return 0;
   if (c->depth > 0 || c->tx_open) {
     c->tx_open = 0;   /* said once: at depth 0 the next statement reconnects */
-    lost_in_transaction(err);
+    db_lost_in_transaction(err);
     return -1;
   }
   if (c->echo) fprintf(stderr, "[todohost.db] connection found closed: reconnecting\n");
@@ -279,7 +279,7 @@ static int recover(db_conn *c, const char *sql, size_t len, db_error *err) {
   if (c->depth > 0 || c->tx_open) {   /* a transaction block, ours or BEGIN's */
     int outermost = c->depth == 1 || (c->depth == 0 && c->tx_open);
     c->tx_open = 0;
-    if (!(unknown && outermost && is_commit(sql, len))) lost_in_transaction(err);
+    if (!(unknown && outermost && is_commit(sql, len))) db_lost_in_transaction(err);
     return 0;
   }
   if (unknown) return 0;

@@ -143,6 +143,10 @@ int db_pg_connect(db_conn *c, const db_options *opt, db_error *err);
 /* The cached statement for sql (see db.c), or NULL with err. */
 db_stmt *db_stmt_get(db_conn *c, const char *sql, size_t len, db_error *err);
 
+/* err says the connection was lost inside a transaction, whose changes
+ * are rolled back (08006). */
+void db_lost_in_transaction(db_error *err);
+
 /* Drops every cached statement (PG after a reconnect: they died with the
  * session). finalize is called unless lost is set. */
 void db_cache_clear(db_conn *c, int lost);

@@ -623,6 +623,14 @@ static kept_params *params_keep(const pq_params *p, int n) {
 /* Fails the operation running on c: the connection broke. What the
  * server did is unknown once anything of the statement may have left. */
 static void op_lost(db_conn *c) {
+  /* inside a transaction the server rolled it back, whatever it said last
+   * (a terminated session's FATAL), except for the top-level COMMIT whose
+   * answer was lost (as db.c's recover says) */
+  int commit = c->op_kind == DB_OP_TX && c->op_tx == DB_TX_COMMIT && c->depth <= 1;
+  if ((c->depth > 0 || c->tx_open) && !commit) {
+    db_lost_in_transaction(&c->op_err);
+    c->op_failed = 1;
+  }
   if (!c->op_failed) {
     char why[512];
     first_line(PQerrorMessage(pg_of(c)), why, sizeof why);
