@@ -8,7 +8,7 @@ SRCS    := host/main.c host/runtime.c host/config.c host/dburl.c \
            host/db.c host/db_sqlite.c host/db_pg.c host/db_pool.c host/lua_db.c \
            host/http.c host/lua_http.c host/copy.c host/lua_copy.c \
            host/lua_util.c host/textsafe.c \
-           host/lua_settings.c
+           host/lua_settings.c host/lua_metrics.c
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -144,6 +144,11 @@ stress: ## load and soak: 1,000 keep-alive connections, then a connection per re
 copy: all ## copy the SQLite data (database.db) into DATABASE_URL (PostgreSQL); options: ARGS="--replace"
 	$(TODOHOST) run copy.lua $(ARGS)
 
+.PHONY: snapshot
+snapshot: all ## a verified SQLite snapshot of DATABASE_URL (PostgreSQL) in localdev/snapshot-DATE-TIME.db
+	@mkdir -p localdev
+	$(TODOHOST) run copy.lua --to sqlite:///localdev/snapshot-$$(date +%Y-%m-%d-%H%M%S).db $(ARGS)
+
 doctor: all ## check the set-up: port, DATABASE_URL, server, migrations, rows, .env, database.db
 	@$(TODOHOST) run doctor.lua
 
@@ -154,3 +159,39 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 -include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d)
+
+# ---- install ------------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary in PREFIX/bin; the
+# installation (paths.install: scripts/*.lua, the revision template, the
+# Swagger UI files /docs serves) in PREFIX/share/todohost, with the list of
+# what was put there in its install-manifest, which make uninstall follows;
+# docs in PREFIX/share/doc/todohost; the man page in PREFIX/share/man/man1.
+PREFIX  ?= /usr/local
+INSTALL_LUA    = $(sort $(shell find scripts -name '*.lua'))
+INSTALL_SHARE  = $(INSTALL_LUA) migrations/script.lua.tmpl $(wildcard seeds/*.lua) \
+                 $(addprefix node_modules/swagger-ui-dist/,swagger-ui.css swagger-ui-bundle.js \
+                   favicon-32x32.png oauth2-redirect.html LICENSE NOTICE package.json)
+INSTALL_DOCS   = README.md $(wildcard docs/*.md)
+MANIFEST       = share/todohost/install-manifest
+.PHONY: install uninstall
+install: $(TODOHOST) $(SWAGGER_UI) ## install todohost, its scripts, docs and man page in PREFIX (/usr/local); DESTDIR for packages
+	@set -e; root='$(DESTDIR)$(PREFIX)'; list=''; \
+	put() { install -D -m "$$1" "$$2" "$$root/$$3"; list+="$$3"$$'\n'; }; \
+	put 755 '$(TODOHOST)' bin/todohost; \
+	for f in $(INSTALL_SHARE); do put 644 "$$f" "share/todohost/$$f"; done; \
+	for f in $(INSTALL_DOCS); do put 644 "$$f" "share/doc/todohost/$${f#docs/}"; done; \
+	put 644 docs/todohost.1 share/man/man1/todohost.1; \
+	printf '%s%s\n' "$$list" '$(MANIFEST)' >"$$root/$(MANIFEST)"; \
+	echo "installed todohost in $$root ($$(wc -l <"$$root/$(MANIFEST)") files, listed in $(MANIFEST))"
+
+uninstall: ## remove what make install put in PREFIX (its install-manifest), and nothing else
+	@set -e; root='$(DESTDIR)$(PREFIX)'; \
+	if [ ! -f "$$root/$(MANIFEST)" ]; then \
+	  echo "make uninstall: no $$root/$(MANIFEST): todohost is not installed there (check PREFIX and DESTDIR)" >&2; exit 1; fi; \
+	while IFS= read -r f; do \
+	  case "$$f" in ''|/*|*..*) echo "make uninstall: skipped a suspicious manifest line: $$f" >&2; continue ;; esac; \
+	  rm -f -- "$$root/$$f"; \
+	done <"$$root/$(MANIFEST)"; \
+	for d in share/todohost share/doc/todohost; do \
+	  [ -d "$$root/$$d" ] && find "$$root/$$d" -depth -type d -empty -delete; done; \
+	echo "removed todohost from $$root"

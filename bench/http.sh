@@ -1,10 +1,12 @@
 #!/bin/bash
 # bench/http.sh: `make bench-http`. In one run, on a throwaway PostgreSQL
 # server (and then on a SQLite file), with 1,000 todos:
-#   wrk -t2 -c32 on GET /todos/1, GET /todos (100 rows) and POST /todos,
-#   and `pgbench -S -M prepared` with the same 32 clients as the ceiling.
-# Prints requests/s, p99 latency, the ratio to pgbench, the server's peak
-# resident memory, and each figure against its target.
+#   wrk -t2 -c32 on GET /todos/1, GET /todos (100 rows), POST /todos and
+#   PATCH /todos/{id}; after each, PostgreSQL's own ceiling for it, pgbench
+#   -M prepared with the same 32 clients: -S for GET /todos/1 (the issue's
+#   reference), else a script running the handler's own statement.
+# Prints each round, then the medians: requests/s, p99 latency, the ratio
+# to pgbench against its target, and the server's peak resident memory.
 # Settings: ROUNDS=3 (the median run is shown), SECONDS_PER_RUN=5, CONNECTIONS=32, WORKERS (server default: cores),
 # ACCESS_LOG=true (the default; the log goes to a file; false: no log),
 # BENCH_DBS="postgresql sqlite".
@@ -96,70 +98,117 @@ wrk_run() {
   echo "$rps $p99 $errors"
 }
 
-# wrk_median PATH [SCRIPT]: wrk_run ROUNDS times; prints the run with the
-# median requests/s (this machine's neighbours make single runs swing).
-wrk_median() {
-  local i
-  for i in $(seq "$ROUNDS"); do wrk_run "$@"; done | sort -g -k1,1 | sed -n "$(( (ROUNDS + 1) / 2 ))p"
-}
-
 # verdict VALUE TARGET [le]: "ok" or "MISSED".
 verdict() {
   if [ "${3:-ge}" = le ]; then [ "$(echo "$1 <= $2" | bc -l)" = 1 ] && echo ok || echo MISSED
   else [ "$(echo "$1 >= $2" | bc -l)" = 1 ] && echo ok || echo MISSED; fi
 }
 
-# row NAME TARGET RPS P99 ERRORS [CEILING]
-row() {
-  local ratio="-"
-  [ -n "${6:-}" ] && ratio=$(printf '%.2f' "$(echo "$3 / $6" | bc -l)")
-  printf '  %-16s %9.0f req/s (target %6d: %-6s)  p99 %7.2f ms (%-6s)  vs pgbench %5s  errors %s\n' \
-    "$1" "$3" "$2" "$(verdict "$3" "$2")" "$4" "$(verdict "$4" 20 le)" "$ratio" "$5"
+cat >"$work/patch.lua" <<'LUA'
+wrk.method = "PATCH"
+wrk.body = '{"is_completed":true}'
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  return wrk.format(nil, "/todos/" .. math.random(1, 1000))
+end
+LUA
+
+# The handlers' own statements, for pgbench (-M prepared), as todos.lua
+# sends them for each request.
+COLUMNS="id, title, description, is_completed, created_at, updated_at"
+cat >"$work/pg_get.sql" <<SQL
+\set id random(1, 1000)
+SELECT $COLUMNS FROM todos WHERE id = :id AND deleted_at IS NULL;
+SQL
+cat >"$work/pg_list.sql" <<SQL
+SELECT $COLUMNS FROM todos WHERE deleted_at IS NULL ORDER BY id LIMIT 100 OFFSET 0;
+SQL
+cat >"$work/pg_post.sql" <<SQL
+INSERT INTO todos (title, description, is_completed, created_at) VALUES ('a todo from pgbench', 'bench/http.sh', false, CURRENT_TIMESTAMP) RETURNING $COLUMNS;
+SQL
+cat >"$work/pg_patch.sql" <<SQL
+\set id random(1, 1000)
+UPDATE todos SET is_completed = true, updated_at = CURRENT_TIMESTAMP WHERE id = :id AND deleted_at IS NULL RETURNING $COLUMNS;
+SQL
+
+# pgbench_run ARGS...: tps of one pgbench run with CONNS clients.
+pgbench_run() {
+  "$bindir/pgbench" -h 127.0.0.1 -p "$pgport" -U todo_user -n -M prepared \
+    -c "$CONNS" -j 2 -T "$SECS" "$@" todo_test 2>/dev/null | sed -nE 's/^tps = ([0-9.]+).*/\1/p'
 }
 
-echo "== bench-http: $("$BIN" version | head -n 1), wrk -t2 -c$CONNS, ${SECS}s per run, $(nproc) cores, ACCESS_LOG=$ACCESS_LOG"
+# median: the middle one of the numbers on stdin.
+median() { sort -g | sed -n "$(( (ROUNDS + 1) / 2 ))p"; }
+
+# row NAME RPS P99 ERRORS CEILING TARGET_RATIO REFERENCE
+row() {
+  local ratio verdict_ratio="-"
+  ratio=$(printf '%.2f' "$(echo "$2 / $5" | bc -l)")
+  [ -n "$6" ] && verdict_ratio="$(verdict "$ratio" "$6") (target >= $6)"
+  printf '  %-16s %9.0f req/s  p99 %7.2f ms (%-6s)  errors %-3s  %9.0f tps %-22s ratio %s %s\n' \
+    "$1" "$2" "$3" "$(verdict "$3" 20 le)" "$4" "$5" "$7" "$ratio" "$verdict_ratio"
+}
+
+echo "== bench-http: $("$BIN" version | head -n 1), wrk -t2 -c$CONNS, ${SECS}s per run, $ROUNDS rounds, $(nproc) cores, ACCESS_LOG=$ACCESS_LOG"
 echo "   load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the figures)"
 
+WORK="one list post patch"
 for db in $DBS; do
   if [ "$db" = postgresql ]; then
     eval "$(tests/pg.sh start)"
     pgdir=$TEST_PG_DIR
     url=$TEST_PG_URL
+    bindir=$(cat "$pgdir/bindir")
+    pgport=$(echo "$url" | sed -E 's|.*:([0-9]+)/.*|\1|')
+    export PGPASSWORD=todo_pass
   else
     url="sqlite:///$work/bench.db"
   fi
   prepare "$url" "$db"
+  [ "$db" = postgresql ] && "$bindir/pgbench" -h 127.0.0.1 -p "$pgport" -U todo_user -i -s 1 -q todo_test >/dev/null 2>&1
   start_server "$url"
-  read -r one_rps one_p99 one_err < <(wrk_median /todos/1)
-  read -r list_rps list_p99 list_err < <(wrk_median /todos)
-  read -r post_rps post_p99 post_err < <(wrk_median /todos "$work/post.lua")
+  echo "$db:"
+  # each round: every request kind through todohost, then (PostgreSQL) the
+  # same statements through pgbench, so both see the same database
+  for round in $(seq "$ROUNDS"); do
+    for w in $WORK; do
+      case $w in
+        one) r=$(wrk_run /todos/1) ;;
+        list) r=$(wrk_run /todos) ;;
+        post) r=$(wrk_run /todos "$work/post.lua") ;;
+        patch) r=$(wrk_run /todos "$work/patch.lua") ;;
+      esac
+      echo "$r" >>"$work/$db.$w.wrk"
+      if [ "$db" = postgresql ]; then
+        case $w in
+          one) t=$(pgbench_run -S) ;;
+          list) t=$(pgbench_run -f "$work/pg_list.sql") ;;
+          post) t=$(pgbench_run -f "$work/pg_post.sql") ;;
+          patch) t=$(pgbench_run -f "$work/pg_patch.sql") ;;
+        esac
+        echo "$t" >>"$work/$db.$w.pgbench"
+        printf '  round %d %-6s todohost %9.0f req/s  pgbench %9.0f tps  ratio %.2f\n' "$round" "$w" \
+          "${r%% *}" "$t" "$(echo "${r%% *} / $t" | bc -l)"
+      fi
+    done
+  done
   rss=$(awk '/^VmHWM/ { print $2 }' "/proc/$server/status")
   stop_server
 
-  ceiling=""
-  if [ "$db" = postgresql ]; then
-    bindir=$(cat "$pgdir/bindir")
-    pgport=$(echo "$url" | sed -E 's|.*:([0-9]+)/.*|\1|')
-    export PGPASSWORD=todo_pass
-    "$bindir/pgbench" -h 127.0.0.1 -p "$pgport" -U todo_user -i -s 1 -q todo_test >/dev/null 2>&1
-    ceiling=$(for i in $(seq "$ROUNDS"); do
-        "$bindir/pgbench" -h 127.0.0.1 -p "$pgport" -U todo_user -n -S -M prepared \
-          -c "$CONNS" -j 2 -T "$SECS" todo_test 2>/dev/null | sed -nE 's/^tps = ([0-9.]+).*/\1/p'
-      done | sort -g | sed -n "$(( (ROUNDS + 1) / 2 ))p")
-  fi
-
-  echo "$db:"
-  if [ "$db" = postgresql ]; then
-    row "GET /todos/1" 25000 "$one_rps" "$one_p99" "$one_err" "$ceiling"
-    row "GET /todos" 5000 "$list_rps" "$list_p99" "$list_err" "$ceiling"
-    row "POST /todos" 8000 "$post_rps" "$post_p99" "$post_err" "$ceiling"
-    printf '  %-16s %9.0f tps (the ceiling: pgbench -S -M prepared -c %d -j 2)\n' "pgbench -S" "$ceiling" "$CONNS"
-  else
-    row "GET /todos/1" 40000 "$one_rps" "$one_p99" "$one_err"
-    row "GET /todos" 5000 "$list_rps" "$list_p99" "$list_err"
-    row "POST /todos" 0 "$post_rps" "$post_p99" "$post_err"
-  fi
+  for w in $WORK; do
+    read -r rps p99 err < <(sort -g -k1,1 "$work/$db.$w.wrk" | sed -n "$(( (ROUNDS + 1) / 2 ))p")
+    case $w in
+      one) name="GET /todos/1" target=0.8 ref="(pgbench -S)" ;;
+      list) name="GET /todos" target="" ref="(its SELECT)" ;;
+      post) name="POST /todos" target=0.6 ref="(its INSERT)" ;;
+      patch) name="PATCH /todos/{id}" target="" ref="(its UPDATE)" ;;
+    esac
+    if [ "$db" = postgresql ]; then
+      row "$name" "$rps" "$p99" "$err" "$(median <"$work/$db.$w.pgbench")" "$target" "$ref"
+    else
+      printf '  %-16s %9.0f req/s  p99 %7.2f ms (%-6s)  errors %s\n' "$name" "$rps" "$p99" "$(verdict "$p99" 20 le)" "$err"
+    fi
+  done
   printf '  %-16s %9d kB peak resident memory (target < 65536: %s)\n' "server memory" "$rss" "$(verdict "$rss" 65536 le)"
-
   if [ "$db" = postgresql ]; then tests/pg.sh stop "$pgdir" >/dev/null 2>&1; pgdir=""; fi
 done

@@ -8,6 +8,7 @@
  * SQLite's memory.
  */
 #include "copy.h"
+#include "db_int.h"
 #include "strbuf.h"
 
 #include "clock.h"
@@ -18,6 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -75,6 +81,16 @@ static void fail_pg(db_error *err, PGconn *pg, const PGresult *res, const char *
   }
   while (w > err->message && w[-1] == ' ') w--;
   *w = '\0';
+}
+
+/* Sends sql, a COPY, on pg: 0 when the server answers with want (COPY IN
+ * or OUT), else -1 with err (what says which step failed). */
+static int start_copy(PGconn *pg, const char *sql, ExecStatusType want, const char *what, db_error *err) {
+  PGresult *r = PQexec(pg, sql);
+  int ok = PQresultStatus(r) == want;
+  if (!ok) fail_pg(err, pg, r, what);
+  PQclear(r);
+  return ok ? 0 : -1;
 }
 
 static void sb_ident(strbuf *b, const char *name) {
@@ -258,83 +274,6 @@ int copy_parse_datetime(const char *s, size_t n, int64_t *usec, const char **why
   return 0;
 }
 
-/* ---- describing the target -------------------------------------------- */
-
-static copy_type type_of(const char *typname, char typtype, int builtin) {
-  static const struct { const char *name; copy_type type; } map[] = {
-    {"bool", COPY_BOOL}, {"int2", COPY_INT2}, {"int4", COPY_INT4}, {"int8", COPY_INT8},
-    {"float4", COPY_FLOAT4}, {"float8", COPY_FLOAT8}, {"text", COPY_TEXT},
-    {"varchar", COPY_TEXT}, {"json", COPY_TEXT}, {"bytea", COPY_BYTEA}, {"date", COPY_DATE},
-    {"timestamp", COPY_TIMESTAMP}, {"timestamptz", COPY_TIMESTAMPTZ}, {"uuid", COPY_UUID},
-  };
-  if (typtype == 'e') return COPY_TEXT;  /* enum: sent as its label */
-  if (!builtin) return COPY_UNSUPPORTED;
-  for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
-    if (strcmp(typname, map[k].name) == 0) return map[k].type;
-  return COPY_UNSUPPORTED;
-}
-
-static const char DESCRIBE_SQL[] =
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
-    " coalesce(b.typname, t.typname), coalesce(b.typtype, t.typtype),"
-    " coalesce(b.typnamespace, t.typnamespace) = 'pg_catalog'::regnamespace,"
-    " CASE WHEN b.oid IS NULL THEN a.atttypmod ELSE t.typtypmod END,"
-    " a.attnotnull OR (b.oid IS NOT NULL AND t.typnotnull)"
-    " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-    " LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype"
-    " WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped"
-    " ORDER BY a.attnum";
-
-static void fill_column(copy_column *c, const PGresult *r, int row) {
-  snprintf(c->name, sizeof c->name, "%s", PQgetvalue(r, row, 0));
-  snprintf(c->type_name, sizeof c->type_name, "%s", PQgetvalue(r, row, 1));
-  c->type = type_of(PQgetvalue(r, row, 2), PQgetvalue(r, row, 3)[0],
-                    PQgetvalue(r, row, 4)[0] == 't');
-  long typmod = strtol(PQgetvalue(r, row, 5), NULL, 10);
-  c->max_chars = strcmp(PQgetvalue(r, row, 2), "varchar") == 0 && typmod >= 4
-                     ? (int32_t)(typmod - 4) : -1;
-  c->not_null = PQgetvalue(r, row, 6)[0] == 't';
-}
-
-int copy_describe(PGconn *dst, const char *table, const char *const *columns,
-                  int ncolumns, copy_column *out, int max, db_error *err) {
-  const char *params[1] = {table};
-  PGresult *r = PQexecParams(dst, DESCRIBE_SQL, 1, NULL, params, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-    fail_pg(err, dst, r, "cannot read the target's columns");
-    PQclear(r);
-    return -1;
-  }
-  int rows = PQntuples(r);
-  if (rows == 0) {
-    PQclear(r);
-    db_error_set(err, "42P01", "run `make migrate` against the target so its schema matches the source",
-         "table \"%s\" does not exist in the target database", table);
-    return -1;
-  }
-  int count;
-  if (!columns) {
-    count = rows;
-    for (int i = 0; i < rows && i < max; i++) fill_column(&out[i], r, i);
-  } else {
-    count = ncolumns;
-    for (int k = 0; k < ncolumns; k++) {
-      int found = -1;
-      for (int i = 0; i < rows && found < 0; i++)
-        if (strcmp(PQgetvalue(r, i, 0), columns[k]) == 0) found = i;
-      if (found < 0) {
-        PQclear(r);
-        db_error_set(err, "42703", "run `make migrate` against the target so its schema matches the source",
-             "column %s.%s does not exist in the target database", table, columns[k]);
-        return -1;
-      }
-      if (k < max) fill_column(&out[k], r, found);
-    }
-  }
-  PQclear(r);
-  return count;
-}
-
 /* ---- the copier: send buffer and row hashing --------------------------- */
 
 typedef struct copier {
@@ -487,7 +426,93 @@ static int bytes_field(copy_field *out, const unsigned char *p, size_t n, copy_r
   return 0;
 }
 
-static int encode_uuid(const copy_value *v, copy_field *out, copy_refusal *ve) {
+/* The encoders of COPY_TYPES (copy.h): each converts a non-NULL v exactly
+ * into col's type, as copy_encode_value says. */
+
+static int encode_bool(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  if (v->storage != SQLITE_INTEGER || (v->i != 0 && v->i != 1)) return bad(ve, "22P02", "expected 0 or 1");
+  return fixed(out, 1, (uint64_t)v->i);
+}
+
+static int encode_int(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  if (v->storage != SQLITE_INTEGER) return bad(ve, "22P02", "expected an integer");
+  if (col->type == COPY_INT2 && (v->i < INT16_MIN || v->i > INT16_MAX))
+    return bad(ve, "22003", "out of range for smallint");
+  if (col->type == COPY_INT4 && (v->i < INT32_MIN || v->i > INT32_MAX))
+    return bad(ve, "22003", "out of range for integer");
+  return fixed(out, col->type == COPY_INT2 ? 2 : col->type == COPY_INT4 ? 4 : 8, (uint64_t)v->i);
+}
+
+static int encode_float(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  double d;
+  if (v->storage == SQLITE_FLOAT) {
+    d = v->f;
+  } else if (v->storage == SQLITE_INTEGER) {
+    d = (double)v->i;
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || (int64_t)d != v->i)
+      return bad(ve, "22003", "integer not exactly representable as a floating-point number");
+  } else {
+    return bad(ve, "22P02", "expected a number");
+  }
+  if (col->type == COPY_FLOAT8) {
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    return fixed(out, 8, bits);
+  }
+  if (!isinf(d) && fabs(d) > FLT_MAX) return bad(ve, "22003", "out of range for real");
+  float f = (float)d;
+  if ((double)f != d) return bad(ve, "22003", "not exactly representable as real (float4)");
+  uint32_t bits;
+  memcpy(&bits, &f, 4);
+  return fixed(out, 4, bits);
+}
+
+static int encode_text(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  const unsigned char *p = v->p;
+  size_t n = v->n, at;
+  if (v->storage == SQLITE_INTEGER) {   /* its decimal text, as SQLite gives it */
+    n = (size_t)snprintf((char *)out->fixed, sizeof out->fixed, "%lld", (long long)v->i);
+    p = out->fixed;
+  } else if (v->storage != SQLITE_TEXT) {
+    return bad(ve, "22P02", "expected text");
+  }
+  int64_t chars = copy_utf8_check(p, n, &ve->why, &at);
+  if (chars < 0) return bad(ve, "22021", ve->why);
+  if (col->max_chars >= 0 && chars > col->max_chars) {
+    snprintf(ve->buf, sizeof ve->buf, "%lld characters, the column holds at most %d",
+             (long long)chars, (int)col->max_chars);
+    return bad(ve, "22001", ve->buf);
+  }
+  return bytes_field(out, p, n, ve);
+}
+
+static int encode_bytea(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  if (v->storage != SQLITE_BLOB && v->storage != SQLITE_TEXT) return bad(ve, "22P02", "expected a blob");
+  return bytes_field(out, v->p, v->n, ve);
+}
+
+static int encode_date(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  int32_t days;
+  if (v->storage != SQLITE_TEXT) return bad(ve, "22007", "expected a date text YYYY-MM-DD");
+  if (copy_parse_date((const char *)v->p, v->n, &days, &ve->why)) return bad(ve, "22007", ve->why);
+  return fixed(out, 4, (uint32_t)days);
+}
+
+/* timestamp and timestamptz: the same instant (a naive text is UTC). */
+static int encode_datetime(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  int64_t us;
+  if (v->storage != SQLITE_TEXT)
+    return bad(ve, "22007", "expected a datetime text like 2024-01-31 12:00:00[.ffffff][+HH:MM]");
+  if (copy_parse_datetime((const char *)v->p, v->n, &us, &ve->why)) return bad(ve, "22007", ve->why);
+  return fixed(out, 8, (uint64_t)us);
+}
+
+static int encode_uuid(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
   unsigned char *u = out->fixed;
   if (v->storage == SQLITE_BLOB) {
     if (v->n != 16) return bad(ve, "22P02", "a uuid blob must be 16 bytes");
@@ -517,102 +542,279 @@ static int encode_uuid(const copy_value *v, copy_field *out, copy_refusal *ve) {
   return 0;
 }
 
+/* The decoders of COPY_TYPES: each turns one non-NULL binary COPY field of
+ * col's type (as PostgreSQL sends it) into the SQLite value the app stores
+ * for it, such that the type's encoder gives back exactly the same bytes
+ * (copy_decode_field says more). */
+
+static int field_size(int32_t len, int32_t want, copy_refusal *ve) {
+  if (len != want) return bad(ve, "08P01", "a binary COPY field of the wrong size");
+  return 0;
+}
+
+static int decode_bool(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  (void)col;
+  if (field_size(len, 1, ve)) return 1;
+  if (p[0] > 1) return bad(ve, "08P01", "a boolean that is neither 0 nor 1");
+  out->v.storage = SQLITE_INTEGER;
+  out->v.i = p[0];
+  return 0;
+}
+
+static int decode_int(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                      copy_refusal *ve) {
+  int32_t want = col->type == COPY_INT2 ? 2 : col->type == COPY_INT4 ? 4 : 8;
+  if (field_size(len, want, ve)) return 1;
+  out->v.storage = SQLITE_INTEGER;
+  if (want == 2) out->v.i = (int16_t)get_be16(p);
+  else if (want == 4) out->v.i = (int32_t)get_be32(p);
+  else out->v.i = (int64_t)((uint64_t)get_be32(p) << 32 | get_be32(p + 4));
+  return 0;
+}
+
+static int decode_float(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                        copy_refusal *ve) {
+  double d;
+  if (col->type == COPY_FLOAT4) {
+    if (field_size(len, 4, ve)) return 1;
+    uint32_t bits = get_be32(p);
+    float f;
+    memcpy(&f, &bits, 4);
+    d = f;
+  } else {
+    if (field_size(len, 8, ve)) return 1;
+    uint64_t bits = (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+    memcpy(&d, &bits, 8);
+  }
+  if (isnan(d)) return bad(ve, "22003", "NaN (SQLite stores a NaN as NULL)");
+  out->v.storage = SQLITE_FLOAT;
+  out->v.f = d;
+  return 0;
+}
+
+static int decode_text(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  size_t at;
+  int64_t chars = copy_utf8_check(p, (size_t)len, &ve->why, &at);
+  if (chars < 0) return bad(ve, "22021", ve->why);
+  if (col->max_chars >= 0 && chars > col->max_chars) return bad(ve, "22001", "longer than its varchar(n)");
+  out->v.storage = SQLITE_TEXT;
+  out->v.p = p;
+  out->v.n = (size_t)len;
+  return 0;
+}
+
+static int decode_bytea(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                        copy_refusal *ve) {
+  (void)col, (void)ve;
+  out->v.storage = SQLITE_BLOB;
+  out->v.p = p;
+  out->v.n = (size_t)len;
+  return 0;
+}
+
+/* Writes day (since 2000-01-01) as YYYY-MM-DD into out->buf; 1 with ve when
+ * it is outside the years 0001-9999 a SQLite date text holds. */
+static int format_day(int64_t day, copy_decoded *out, copy_refusal *ve) {
+  /* (db.c's text: ten characters exactly for the years 0001-9999) */
+  if (db_format_pg_date(day, (char *)out->buf, sizeof out->buf) != 10)
+    return bad(ve, "22008", "outside the years 0001-9999 (or infinity)");
+  out->v.storage = SQLITE_TEXT;
+  out->v.p = out->buf;
+  out->v.n = 10;
+  return 0;
+}
+
+static int decode_date(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  (void)col;
+  if (field_size(len, 4, ve)) return 1;
+  return format_day((int32_t)get_be32(p), out, ve);
+}
+
+/* timestamp and timestamptz: SQLAlchemy's text, YYYY-MM-DD HH:MM:SS.ffffff,
+ * in UTC (the encoder reads a naive text as UTC). */
+static int decode_datetime(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                           copy_refusal *ve) {
+  (void)col;
+  if (field_size(len, 8, ve)) return 1;
+  int64_t us = (int64_t)((uint64_t)get_be32(p) << 32 | get_be32(p + 4));
+  int64_t day = us / USEC_PER_DAY, rest = us % USEC_PER_DAY;
+  if (rest < 0) { day--; rest += USEC_PER_DAY; }
+  if (format_day(day, out, ve)) return 1;
+  int64_t secs = rest / 1000000;
+  snprintf((char *)out->buf + 10, sizeof out->buf - 10, " %02d:%02d:%02d.%06d", (int)(secs / 3600),
+           (int)(secs / 60 % 60), (int)(secs % 60), (int)(rest % 1000000));
+  out->v.n = 26;
+  return 0;
+}
+
+/* uuid: 32 lowercase hex digits, SQLAlchemy's Uuid on SQLite. */
+static int decode_uuid(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  (void)col;
+  static const char hex[] = "0123456789abcdef";
+  if (field_size(len, 16, ve)) return 1;
+  for (int k = 0; k < 16; k++) {
+    out->buf[2 * k] = (unsigned char)hex[p[k] >> 4];
+    out->buf[2 * k + 1] = (unsigned char)hex[p[k] & 15];
+  }
+  out->v.storage = SQLITE_TEXT;
+  out->v.p = out->buf;
+  out->v.n = 32;
+  return 0;
+}
+
+static int decode_unsupported(const copy_column *col, const unsigned char *p, int32_t len,
+                              copy_decoded *out, copy_refusal *ve) {
+  (void)col, (void)p, (void)len, (void)out;
+  return bad(ve, "0A000", "type not supported");
+}
+
+static int encode_unsupported(const copy_column *col, const copy_value *v, copy_field *out,
+                              copy_refusal *ve) {
+  (void)col, (void)v, (void)out;
+  return bad(ve, "0A000", "type not supported");
+}
+
+typedef int (*encode_fn)(const copy_column *col, const copy_value *v, copy_field *out,
+                         copy_refusal *ve);
+typedef int (*decode_fn)(const copy_column *col, const unsigned char *p, int32_t len,
+                         copy_decoded *out, copy_refusal *ve);
+
+/* COPY_TYPES as a table indexed by copy_type. */
+static const struct type_entry {
+  const char *typnames;
+  encode_fn encode;
+  decode_fn decode;
+} TYPES[COPY_TYPE_COUNT] = {
+  [COPY_UNSUPPORTED] = {"", encode_unsupported, decode_unsupported},
+#define COPY_TYPE_ENTRY(name, encoder, names) \
+  [COPY_##name] = {names, encode_##encoder, decode_##encoder},
+  COPY_TYPES(COPY_TYPE_ENTRY)
+#undef COPY_TYPE_ENTRY
+};
+
 int copy_encode_value(const copy_column *col, const copy_value *v, copy_field *out,
                       copy_refusal *ve) {
-  int t = v->storage;
-  if (t == SQLITE_NULL) {
+  if (v->storage == SQLITE_NULL) {
     if (col->not_null) return bad(ve, "23502", "NULL in a NOT NULL column");
     out->len = -1;
     out->data = NULL;
     return 0;
   }
-  switch (col->type) {
-    case COPY_BOOL:
-      if (t != SQLITE_INTEGER || (v->i != 0 && v->i != 1)) return bad(ve, "22P02", "expected 0 or 1");
-      return fixed(out, 1, (uint64_t)v->i);
-    case COPY_INT2: case COPY_INT4: case COPY_INT8: {
-      if (t != SQLITE_INTEGER) return bad(ve, "22P02", "expected an integer");
-      if (col->type == COPY_INT2 && (v->i < INT16_MIN || v->i > INT16_MAX))
-        return bad(ve, "22003", "out of range for smallint");
-      if (col->type == COPY_INT4 && (v->i < INT32_MIN || v->i > INT32_MAX))
-        return bad(ve, "22003", "out of range for integer");
-      return fixed(out, col->type == COPY_INT2 ? 2 : col->type == COPY_INT4 ? 4 : 8, (uint64_t)v->i);
+  unsigned t = (unsigned)col->type;
+  return TYPES[t < COPY_TYPE_COUNT ? t : COPY_UNSUPPORTED].encode(col, v, out, ve);
+}
+
+int copy_decode_field(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                      copy_refusal *ve) {
+  memset(&out->v, 0, sizeof out->v);
+  if (len < 0) {
+    if (col->not_null) return bad(ve, "23502", "NULL in a NOT NULL column");
+    out->v.storage = SQLITE_NULL;
+    return 0;
+  }
+  unsigned t = (unsigned)col->type;
+  return TYPES[t < COPY_TYPE_COUNT ? t : COPY_UNSUPPORTED].decode(col, p, len, out, ve);
+}
+
+/* ---- describing the target -------------------------------------------- */
+
+/* The copy_type of a column whose (base) type is typname, of typtype, in
+ * pg_catalog when builtin; COPY_UNSUPPORTED when COPY_TYPES has none. */
+static copy_type type_of(const char *typname, char typtype, int builtin) {
+  if (typtype == 'e') return COPY_TEXT;  /* enum: sent as its label */
+  if (!builtin) return COPY_UNSUPPORTED;
+  size_t len = strlen(typname);
+  for (int t = 1; t < COPY_TYPE_COUNT; t++)
+    for (const char *w = TYPES[t].typnames; *w; w += strspn(w, " ")) {
+      size_t n = strcspn(w, " ");
+      if (n == len && strncmp(w, typname, n) == 0) return (copy_type)t;
+      w += n;
     }
-    case COPY_FLOAT4: case COPY_FLOAT8: {
-      double d;
-      if (t == SQLITE_FLOAT) {
-        d = v->f;
-      } else if (t == SQLITE_INTEGER) {
-        d = (double)v->i;
-        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || (int64_t)d != v->i)
-          return bad(ve, "22003", "integer not exactly representable as a floating-point number");
-      } else {
-        return bad(ve, "22P02", "expected a number");
+  return COPY_UNSUPPORTED;
+}
+
+static const char DESCRIBE_SQL[] =
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+    " coalesce(b.typname, t.typname), coalesce(b.typtype, t.typtype),"
+    " coalesce(b.typnamespace, t.typnamespace) = 'pg_catalog'::regnamespace,"
+    " CASE WHEN b.oid IS NULL THEN a.atttypmod ELSE t.typtypmod END,"
+    " a.attnotnull OR (b.oid IS NOT NULL AND t.typnotnull)"
+    " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+    " LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype"
+    " WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped"
+    " ORDER BY a.attnum";
+
+static void fill_column(copy_column *c, const PGresult *r, int row) {
+  snprintf(c->name, sizeof c->name, "%s", PQgetvalue(r, row, 0));
+  snprintf(c->type_name, sizeof c->type_name, "%s", PQgetvalue(r, row, 1));
+  c->type = type_of(PQgetvalue(r, row, 2), PQgetvalue(r, row, 3)[0],
+                    PQgetvalue(r, row, 4)[0] == 't');
+  long typmod = strtol(PQgetvalue(r, row, 5), NULL, 10);
+  c->max_chars = strcmp(PQgetvalue(r, row, 2), "varchar") == 0 && typmod >= 4
+                     ? (int32_t)(typmod - 4) : -1;
+  c->not_null = PQgetvalue(r, row, 6)[0] == 't';
+}
+
+int copy_describe(PGconn *dst, const char *table, const char *const *columns,
+                  int ncolumns, copy_column *out, int max, db_error *err) {
+  const char *params[1] = {table};
+  PGresult *r = PQexecParams(dst, DESCRIBE_SQL, 1, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    fail_pg(err, dst, r, "cannot read the target's columns");
+    PQclear(r);
+    return -1;
+  }
+  int rows = PQntuples(r);
+  if (rows == 0) {
+    PQclear(r);
+    db_error_set(err, "42P01", "run `make migrate` against the target so its schema matches the source",
+         "table \"%s\" does not exist in the target database", table);
+    return -1;
+  }
+  int count;
+  if (!columns) {
+    count = rows;
+    for (int i = 0; i < rows && i < max; i++) fill_column(&out[i], r, i);
+  } else {
+    count = ncolumns;
+    for (int k = 0; k < ncolumns; k++) {
+      int found = -1;
+      for (int i = 0; i < rows && found < 0; i++)
+        if (strcmp(PQgetvalue(r, i, 0), columns[k]) == 0) found = i;
+      if (found < 0) {
+        PQclear(r);
+        db_error_set(err, "42703", "run `make migrate` against the target so its schema matches the source",
+             "column %s.%s does not exist in the target database", table, columns[k]);
+        return -1;
       }
-      if (col->type == COPY_FLOAT8) {
-        uint64_t bits;
-        memcpy(&bits, &d, 8);
-        return fixed(out, 8, bits);
-      }
-      if (!isinf(d) && fabs(d) > FLT_MAX) return bad(ve, "22003", "out of range for real");
-      float f = (float)d;
-      if ((double)f != d) return bad(ve, "22003", "not exactly representable as real (float4)");
-      uint32_t bits;
-      memcpy(&bits, &f, 4);
-      return fixed(out, 4, bits);
+      if (k < max) fill_column(&out[k], r, found);
     }
-    case COPY_TEXT: {
-      const unsigned char *p = v->p;
-      size_t n = v->n, at;
-      if (t == SQLITE_INTEGER) {   /* its decimal text, as SQLite gives it */
-        n = (size_t)snprintf((char *)out->fixed, sizeof out->fixed, "%lld", (long long)v->i);
-        p = out->fixed;
-      } else if (t != SQLITE_TEXT) {
-        return bad(ve, "22P02", "expected text");
-      }
-      int64_t chars = copy_utf8_check(p, n, &ve->why, &at);
-      if (chars < 0) return bad(ve, "22021", ve->why);
-      if (col->max_chars >= 0 && chars > col->max_chars) {
-        snprintf(ve->buf, sizeof ve->buf, "%lld characters, the column holds at most %d",
-                 (long long)chars, (int)col->max_chars);
-        return bad(ve, "22001", ve->buf);
-      }
-      return bytes_field(out, p, n, ve);
-    }
-    case COPY_BYTEA:
-      if (t != SQLITE_BLOB && t != SQLITE_TEXT) return bad(ve, "22P02", "expected a blob");
-      return bytes_field(out, v->p, v->n, ve);
-    case COPY_DATE: case COPY_TIMESTAMP: case COPY_TIMESTAMPTZ: {
-      if (t != SQLITE_TEXT)
-        return bad(ve, "22007", col->type == COPY_DATE ? "expected a date text YYYY-MM-DD"
-                                                       : "expected a datetime text like 2024-01-31 12:00:00[.ffffff][+HH:MM]");
-      const char *p = (const char *)v->p;
-      if (col->type == COPY_DATE) {
-        int32_t days;
-        if (copy_parse_date(p, v->n, &days, &ve->why)) return bad(ve, "22007", ve->why);
-        return fixed(out, 4, (uint32_t)days);
-      }
-      int64_t us;
-      if (copy_parse_datetime(p, v->n, &us, &ve->why)) return bad(ve, "22007", ve->why);
-      return fixed(out, 8, (uint64_t)us);
-    }
-    case COPY_UUID:
-      return encode_uuid(v, out, ve);
-    default:
-      return bad(ve, "0A000", "type not supported");
+  }
+  PQclear(r);
+  return count;
+}
+
+/* Column i of st's current row as a copy_value (pointing into SQLite's
+ * memory: valid until the next step). */
+static void read_value(sqlite3_stmt *st, int i, copy_value *v) {
+  v->storage = sqlite3_column_type(st, i);
+  switch (v->storage) {
+    case SQLITE_INTEGER: v->i = sqlite3_column_int64(st, i); break;
+    case SQLITE_FLOAT: v->f = sqlite3_column_double(st, i); break;
+    case SQLITE_TEXT: v->p = sqlite3_column_text(st, i); v->n = (size_t)sqlite3_column_bytes(st, i); break;
+    case SQLITE_BLOB: v->p = sqlite3_column_blob(st, i); v->n = (size_t)sqlite3_column_bytes(st, i); break;
   }
 }
 
 /* Converts column i of the current row into a field. Returns 0 when done, 1
  * when the value cannot be converted (ve says why), -1 when sending failed. */
 static int convert(copier *cp, sqlite3_stmt *st, int i, const copy_column *col, copy_refusal *ve) {
-  copy_value v = {.storage = sqlite3_column_type(st, i)};
-  switch (v.storage) {
-    case SQLITE_INTEGER: v.i = sqlite3_column_int64(st, i); break;
-    case SQLITE_FLOAT: v.f = sqlite3_column_double(st, i); break;
-    case SQLITE_TEXT: v.p = sqlite3_column_text(st, i); v.n = (size_t)sqlite3_column_bytes(st, i); break;
-    case SQLITE_BLOB: v.p = sqlite3_column_blob(st, i); v.n = (size_t)sqlite3_column_bytes(st, i); break;
-  }
+  copy_value v;
+  read_value(st, i, &v);
   copy_field f;
   if (copy_encode_value(col, &v, &f, ve)) return 1;
   if (f.len >= 0) return put_field(cp, f.data, (size_t)f.len);
@@ -644,6 +846,84 @@ static void abort_copy(PGconn *pg, const char *reason, db_error *err, int have_e
   if (!have_err) fail_pg(err, pg, NULL, "the copy failed");
 }
 
+/* The PostgreSQL session fit for binary COPY (integer timestamps, UTF-8)
+ * and spec's columns described from its catalog, each of a type the copy
+ * converts. Returns them (spec->ncolumns, calloc'ed: the caller frees
+ * them), or NULL with err. */
+static copy_column *describe_columns(PGconn *pg, const copy_spec *spec, db_error *err) {
+  int ncol = spec->ncolumns;
+  if (ncol <= 0) {
+    db_error_set(err, "42601", NULL, "table %s: no columns to copy", spec->table);
+    return NULL;
+  }
+  const char *idt = PQparameterStatus(pg, "integer_datetimes");
+  if (!idt || strcmp(idt, "on") != 0) {
+    db_error_set(err, "0A000", NULL, "the PostgreSQL server does not use integer timestamps; copy needs it");
+    return NULL;
+  }
+  const char *enc = PQparameterStatus(pg, "client_encoding");
+  if ((!enc || strcmp(enc, "UTF8") != 0) && PQsetClientEncoding(pg, "UTF8")) {
+    fail_pg(err, pg, NULL, "cannot set client_encoding to UTF8");
+    return NULL;
+  }
+  copy_column *cols = calloc((size_t)ncol, sizeof *cols);
+  if (!cols) { db_error_set(err, "53200", NULL, "out of memory"); return NULL; }
+  if (copy_describe(pg, spec->table, spec->columns, ncol, cols, ncol, err) < 0) goto failed;
+  for (int k = 0; k < ncol; k++)
+    if (cols[k].type == COPY_UNSUPPORTED) {
+      db_error_set(err, "0A000", "leave the column out of the copy (--tables) or change its type",
+           "column %s.%s has type %s, which the copy cannot convert yet", spec->table,
+           cols[k].name, cols[k].type_name);
+      goto failed;
+    }
+  return cols;
+failed:
+  free(cols);
+  return NULL;
+}
+
+/* What copy_table and copy_check_table do first: the target's session fit
+ * for binary COPY (integer timestamps, UTF-8), the columns described (each
+ * of a type the copy converts), and the source's statement, SELECT <row id>,
+ * columns FROM table (rowid order). Returns the described columns
+ * (spec->ncolumns, calloc'ed: the caller frees them and finalizes *st), or
+ * NULL with err (nothing to free, *st NULL). */
+static copy_column *open_source(sqlite3 *src, PGconn *dst, const copy_spec *spec,
+                                sqlite3_stmt **st, db_error *err) {
+  int ncol = spec->ncolumns;
+  *st = NULL;
+  copy_column *cols = describe_columns(dst, spec, err);
+  if (!cols) return NULL;
+  strbuf sql = {0};
+  strbuf_str(&sql, "SELECT ");
+  if (spec->id_column) sb_ident(&sql, spec->id_column);
+  else strbuf_str(&sql, "rowid");
+  strbuf_str(&sql, ", ");
+  sb_column_list(&sql, spec->columns, ncol);
+  strbuf_str(&sql, " FROM ");
+  sb_ident(&sql, spec->table);
+  if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto failed; }
+  if (sqlite3_prepare_v2(src, sql.p, (int)sql.len, st, NULL) != SQLITE_OK) {
+    db_error_set(err, "42P01", "check the table and column names in the source database",
+         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
+    sqlite3_finalize(*st);
+    *st = NULL;
+    goto failed;
+  }
+  free(sql.p);
+  return cols;
+failed:
+  free(sql.p);
+  free(cols);
+  return NULL;
+}
+
+/* The error for a source statement that stopped before SQLITE_DONE. */
+static void fail_source_read(db_error *err, sqlite3 *src, const char *table) {
+  db_error_set(err, "58030", "check the source database file (sqlite3 FILE 'PRAGMA integrity_check')",
+       "cannot read table %s from the source: %s", table, sqlite3_errmsg(src));
+}
+
 int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *stats,
                db_error *err) {
   double t0 = th_clock_seconds();
@@ -654,65 +934,23 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
   strbuf sql = {0};
   memset(stats, 0, sizeof *stats);
 
-  if (ncol <= 0) {
-    db_error_set(err, "42601", NULL, "table %s: no columns to copy", spec->table);
-    return -1;
-  }
-  const char *idt = PQparameterStatus(dst, "integer_datetimes");
-  if (!idt || strcmp(idt, "on") != 0) {
-    db_error_set(err, "0A000", NULL, "the target server does not use integer timestamps; copy needs it");
-    return -1;
-  }
-  const char *enc = PQparameterStatus(dst, "client_encoding");
-  if ((!enc || strcmp(enc, "UTF8") != 0) && PQsetClientEncoding(dst, "UTF8")) {
-    fail_pg(err, dst, NULL, "cannot set client_encoding to UTF8");
-    return -1;
-  }
-  cols = calloc((size_t)ncol, sizeof *cols);
+  cols = open_source(src, dst, spec, &st, err);
+  if (!cols) return -1;
   cp.buf = malloc(COPY_BUFSIZE);
   cp.hs = XXH3_createState();
-  if (!cols || !cp.buf || !cp.hs) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
-  if (copy_describe(dst, spec->table, spec->columns, ncol, cols, ncol, err) < 0) goto done;
-  for (int k = 0; k < ncol; k++)
-    if (cols[k].type == COPY_UNSUPPORTED) {
-      db_error_set(err, "0A000", "leave the column out of the copy (--tables) or change its type",
-           "column %s.%s has type %s, which the copy cannot convert yet", spec->table,
-           cols[k].name, cols[k].type_name);
-      goto done;
-    }
-
-  /* the source: SELECT <row id>, columns FROM table (rowid order) */
-  strbuf_str(&sql, "SELECT ");
-  if (spec->id_column) sb_ident(&sql, spec->id_column);
-  else strbuf_str(&sql, "rowid");
-  strbuf_str(&sql, ", ");
-  sb_column_list(&sql, spec->columns, ncol);
-  strbuf_str(&sql, " FROM ");
-  sb_ident(&sql, spec->table);
-  if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
-  if (sqlite3_prepare_v2(src, sql.p, (int)sql.len, &st, NULL) != SQLITE_OK) {
-    db_error_set(err, "42P01", "check the table and column names in the source database",
-         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
-    goto done;
-  }
+  if (!cp.buf || !cp.hs) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
 
   /* the target: COPY table (columns) FROM STDIN (FORMAT binary) */
-  sql.len = 0;
   strbuf_str(&sql, "COPY ");
   sb_ident(&sql, spec->table);
   strbuf_str(&sql, " (");
   sb_column_list(&sql, spec->columns, ncol);
   strbuf_str(&sql, spec->freeze ? ") FROM STDIN (FORMAT binary, FREEZE)" : ") FROM STDIN (FORMAT binary)");
   if (sql.oom) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
-  PGresult *r = PQexec(dst, sql.p);
-  if (PQresultStatus(r) != PGRES_COPY_IN) {
-    fail_pg(err, dst, r, "cannot start the copy");
-    PQclear(r);
-    goto done;
-  }
-  PQclear(r);
+  if (start_copy(dst, sql.p, PGRES_COPY_IN, "cannot start the copy", err)) goto done;
   copying = 1;
   cp.pg = dst;
+  PGresult *r;
 
   memcpy(cp.buf, COPY_SIGNATURE, 11);
   put_be32(cp.buf + 11, 0);  /* flags */
@@ -753,8 +991,7 @@ int copy_table(sqlite3 *src, PGconn *dst, const copy_spec *spec, copy_stats *sta
     }
   }
   if (s != SQLITE_DONE) {
-    db_error_set(err, "58030", "check the source database file (sqlite3 FILE 'PRAGMA integrity_check')",
-         "cannot read table %s from the source: %s", spec->table, sqlite3_errmsg(src));
+    fail_source_read(err, src, spec->table);
     abort_copy(dst, "source read failed", err, 1);
     copying = 0;
     goto done;
@@ -802,6 +1039,183 @@ done:
   return rc;
 }
 
+/* ---- copy_check_table: the pre-flight ---------------------------------- */
+
+const char *copy_problem_name(copy_problem p) {
+  static const char *const names[COPY_PROBLEM_COUNT] = {
+    "other", "null", "too_long", "utf8", "time_number", "text_bool",
+  };
+  return (unsigned)p < COPY_PROBLEM_COUNT ? names[p] : "other";
+}
+
+/* s[0..n) is a decimal number: [+-]digits[.digits] (at least one digit). */
+static int numeric_text(const unsigned char *s, size_t n) {
+  size_t k = 0, digits = 0;
+  int dot = 0;
+  if (k < n && (s[k] == '+' || s[k] == '-')) k++;
+  for (; k < n; k++) {
+    if (s[k] >= '0' && s[k] <= '9') digits++;
+    else if (s[k] == '.' && !dot) dot = 1;
+    else return 0;
+  }
+  return digits > 0;
+}
+
+/* s[0..n) is a word people store for a boolean ('true', 'No', 'f', 'on'...). */
+static int boolean_word(const unsigned char *s, size_t n) {
+  static const char *const words[] = {"true", "false", "yes", "no", "t", "f", "y", "n",
+                                      "on", "off", "1", "0"};
+  char low[8];
+  if (n == 0 || n >= sizeof low) return 0;
+  for (size_t k = 0; k < n; k++)
+    low[k] = (char)(s[k] >= 'A' && s[k] <= 'Z' ? s[k] - 'A' + 'a' : s[k]);
+  for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)  /* (s may hold a NUL byte) */
+    if (strlen(words[w]) == n && memcmp(low, words[w], n) == 0) return 1;
+  return 0;
+}
+
+copy_problem copy_classify(const copy_column *col, const copy_value *v, const copy_refusal *ve) {
+  int t = v->storage;
+  if (t == SQLITE_NULL) return COPY_PROBLEM_NULL;
+  if (strcmp(ve->sqlstate, "22001") == 0) return COPY_PROBLEM_TOO_LONG;
+  if (strcmp(ve->sqlstate, "22021") == 0) return COPY_PROBLEM_UTF8;
+  if ((col->type == COPY_DATE || col->type == COPY_TIMESTAMP || col->type == COPY_TIMESTAMPTZ) &&
+      (t == SQLITE_INTEGER || t == SQLITE_FLOAT || (t == SQLITE_TEXT && numeric_text(v->p, v->n))))
+    return COPY_PROBLEM_TIME_NUMBER;
+  if (col->type == COPY_BOOL && t == SQLITE_TEXT && boolean_word(v->p, v->n))
+    return COPY_PROBLEM_TEXT_BOOL;
+  return COPY_PROBLEM_OTHER;
+}
+
+/* Counts a refused value of column i (out) and keeps it while there is room
+ * for another sample. */
+static void note_refusal(copy_check_column *out, sqlite3_stmt *st, int i, const copy_value *v,
+                         const copy_refusal *ve) {
+  copy_problem p = copy_classify(&out->col, v, ve);
+  out->refused++;
+  out->problems[p]++;
+  if (out->nsamples >= COPY_CHECK_SAMPLES) return;
+  copy_check_sample *s = &out->samples[out->nsamples++];
+  render_value(st, 0, s->id, sizeof s->id);
+  render_value(st, i, s->value, sizeof s->value);
+  s->storage = v->storage;
+  s->problem = p;
+  s->sqlstate = ve->sqlstate;
+  snprintf(s->why, sizeof s->why, "%s", ve->why);
+}
+
+int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
+                     copy_check_column *out, copy_stats *stats, db_error *err) {
+  double t0 = th_clock_seconds();
+  int ncol = spec->ncolumns, rc = -1;
+  sqlite3_stmt *st;
+  memset(stats, 0, sizeof *stats);
+  copy_column *cols = open_source(src, dst, spec, &st, err);
+  if (!cols) return -1;
+  for (int k = 0; k < ncol; k++) {
+    memset(&out[k], 0, sizeof out[k]);
+    out[k].col = cols[k];
+  }
+  free(cols);
+
+  int64_t every = spec->progress_every > 0 ? spec->progress_every : 16384, rows = 0, bytes = 21;
+  int s;
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    bytes += 2;
+    for (int k = 0; k < ncol; k++) {
+      copy_check_column *c = &out[k];
+      copy_value v;
+      copy_field f;
+      copy_refusal ve;
+      read_value(st, k + 1, &v);
+      c->storage[v.storage]++;
+      if (copy_encode_value(&c->col, &v, &f, &ve)) {
+        note_refusal(c, st, k + 1, &v, &ve);
+        continue;
+      }
+      bytes += 4 + (f.len > 0 ? f.len : 0);
+      c->retyped += (c->col.type == COPY_TEXT && v.storage == SQLITE_INTEGER) ||
+                    (c->col.type == COPY_BYTEA && v.storage == SQLITE_TEXT);
+    }
+    rows++;
+    if (spec->on_progress && rows % every == 0 && spec->on_progress(spec->ud, rows, bytes)) {
+      db_error_set(err, "57014", NULL, "check of %s cancelled", spec->table);
+      goto done;
+    }
+  }
+  if (s != SQLITE_DONE) {
+    fail_source_read(err, src, spec->table);
+    goto done;
+  }
+  if (spec->on_progress) spec->on_progress(spec->ud, rows, bytes);
+  stats->rows = rows;
+  stats->bytes = bytes;
+  rc = 0;
+done:
+  sqlite3_finalize(st);
+  stats->seconds = th_clock_seconds() - t0;
+  return rc;
+}
+
+/* ---- reading binary COPY TO STDOUT ------------------------------------- */
+
+int copy_next_tuple(copy_stream *s, const unsigned char *p, size_t n, size_t *off, size_t *start,
+                    copy_field *fields, int max_fields, int *nfields) {
+  if (!s->header_done) {
+    if (*off != 0 || n < 19 || memcmp(p, COPY_SIGNATURE, 11) != 0) return -1;
+    uint32_t ext = get_be32(p + 15);
+    if (ext > n - 19) return -1;
+    *off = 19 + (size_t)ext;
+    s->header_done = 1;
+  }
+  if (*off >= n) return 0;
+  if (s->trailer || n - *off < 2) return -1;
+  size_t o = *off;
+  int16_t nf = (int16_t)get_be16(p + o);
+  o += 2;
+  if (nf == -1) {
+    s->trailer = 1;
+    *off = o;
+    return o == n ? 0 : -1;
+  }
+  if (nf < 0) return -1;
+  for (int k = 0; k < nf; k++) {
+    if (n - o < 4) return -1;
+    int32_t fl = (int32_t)get_be32(p + o);
+    o += 4;
+    if (fl < -1 || (fl > 0 && (size_t)fl > n - o)) return -1;
+    if (k < max_fields) {
+      fields[k].len = fl;
+      fields[k].data = fl >= 0 ? p + o : NULL;
+    }
+    if (fl > 0) o += (size_t)fl;
+  }
+  *start = *off;
+  *off = o;
+  *nfields = nf;
+  return 1;
+}
+
+/* After the last PQgetCopyData of a COPY OUT (len its result: -1 done, -2
+ * failed): reads the COPY's results. 0 when it ended well, else -1 with err
+ * (what says which step failed). */
+static int end_copy_out(PGconn *pg, int len, const char *what, db_error *err) {
+  int failed = 0;
+  PGresult *r;
+  if (len == -2) {
+    fail_pg(err, pg, NULL, what);
+    failed = 1;
+  }
+  while ((r = PQgetResult(pg)) != NULL) {
+    if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK) {
+      fail_pg(err, pg, r, what);
+      failed = 1;
+    }
+    PQclear(r);
+  }
+  return failed ? -1 : 0;
+}
+
 /* ---- copy_checksum ------------------------------------------------------ */
 
 int copy_checksum(PGconn *dst, const char *table, const char *const *columns, int ncolumns,
@@ -815,62 +1229,27 @@ int copy_checksum(PGconn *dst, const char *table, const char *const *columns, in
   sb_column_list(&sql, columns, ncolumns);
   strbuf_str(&sql, ") TO STDOUT (FORMAT binary)");
   if (sql.oom) { free(sql.p); db_error_set(err, "53200", NULL, "out of memory"); return -1; }
-  PGresult *r = PQexec(dst, sql.p);
+  int started = start_copy(dst, sql.p, PGRES_COPY_OUT, "cannot read the target table back", err);
   free(sql.p);
-  if (PQresultStatus(r) != PGRES_COPY_OUT) {
-    fail_pg(err, dst, r, "cannot read the target table back");
-    PQclear(r);
-    return -1;
-  }
-  PQclear(r);
-  int header = 1, trailer = 0, bad_layout = 0;
+  if (started) return -1;
+  copy_stream cs = {0};
+  int bad_layout = 0;
   char *msg;
   int len;
   while ((len = PQgetCopyData(dst, &msg, 0)) > 0) {
     const unsigned char *p = (const unsigned char *)msg;
-    size_t n = (size_t)len, off = 0;
-    if (header) {
-      if (n < 19 || memcmp(p, COPY_SIGNATURE, 11) != 0) bad_layout = 1;
-      else off = 19 + get_be32(p + 15);
-      header = 0;
+    size_t off = 0, start;
+    int nf, got = 0;
+    while (!bad_layout && (got = copy_next_tuple(&cs, p, (size_t)len, &off, &start, NULL, 0, &nf)) == 1) {
+      sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits(p + start, off - start));
+      stats->rows++;
+      stats->bytes += (int64_t)(off - start);
     }
-    while (!bad_layout && off < n) {
-      if (trailer || n - off < 2) { bad_layout = 1; break; }
-      size_t start = off;
-      int16_t nf = (int16_t)get_be16(p + off);
-      off += 2;
-      if (nf == -1) { trailer = 1; continue; }
-      for (int k = 0; k < nf && !bad_layout; k++) {
-        if (n - off < 4) { bad_layout = 1; break; }
-        int32_t fl = (int32_t)get_be32(p + off);
-        off += 4;
-        if (fl > 0) {
-          if ((size_t)fl > n - off) bad_layout = 1;
-          else off += (size_t)fl;
-        }
-      }
-      if (!bad_layout) {
-        sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits(p + start, off - start));
-        stats->rows++;
-        stats->bytes += (int64_t)(off - start);
-      }
-    }
+    if (!bad_layout && got < 0) bad_layout = 1;
     PQfreemem(msg);
   }
-  int failed = 0;
-  if (len == -2) {
-    fail_pg(err, dst, NULL, "cannot read the target table back");
-    failed = 1;
-  }
-  while ((r = PQgetResult(dst)) != NULL) {
-    if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK) {
-      fail_pg(err, dst, r, "cannot read the target table back");
-      failed = 1;
-    }
-    PQclear(r);
-  }
-  if (failed) return -1;
-  if (bad_layout || !trailer) {
+  if (end_copy_out(dst, len, "cannot read the target table back", err)) return -1;
+  if (bad_layout || !cs.trailer) {
     db_error_set(err, "XX000", NULL, "table %s: unexpected COPY data from the server", table);
     return -1;
   }
@@ -881,4 +1260,312 @@ int copy_checksum(PGconn *dst, const char *table, const char *const *columns, in
 void copy_checksum_hex(const copy_stats *stats, char buf[33]) {
   snprintf(buf, 33, "%016llx%016llx", (unsigned long long)stats->sum_hi,
            (unsigned long long)stats->sum_lo);
+}
+
+/* ---- PostgreSQL -> SQLite: copy_reverse_table ----------------------- */
+
+/* The COPY ... TO STDOUT statement of spec's columns. */
+static char *copy_out_sql(const copy_spec *spec) {
+  strbuf sql = {0};
+  strbuf_str(&sql, "COPY ");
+  sb_ident(&sql, spec->table);
+  strbuf_str(&sql, " (");
+  sb_column_list(&sql, spec->columns, spec->ncolumns);
+  strbuf_str(&sql, ") TO STDOUT (FORMAT binary)");
+  if (sql.oom) { free(sql.p); return NULL; }
+  return sql.p;
+}
+
+/* Binds the decoded value v as parameter i of st. */
+static int bind_decoded(sqlite3_stmt *st, int i, const copy_value *v) {
+  switch (v->storage) {
+    case SQLITE_INTEGER: return sqlite3_bind_int64(st, i, v->i);
+    case SQLITE_FLOAT: return sqlite3_bind_double(st, i, v->f);
+    case SQLITE_TEXT: return sqlite3_bind_text(st, i, (const char *)v->p, (int)v->n, SQLITE_STATIC);
+    case SQLITE_BLOB:   /* a NULL pointer would bind NULL: an empty blob is a zeroblob */
+      return v->n ? sqlite3_bind_blob(st, i, v->p, (int)v->n, SQLITE_STATIC) : sqlite3_bind_zeroblob(st, i, 0);
+    default: return sqlite3_bind_null(st, i);
+  }
+}
+
+/* The row's id for an error message: the decoded id column (integer or
+ * text), else its number in the stream. */
+static void reverse_row_id(const copy_column *cols, const copy_field *fields, int idk, int64_t row,
+                           char *out, size_t size) {
+  copy_decoded d;
+  copy_refusal ve;
+  if (idk >= 0 && copy_decode_field(&cols[idk], fields[idk].data, fields[idk].len, &d, &ve) == 0) {
+    if (d.v.storage == SQLITE_INTEGER) { snprintf(out, size, "%lld", (long long)d.v.i); return; }
+    if (d.v.storage == SQLITE_TEXT) { snprintf(out, size, "'%.*s'", (int)(d.v.n > 60 ? 60 : d.v.n), (const char *)d.v.p); return; }
+  }
+  snprintf(out, size, "%lld", (long long)row);
+}
+
+/* Stops a COPY OUT early: asks the server to cancel and reads what is left. */
+static void cancel_copy_out(PGconn *pg) {
+  PGcancel *c = PQgetCancel(pg);
+  char buf[256];
+  if (c) { PQcancel(c, buf, sizeof buf); PQfreeCancel(c); }
+  char *msg;
+  while (PQgetCopyData(pg, &msg, 0) > 0) PQfreemem(msg);
+  PGresult *r;
+  while ((r = PQgetResult(pg)) != NULL) PQclear(r);
+}
+
+int copy_reverse_table(PGconn *src, sqlite3 *dst, const copy_spec *spec, copy_stats *stats,
+                       db_error *err) {
+  double t0 = th_clock_seconds();
+  int rc = -1, ncol = spec->ncolumns, copying = 0, idk = -1;
+  sqlite3_stmt *ins = NULL;
+  strbuf sql = {0};
+  char *out_sql = NULL;
+  copy_field *fields = NULL;
+  copy_decoded *dec = NULL;   /* one per column: bound values live until the step */
+  memset(stats, 0, sizeof *stats);
+
+  copy_column *cols = describe_columns(src, spec, err);
+  if (!cols) return -1;
+  fields = calloc((size_t)ncol, sizeof *fields);
+  dec = calloc((size_t)ncol, sizeof *dec);
+  strbuf_str(&sql, "INSERT INTO ");
+  sb_ident(&sql, spec->table);
+  strbuf_str(&sql, " (");
+  sb_column_list(&sql, spec->columns, ncol);
+  strbuf_str(&sql, ") VALUES (");
+  for (int k = 0; k < ncol; k++) strbuf_str(&sql, k ? ", ?" : "?");
+  strbuf_str(&sql, ")");
+  out_sql = copy_out_sql(spec);
+  if (!fields || !dec || sql.oom || !out_sql) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
+  for (int k = 0; k < ncol && spec->id_column; k++)
+    if (strcmp(spec->columns[k], spec->id_column) == 0) idk = k;
+  if (sqlite3_prepare_v2(dst, sql.p, (int)sql.len, &ins, NULL) != SQLITE_OK) {
+    db_error_set(err, "42P01", "the snapshot is built by the migrations: check that they create this table",
+         "cannot write table %s into the snapshot: %s", spec->table, sqlite3_errmsg(dst));
+    goto done;
+  }
+  if (start_copy(src, out_sql, PGRES_COPY_OUT, "cannot read the source table", err)) goto done;
+  copying = 1;
+
+  copy_stream cs = {0};
+  int64_t every = spec->progress_every > 0 ? spec->progress_every : 16384, rows = 0, bytes = 0;
+  char *msg;
+  int len;
+  while ((len = PQgetCopyData(src, &msg, 0)) > 0) {
+    const unsigned char *p = (const unsigned char *)msg;
+    size_t off = 0, start;
+    int nf, got;
+    while ((got = copy_next_tuple(&cs, p, (size_t)len, &off, &start, fields, ncol, &nf)) == 1) {
+      if (nf != ncol) { got = -1; break; }
+      for (int k = 0; k < ncol; k++) {
+        copy_refusal ve = {0};
+        if (copy_decode_field(&cols[k], fields[k].data, fields[k].len, &dec[k], &ve) ||
+            bind_decoded(ins, k + 1, &dec[k].v) != SQLITE_OK) {
+          char id[96];
+          reverse_row_id(cols, fields, idk, rows + 1, id, sizeof id);
+          db_error_set(err, ve.why ? ve.sqlstate : "XX000", "fix that value in the source, or leave the table out (--tables); nothing was written",
+               "%s.%s, row %s %s: the %s value cannot be stored in SQLite: %s", spec->table, cols[k].name,
+               spec->id_column ? spec->id_column : "number", id, cols[k].type_name,
+               ve.why ? ve.why : sqlite3_errmsg(dst));
+          PQfreemem(msg);
+          goto done;
+        }
+      }
+      if (sqlite3_step(ins) != SQLITE_DONE) {
+        char id[96];
+        reverse_row_id(cols, fields, idk, rows + 1, id, sizeof id);
+        db_error_set(err, "58030", "check the free space where the snapshot is written; nothing was replaced",
+             "cannot write row %s %s of %s into the snapshot: %s",
+             spec->id_column ? spec->id_column : "number", id, spec->table, sqlite3_errmsg(dst));
+        PQfreemem(msg);
+        goto done;
+      }
+      sqlite3_reset(ins);
+      sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits(p + start, off - start));
+      bytes += (int64_t)(off - start);
+      rows++;
+      if (spec->on_progress && rows % every == 0 && spec->on_progress(spec->ud, rows, bytes)) {
+        db_error_set(err, "57014", NULL, "copy of %s cancelled", spec->table);
+        PQfreemem(msg);
+        goto done;
+      }
+    }
+    PQfreemem(msg);
+    if (got < 0) {
+      db_error_set(err, "08P01", NULL, "table %s: unexpected COPY data from the server", spec->table);
+      goto done;
+    }
+  }
+  copying = 0;
+  if (end_copy_out(src, len, "cannot read the source table", err)) goto done;
+  if (!cs.trailer) {
+    db_error_set(err, "08P01", NULL, "table %s: the server's COPY data ended early", spec->table);
+    goto done;
+  }
+  if (spec->on_progress) spec->on_progress(spec->ud, rows, bytes);
+  stats->rows = rows;
+  stats->bytes = bytes;
+  rc = 0;
+done:
+  if (copying) cancel_copy_out(src);
+  sqlite3_finalize(ins);
+  free(cols);
+  free(fields);
+  free(dec);
+  free(sql.p);
+  free(out_sql);
+  stats->seconds = th_clock_seconds() - t0;
+  if (rc) stats->sum_hi = stats->sum_lo = 0;
+  return rc;
+}
+
+int copy_sqlite_checksum(sqlite3 *db, PGconn *pg, const copy_spec *spec, copy_stats *stats,
+                         db_error *err) {
+  double t0 = th_clock_seconds();
+  int rc = -1, ncol = spec->ncolumns, s;
+  sqlite3_stmt *st = NULL;
+  strbuf sql = {0};
+  XXH3_state_t *hs = XXH3_createState();
+  memset(stats, 0, sizeof *stats);
+  copy_column *cols = describe_columns(pg, spec, err);
+  if (!cols) goto done;
+  strbuf_str(&sql, "SELECT ");
+  sb_column_list(&sql, spec->columns, ncol);
+  strbuf_str(&sql, " FROM ");
+  sb_ident(&sql, spec->table);
+  if (sql.oom || !hs) { db_error_set(err, "53200", NULL, "out of memory"); goto done; }
+  if (sqlite3_prepare_v2(db, sql.p, (int)sql.len, &st, NULL) != SQLITE_OK) {
+    db_error_set(err, "42P01", NULL, "cannot read table %s back from the snapshot: %s", spec->table,
+                 sqlite3_errmsg(db));
+    goto done;
+  }
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    unsigned char head[4];
+    XXH3_128bits_reset(hs);
+    put_be16(head, (uint16_t)ncol);
+    XXH3_128bits_update(hs, head, 2);
+    int64_t bytes = 2;
+    for (int k = 0; k < ncol; k++) {
+      copy_value v;
+      copy_field f;
+      copy_refusal ve;
+      read_value(st, k, &v);
+      if (copy_encode_value(&cols[k], &v, &f, &ve)) {
+        db_error_set(err, "XX000", NULL, "table %s did not verify: the snapshot's %s of row %lld does not convert back (%s)",
+                     spec->table, cols[k].name, (long long)stats->rows + 1, ve.why);
+        goto done;
+      }
+      put_be32(head, (uint32_t)f.len);
+      XXH3_128bits_update(hs, head, 4);
+      if (f.len > 0) XXH3_128bits_update(hs, f.data, (size_t)f.len);
+      bytes += 4 + (f.len > 0 ? f.len : 0);
+    }
+    sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits_digest(hs));
+    stats->rows++;
+    stats->bytes += bytes;
+  }
+  if (s != SQLITE_DONE) {
+    db_error_set(err, "58030", NULL, "cannot read table %s back from the snapshot: %s", spec->table,
+                 sqlite3_errmsg(db));
+    goto done;
+  }
+  rc = 0;
+done:
+  sqlite3_finalize(st);
+  XXH3_freeState(hs);
+  free(cols);
+  free(sql.p);
+  stats->seconds = th_clock_seconds() - t0;
+  return rc;
+}
+
+/* ---- the snapshot file ------------------------------------------------ */
+
+/* Runs sql on db; 0, or the SQLite result code. */
+static int exec_quiet(sqlite3 *db, const char *sql) {
+  return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+int copy_snapshot_lock(const char *path, sqlite3 **held, db_error *err) {
+  sqlite3 *db = NULL;
+  *held = NULL;
+  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+  if (rc == SQLITE_OK) rc = exec_quiet(db, "PRAGMA locking_mode=EXCLUSIVE");
+  /* leaving WAL folds the -wal into the file, and needs every other
+   * connection gone; BEGIN EXCLUSIVE then holds the file until closed */
+  if (rc == SQLITE_OK) rc = exec_quiet(db, "PRAGMA journal_mode=DELETE");
+  if (rc == SQLITE_OK) rc = exec_quiet(db, "BEGIN EXCLUSIVE");
+  if (rc == SQLITE_OK) rc = exec_quiet(db, "SELECT count(*) FROM sqlite_master");
+  if (rc == SQLITE_OK) {
+    sqlite3_stmt *st = NULL;   /* still in WAL: another connection kept it there */
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    if (st && sqlite3_step(st) == SQLITE_ROW &&
+        strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0) rc = SQLITE_BUSY;
+    sqlite3_finalize(st);
+  }
+  if (rc == SQLITE_OK) {
+    *held = db;
+    return 0;
+  }
+  int code = db ? sqlite3_errcode(db) : rc;
+  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED || code == SQLITE_BUSY || code == SQLITE_LOCKED)
+    db_error_set(err, "55006", "stop the program using it (the app? sqlite3?) and run the copy again",
+                 "the target %s is open in another process: it was not replaced", path);
+  else if (rc == SQLITE_NOTADB || code == SQLITE_NOTADB)
+    db_error_set(err, "26000", "choose another --to file, or move this one away yourself",
+                 "the target %s is not a SQLite database: it was not replaced", path);
+  else
+    db_error_set(err, "58030", NULL, "cannot lock the target %s: %s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  sqlite3_close(db);
+  return -1;
+}
+
+/* fsyncs the file or directory at path: 0, or -1 (errno). */
+static int fsync_path(const char *path, int flags) {
+  int fd = open(path, flags);
+  if (fd < 0) return -1;
+  int rc = fsync(fd);
+  close(fd);
+  return rc;
+}
+
+int copy_snapshot_install(const char *tmp, const char *path, db_error *err) {
+  static const char *const sides[] = {"-wal", "-shm", "-journal"};
+  char side[4096], dir[4096];
+  struct stat sb;
+  if (strlen(path) + 10 > sizeof side || strlen(tmp) + 10 > sizeof side) {
+    db_error_set(err, "58030", NULL, "the target's path is too long");
+    return -1;
+  }
+  snprintf(side, sizeof side, "%s-wal", tmp);
+  if (stat(side, &sb) == 0 && sb.st_size > 0) {
+    db_error_set(err, "55000", NULL, "the snapshot %s still has a -wal file: a connection to it is open", tmp);
+    return -1;
+  }
+  for (int k = 0; k < 2; k++) {
+    snprintf(side, sizeof side, "%s%s", tmp, sides[k]);
+    unlink(side);
+  }
+  if (fsync_path(tmp, O_RDONLY)) {
+    db_error_set(err, "58030", NULL, "cannot write the snapshot %s to disk: %s", tmp, strerror(errno));
+    return -1;
+  }
+  for (int k = 0; k < 3; k++) {
+    snprintf(side, sizeof side, "%s%s", path, sides[k]);
+    if (unlink(side) && errno != ENOENT) {
+      db_error_set(err, "58030", NULL, "cannot remove %s: %s; the target was not replaced", side, strerror(errno));
+      return -1;
+    }
+  }
+  if (rename(tmp, path)) {
+    db_error_set(err, "58030", NULL, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    return -1;
+  }
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == dir) dir[1] = '\0';
+  else *slash = '\0';
+  fsync_path(dir, O_RDONLY | O_DIRECTORY);  /* best effort: the rename is done */
+  return 0;
 }

@@ -2,7 +2,13 @@
  * copy.h: the bulk copy engine: every row of one SQLite table into one
  * PostgreSQL table, each value converted exactly by the TARGET column's type,
  * streamed through COPY ... FROM STDIN (FORMAT binary), and the checksum that
- * proves what arrived.
+ * proves what arrived; the pre-flight (copy_check_table), which runs
+ * every value through the same conversion without writing anything; and
+ * the other direction (copy_reverse_table): one PostgreSQL table streamed
+ * with COPY ... TO STDOUT (FORMAT binary) into a SQLite table, each field
+ * decoded into the value the app stores (COPY_TYPES' decoders), checksummed
+ * with the same scheme on both sides; plus the snapshot file's lock and its
+ * installation (copy_snapshot_lock, copy_snapshot_install).
  *
  * The engine works on native handles (sqlite3 *, PGconn *) and knows nothing
  * of Lua; transactions belong to the caller: it runs one COPY per table and
@@ -34,12 +40,37 @@
 
 #include "db.h"
 
-/* The target column types the engine converts to. */
+/* Every target column type the engine converts to, one entry each:
+ *   X(NAME, encoder, "typnames")
+ * NAME gives copy_type's COPY_NAME; encoder names copy.c's encode_<encoder>,
+ * which converts a SQLite value into the type's binary COPY field (the
+ * bytes sent, and the bytes both sides' checksums hash), and its
+ * decode_<encoder>, the way back (a field into the SQLite value the app
+ * stores, which encode_<encoder> turns into the same bytes); typnames are the
+ * pg_catalog type names (pg_type.typname, domains resolved to their base)
+ * that detect it in the target's catalog, space-separated. Enum types
+ * (typtype 'e') are COPY_TEXT, sent as their label. A new type is one entry
+ * here, its encoder and decoder in copy.c, and its test. */
+#define COPY_TYPES(X)                                                  \
+  X(BOOL, bool, "bool")                                                \
+  X(INT2, int, "int2")                                                 \
+  X(INT4, int, "int4")                                                 \
+  X(INT8, int, "int8")                                                 \
+  X(FLOAT4, float, "float4")                                           \
+  X(FLOAT8, float, "float8")                                           \
+  X(TEXT, text, "text varchar json") /* UTF-8, no NUL; varchar(n) */   \
+  X(BYTEA, bytea, "bytea")                                             \
+  X(DATE, date, "date")                                                \
+  X(TIMESTAMP, datetime, "timestamp")                                  \
+  X(TIMESTAMPTZ, datetime, "timestamptz")                              \
+  X(UUID, uuid, "uuid")
+
 typedef enum copy_type {
   COPY_UNSUPPORTED = 0,
-  COPY_BOOL, COPY_INT2, COPY_INT4, COPY_INT8, COPY_FLOAT4, COPY_FLOAT8,
-  COPY_TEXT,          /* text, varchar(n), enum labels, json: UTF-8, no NUL */
-  COPY_BYTEA, COPY_DATE, COPY_TIMESTAMP, COPY_TIMESTAMPTZ, COPY_UUID
+#define COPY_TYPE_ENUM(name, encoder, typnames) COPY_##name,
+  COPY_TYPES(COPY_TYPE_ENUM)
+#undef COPY_TYPE_ENUM
+  COPY_TYPE_COUNT
 } copy_type;
 
 /* One target column, as read from the PostgreSQL catalog. */
@@ -99,6 +130,65 @@ int copy_checksum(PGconn *dst, const char *table, const char *const *columns,
 /* The checksum as 32 lowercase hex digits in buf (33 bytes). */
 void copy_checksum_hex(const copy_stats *stats, char buf[33]);
 
+
+/* ---- the pre-flight: every value through the same conversion ----------- */
+
+/* Why the copy would refuse a value, by what a user fixes in the source. */
+typedef enum copy_problem {
+  COPY_PROBLEM_OTHER = 0,    /* anything else: the sample's reason says */
+  COPY_PROBLEM_NULL,         /* NULL in a NOT NULL column */
+  COPY_PROBLEM_TOO_LONG,     /* text longer than the column's varchar(n) */
+  COPY_PROBLEM_UTF8,         /* text that is not UTF-8, or holds a NUL byte */
+  COPY_PROBLEM_TIME_NUMBER,  /* a number (or a numeric text) in a date/timestamp column */
+  COPY_PROBLEM_TEXT_BOOL,    /* 'true', 'yes', 'f', 'off'... in a boolean column */
+  COPY_PROBLEM_COUNT
+} copy_problem;
+
+/* The name of a problem kind ("other", "null", "too_long", "utf8",
+ * "time_number", "text_bool"); static. */
+const char *copy_problem_name(copy_problem p);
+
+#define COPY_CHECK_SAMPLES 10
+
+/* One refused value, rendered as the copy's own error message renders it
+ * (quoted, control characters and bytes that are not UTF-8 as \xNN, cut
+ * after about 60 bytes). */
+typedef struct copy_check_sample {
+  char id[96];             /* the row id (spec->id_column, or the rowid) */
+  char value[160];
+  int storage;             /* the value's SQLite storage class */
+  copy_problem problem;
+  const char *sqlstate;    /* static */
+  char why[96];
+} copy_check_sample;
+
+/* What the pre-flight found in one column. */
+typedef struct copy_check_column {
+  copy_column col;                       /* the target column, as described */
+  int64_t storage[6];                    /* values per SQLite storage class:
+                                            index SQLITE_INTEGER (1) to SQLITE_NULL (5) */
+  int64_t refused;                       /* values the copy would refuse */
+  int64_t problems[COPY_PROBLEM_COUNT];  /* the refused values by kind */
+  int64_t retyped;                       /* accepted, stored as another kind: an
+                                            integer in a text column (its decimal
+                                            text), a text in a bytea column (its bytes) */
+  int nsamples;                          /* the first refused values, in row order */
+  copy_check_sample samples[COPY_CHECK_SAMPLES];
+} copy_check_column;
+
+/* The pre-flight of copy_table: reads every row of spec->table from src
+ * (the same SELECT) and runs every value through copy_encode_value for the
+ * target's column types (described from dst; nothing is written to dst),
+ * without stopping at a refused value. out (spec->ncolumns entries) gets
+ * what each column holds; stats gets rows, bytes (what the copy would send)
+ * and seconds, no checksum. spec->freeze is ignored; on_progress as for
+ * copy_table. Returns 0 when every row was read (refused values are in out,
+ * not an error), or -1 with err (the target's column missing or of a type
+ * the copy cannot convert, the source unreadable, cancelled). Memory stays
+ * flat: nothing is kept per row beyond the samples. */
+int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
+                     copy_check_column *out, copy_stats *stats, db_error *err);
+
 /* ---- conversions, exposed for tests ----------------------------------- */
 
 /* One source value, as SQLite stores it. */
@@ -150,5 +240,90 @@ int copy_parse_date(const char *s, size_t n, int32_t *days, const char **why);
  * surrogates, nothing past U+10FFFF). Returns the number of characters, or
  * -1 with *why and the byte offset of the first bad byte in *at. */
 int64_t copy_utf8_check(const unsigned char *s, size_t n, const char **why, size_t *at);
+
+/* The kind of problem of a value copy_encode_value refused for col (ve as
+ * it filled it): NULL for a NULL, TOO_LONG for 22001, UTF8 for 22021,
+ * TIME_NUMBER for an integer, real or decimal text in a date or timestamp
+ * column, TEXT_BOOL for a word such as 'true', 'No', 'f', 'on' in a boolean
+ * column, OTHER otherwise. Pure. */
+copy_problem copy_classify(const copy_column *col, const copy_value *v, const copy_refusal *ve);
+
+
+/* ---- PostgreSQL -> SQLite ---------------------------------------------- */
+
+/* A field decoded into a SQLite value: v.p points into the field's bytes
+ * (text, bytea) or into buf (dates, timestamps, uuids). */
+typedef struct copy_decoded {
+  copy_value v;
+  unsigned char buf[48];
+} copy_decoded;
+
+/* The way back of copy_encode_value: the binary COPY field p[0..len) of
+ * col's type (len -1: NULL) as the SQLite value the app stores (booleans 0
+ * and 1, integers, reals, UTF-8 text, blobs, dates YYYY-MM-DD, timestamps
+ * in UTC as SQLAlchemy writes them, YYYY-MM-DD HH:MM:SS.ffffff, uuids as 32
+ * hex digits), such that copy_encode_value(col, &out->v) gives back
+ * exactly p[0..len). Returns 0, or 1 with *ve when SQLite (or that text)
+ * cannot hold it: NaN, a date outside 0001-9999 or infinite, a field of the
+ * wrong size, text that is not UTF-8. Pure. */
+int copy_decode_field(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                      copy_refusal *ve);
+
+/* Reading a binary COPY ... TO STDOUT stream, one CopyData message at a
+ * time (the server sends whole tuples per message; the first one starts
+ * with the header). Zero-initialize, then call copy_next_tuple on each
+ * message. */
+typedef struct copy_stream {
+  int header_done;
+  int trailer;          /* the end marker (-1 field count) was seen */
+} copy_stream;
+
+/* Reads the next tuple of message p[0..n) at *off (0 at a new message):
+ * returns 1 with nfields and fields[0..min(nfields, max_fields)) filled
+ * (data pointing into p) and *off past the tuple (the tuple's bytes are
+ * p[start..*off), start being *off at the call, after the header for the
+ * first tuple: *start says where), 0 at the end of the message (or after
+ * the trailer), -1 when the bytes are not a well-formed binary COPY
+ * stream (truncated field, bad header, data after the trailer). Pure. */
+int copy_next_tuple(copy_stream *s, const unsigned char *p, size_t n, size_t *off, size_t *start,
+                    copy_field *fields, int max_fields, int *nfields);
+
+/* Copies every row of spec->table (spec->columns) from src, read with one
+ * COPY ... TO STDOUT (FORMAT binary) in the caller's transaction (a
+ * REPEATABLE READ snapshot, say), into the same table of dst with one
+ * prepared INSERT per row, inside the caller's SQLite transaction. Types
+ * come from src's catalog; a column of a type the copy cannot convert is
+ * an error naming it (0A000). stats gets rows, bytes, and the source-side
+ * checksum: the hash of the tuples as the server sent them, the same
+ * checksum copy_checksum gives. spec->freeze is ignored. On error the COPY
+ * is drained, nothing is rolled back (the caller does), -1. */
+int copy_reverse_table(PGconn *src, sqlite3 *dst, const copy_spec *spec, copy_stats *stats,
+                       db_error *err);
+
+/* The SQLite side's count and checksum of spec->table's spec->columns in
+ * db: every value encoded by the type of the same column in pg's catalog
+ * (as copy_table would send it) and hashed as copy_checksum hashes what
+ * the server sends, so that it equals the PostgreSQL table's checksum
+ * exactly when every value is the same. A value that does not encode is
+ * an error (it cannot be the one that was copied). */
+int copy_sqlite_checksum(sqlite3 *db, PGconn *pg, const copy_spec *spec, copy_stats *stats,
+                         db_error *err);
+
+/* Takes the existing SQLite file at path for replacement: opens it with
+ * an exclusive lock that is kept (locking_mode EXCLUSIVE, BEGIN
+ * EXCLUSIVE), after folding its -wal into it and leaving WAL mode (which
+ * SQLite refuses while another connection has the file open), so that the
+ * file alone holds every committed row and no -wal is needed any more.
+ * Returns 0 with *held (close it with sqlite3_close after
+ * copy_snapshot_install, or to give up), or -1 with err: 55006 when
+ * another process has it open or locked, 26000 when it is not a SQLite
+ * database. */
+int copy_snapshot_lock(const char *path, sqlite3 **held, db_error *err);
+
+/* Puts the finished snapshot tmp in place of path: fsyncs tmp (which must
+ * have no -wal left: its connections closed), removes path's -wal, -shm and
+ * -journal (so none is applied to the new file), renames tmp over path and
+ * fsyncs the directory. Returns 0, or -1 with err (nothing renamed). */
+int copy_snapshot_install(const char *tmp, const char *path, db_error *err);
 
 #endif

@@ -426,6 +426,8 @@ int db_socket(const db_conn *c) {
 
 int db_poll(db_conn *c) { return c->kind == DB_POSTGRESQL ? db_pg_poll(c) : DB_READY; }
 
+int db_wants(db_conn *c) { return c->kind == DB_POSTGRESQL ? db_pg_wants(c) : DB_READY; }
+
 void db_close_cursors(db_conn *c) {
   while (c->cursors) db_cursor_close(c->cursors);
 }
@@ -437,7 +439,11 @@ int db_idle(const db_conn *c) {
          !c->drv->in_transaction(c);
 }
 
-int db_lost(db_conn *c) { return c->drv->lost && c->drv->lost(c); }
+int db_lost(db_conn *c) {
+  int lost = c->drv->lost && c->drv->lost(c);
+  c->seen_alive = !lost;   /* (the next db_send need not look again) */
+  return lost;
+}
 
 /* 0 when an asynchronous operation may start on c, else -1 with err. A
  * connection found closed is not re-established here (a pool replaces
@@ -449,7 +455,9 @@ static int check_async(db_conn *c, const char *sql, db_error *err) {
     return -1;
   }
   if (check_idle(c, err) < 0) return -1;
-  if (c->drv->lost(c)) {
+  int looked = c->seen_alive;
+  c->seen_alive = 0;
+  if (!looked && c->drv->lost(c)) {
     db_error_set(err, "08006", "run it again: the next connection is a new one",
                  "the connection to PostgreSQL was found closed before the statement was sent: "
                  "nothing ran");
@@ -515,6 +523,12 @@ int db_finish(db_cursor *cur, db_conn *c, db_error *err) {
     db_echo(c, c->op_echo, 0, NULL, c->op_failed ? -1 : th_clock_ms() - c->op_t0);
     free(c->op_echo);
     c->op_echo = NULL;
+  }
+  if (c->op_failed && c->depth > 0 && (c->ended || c->drv->lost(c))) {
+    /* the session is gone, and the transaction with it; but a top-level
+     * COMMIT whose answer was lost may have committed (08007 stays) */
+    int commit = c->op_kind == DB_OP_TX && c->op_tx == DB_TX_COMMIT && c->depth == 1;
+    if (!(commit && strcmp(c->op_err.sqlstate, "08007") == 0)) db_lost_in_transaction(&c->op_err);
   }
   c->op = DB_OP_NONE;
   if (c->op_kind == DB_OP_TX && !(c->op_tx == DB_TX_BEGIN && c->op_failed))

@@ -164,6 +164,9 @@ enum { DB_READY = 0, DB_WANT_READ = 1, DB_WANT_WRITE = 2 };
 
 int db_socket(const db_conn *c);     /* -1 when none (SQLite, or lost) */
 int db_poll(db_conn *c);
+/* What to wait for, as db_poll says, but without reading the socket when
+ * nothing can have come yet (just after sending): one system call less. */
+int db_wants(db_conn *c);
 
 /* Starts connecting to url (PostgreSQL only; 08001 for SQLite). Returns 0
  * with *out owning a connection that is connecting: poll it until

@@ -84,6 +84,8 @@ struct db_conn {
   char *op_echo;                     /* with echo: the SQL, for the echo line */
   int op_kind;                       /* DB_OP_EXEC, _TX, _RESET or _CONNECT */
   double op_t0;                      /* with echo: when it started */
+  int seen_alive;                    /* db_lost just found it open: db_send skips
+                                        looking again */
   int async;                         /* used by an event loop: nothing may block
                                         (no automatic ROLLBACK after an error) */
   char *dealloc;                     /* async: DEALLOCATEs of statements evicted from
@@ -121,6 +123,8 @@ int db_pg_send_simple(db_conn *c, const char *sql, int op, db_error *err);
 /* Advances c->op (never blocks): DB_READY once it is DB_OP_DONE (with
  * op_failed and op_err, or op_res), else the DB_WANT_* bits. */
 int db_pg_poll(db_conn *c);
+/* What db_pg_poll would wait for, without reading the socket (db_wants). */
+int db_pg_wants(db_conn *c);
 /* Opens cur on c->op_res, taking it over. */
 void db_pg_adopt(db_cursor *cur, db_conn *c);
 /* 1 when the session is inside a transaction block (or a failed one). */

@@ -623,14 +623,6 @@ static kept_params *params_keep(const pq_params *p, int n) {
 /* Fails the operation running on c: the connection broke. What the
  * server did is unknown once anything of the statement may have left. */
 static void op_lost(db_conn *c) {
-  /* inside a transaction the server rolled it back, whatever it said last
-   * (a terminated session's FATAL), except for the top-level COMMIT whose
-   * answer was lost (as db.c's recover says) */
-  int commit = c->op_kind == DB_OP_TX && c->op_tx == DB_TX_COMMIT && c->depth <= 1;
-  if ((c->depth > 0 || c->tx_open) && !commit) {
-    db_lost_in_transaction(&c->op_err);
-    c->op_failed = 1;
-  }
   if (!c->op_failed) {
     char why[512];
     first_line(PQerrorMessage(pg_of(c)), why, sizeof why);
@@ -731,6 +723,9 @@ static void take_result(db_conn *c, PGresult *r) {
       return;
     }
   } else if (!c->op_failed) {
+    const char *severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0))
+      c->ended = 1;   /* the server ends the session: a transaction in it is gone */
     fail_result(c, r, &c->op_err);
     c->op_failed = 1;
     PQclear(c->op_res);
@@ -818,6 +813,17 @@ int db_pg_poll(db_conn *c) {
   }
   if (PQstatus(pg) != CONNECTION_BAD) PQsetnonblocking(pg, 0);
   return DB_READY;
+}
+
+int db_pg_wants(db_conn *c) {
+  PGconn *pg = pg_of(c);
+  if (c->op == DB_OP_DONE) return DB_READY;
+  if (c->op == DB_OP_CONNECT || (c->op == DB_OP_NONE && !c->busy)) return db_pg_poll(c);
+  int f = PQflush(pg);
+  if (f > 0) return DB_WANT_READ | DB_WANT_WRITE;
+  if (f < 0 || (c->op_stream && c->op == DB_OP_EXEC)) return db_pg_poll(c);
+  if (!PQisBusy(pg)) return c->op == DB_OP_NONE ? DB_READY : db_pg_poll(c);
+  return DB_WANT_READ;   /* nothing read yet: the socket says when */
 }
 
 void db_pg_adopt(db_cursor *cur, db_conn *c) {

@@ -449,7 +449,7 @@ void db_pool_cancel(db_task *t) {
 db_conn *db_lent_conn(const db_lent *l) { return l->conn; }
 
 int db_pool_wait(db_lent *s, db_task *t) {
-  int st = db_poll(s->conn);
+  int st = db_wants(s->conn);
   if (st <= 0) return 1;   /* ready, or lost (the finish call says so) */
   t->pool = s->pool;
   t->lent = s;

@@ -61,6 +61,7 @@ struct server {
   atomic_uint gen;        /* generation of the spares; bumped by each reload */
   atomic_int inflight;    /* requests between their first handler call and completion */
   atomic_int stopping;    /* replies then carry Connection: close; pool threads stop accepting */
+  atomic_uint quiesced;   /* pool threads that stopped accepting (their queue handed over) */
   atomic_int quit;        /* pool threads end their loops */
   pthread_mutex_t mu;     /* guards spares, nspares, slots and every slot's retired */
   pthread_mutex_t conns_mu; /* guards conns (and so each listed conn's fd stays open) */
@@ -207,6 +208,29 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 /* text_safe of the C string s (a method, a decoded path). */
 static char *log_safe(const char *s, char *out, size_t size) {
   return text_safe(s, strlen(s), out, size);
+}
+
+/* s (already text_safe: printable, valid UTF-8) as the inside of a JSON
+ * string: '"' and '\\' escaped. Writes into out (capacity size); returns out. */
+static const char *json_safe(const char *s, char *out, size_t size) {
+  size_t o = 0;
+  for (; *s && o + 3 < size; s++) {
+    if (*s == '"' || *s == '\\') out[o++] = '\\';
+    out[o++] = *s;
+  }
+  out[o] = '\0';
+  return out;
+}
+
+/* The wall-clock time, UTC, as 2026-01-31T12:00:00.123Z, in out. */
+static const char *utc_now(char *out, size_t size) {
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+  return out;
 }
 
 /* Copies s into out with the password of every URL and password=... in it
@@ -422,9 +446,18 @@ static enum MHD_Result finish(struct server *srv, struct conn *c, struct MHD_Con
   enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, resp);
   MHD_destroy_response(resp);
   if (srv->cfg->access_log) {
-    char m[64], p[1024], line[1200];
-    int n = snprintf(line, sizeof line, "todohost: %s %s %d %.2fms\n", log_safe(method, m, sizeof m),
-                     log_safe(url, p, sizeof p), status, th_clock_ms() - c->t0);
+    char m[64], p[1024], line[2400];
+    int n;
+    if (srv->cfg->access_log == 2) {
+      char jm[128], jp[2048], when[40];
+      n = snprintf(line, sizeof line,
+                   "{\"time\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"ms\":%.2f}\n",
+                   utc_now(when, sizeof when), json_safe(log_safe(method, m, sizeof m), jm, sizeof jm),
+                   json_safe(log_safe(url, p, sizeof p), jp, sizeof jp), status, th_clock_ms() - c->t0);
+    } else {
+      n = snprintf(line, sizeof line, "todohost: %s %s %d %.2fms\n", log_safe(method, m, sizeof m),
+                   log_safe(url, p, sizeof p), status, th_clock_ms() - c->t0);
+    }
     struct slot *s = thread_slot(srv);
     if (n > 0 && (size_t)n < sizeof line && s) {
       pthread_mutex_lock(&s->log_mu);
@@ -960,6 +993,24 @@ struct pool_thread {
   int started;
 };
 
+/* Hands the connections waiting in the listening socket's queue (the
+ * kernel accepted them; nobody has yet) to d, so that closing the socket
+ * resets none of them: a client that connected just before the stop, a
+ * proxy that already sent a POST on it, gets its answer. */
+static void take_queue(struct MHD_Daemon *d, int l) {
+  for (;;) {
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    int fd = accept(l, (struct sockaddr *)&sa, &len);   /* (l is non-blocking) */
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    MHD_add_connection(d, fd, (struct sockaddr *)&sa, len);   /* (closes fd when it refuses it) */
+  }
+}
+
 /* Serves one daemon until the server quits. Each round waits (epoll) on
  * the daemon's events and on the app's descriptor, lets the library
  * handle what came in (on_request for each request in whole), then runs
@@ -981,8 +1032,12 @@ static void *pool_loop(void *arg) {
     if (!pending && atomic_load(&srv->quit)) break;
     if (!quiesced && atomic_load(&srv->stopping)) {
       MHD_socket l = MHD_quiesce_daemon(t->d);
-      if (l != MHD_INVALID_SOCKET) close(l);   /* this daemon's copy of the listener */
+      if (l != MHD_INVALID_SOCKET) {   /* this daemon's copy of the listener */
+        take_queue(t->d, l);
+        close(l);
+      }
       quiesced = 1;
+      atomic_fetch_add(&srv->quiesced, 1);
     }
     void *worker = s ? s->worker : NULL;
     int fd = worker && app->fd ? app->fd(worker) : -1;
@@ -1053,6 +1108,7 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
   atomic_init(&srv.gen, 0);
   atomic_init(&srv.inflight, 0);
   atomic_init(&srv.stopping, 0);
+  atomic_init(&srv.quiesced, 0);
   atomic_init(&srv.quit, 0);
   pthread_mutex_init(&srv.mu, NULL);
   pthread_mutex_init(&srv.conns_mu, NULL);
@@ -1140,16 +1196,22 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
   }
 
   /* Graceful stop: no new connections, in-flight requests finish (up to
-   * the time-out; a second signal cuts it short), then the pool stops. */
+   * the time-out; a second signal cuts it short), then the pool stops.
+   * Done once every pool thread has stopped accepting (taking the
+   * connections queued in the listener) and, three rounds in a row,
+   * nothing is in flight: the requests on connections just taken have
+   * been read by then. */
   atomic_store(&srv.stopping, 1);   /* the pool threads stop accepting */
   int n = atomic_load(&srv.inflight);
   if (n > 0) logline("stopping: finishing %d request%s in flight", n, n == 1 ? "" : "s");
   double t0 = th_clock_ms();
   unsigned grace = cfg->timeout ? cfg->timeout : 30;
-  while (atomic_load(&srv.inflight) > 0 && th_clock_ms() - t0 < grace * 1000.0) {
+  for (int calm = 0; calm < 3 && th_clock_ms() - t0 < grace * 1000.0;) {
     struct timespec ts = ms(10);
     int sig = sigtimedwait(&stopsigs, NULL, &ts);
     if (sig == SIGINT || sig == SIGTERM) break;
+    int done = atomic_load(&srv.quiesced) == srv.nworkers && atomic_load(&srv.inflight) == 0;
+    calm = done ? calm + 1 : 0;
   }
   atomic_store(&srv.quit, 1);
   for (unsigned i = 0; i < srv.nworkers; i++) pthread_join(pool[i].tid, NULL);

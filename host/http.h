@@ -90,7 +90,8 @@ typedef struct http_config {
   unsigned port;               /* 0: any free port (see on_ready) */
   unsigned workers;            /* pool threads, >= 1 */
   size_t max_body;             /* larger bodies get 413 */
-  int access_log;              /* one line per request to stderr */
+  int access_log;              /* one line per request to stderr: 1 text, 2 a JSON
+                                  object ({"time","method","path","status","ms"}) */
   int reload;                  /* watch watch_dirs; on a change, open new workers and
                                   switch to them if they all open */
   const char *const *watch_dirs; /* NULL-terminated; *.lua files are watched */
@@ -107,7 +108,8 @@ typedef struct http_config {
 } http_config;
 
 /* Opens the workers, listens and serves until SIGINT or SIGTERM (or
- * http_stop()): then stops accepting, lets requests in flight finish (up to
+ * http_stop()): then stops accepting (connections the kernel had queued
+ * on the listener are still taken and answered), lets requests in flight finish (up to
  * `timeout` seconds), closes the workers and returns 0. Returns -1 with a
  * one-line reason in err when it cannot start (port in use, bad host, the
  * app does not open). SIGINT and SIGTERM are blocked in the

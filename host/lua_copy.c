@@ -14,12 +14,35 @@
  *                        transaction)
  *       opts.on_progress function(rows, bytes), called every
  *       opts.progress_every rows (default 16384) and once at the end
+ *   copy.check(src, dst, opts) -> { rows=, bytes=, seconds=, refused=, columns= }
+ *       the pre-flight of copy.table (same opts, freeze ignored): every
+ *       value through the same conversion, nothing written. columns[i] =
+ *       { name=, type=, storage = {integer=, real=, text=, blob=, null=},
+ *         refused=, retyped=, problems = {KIND = count, ...},
+ *         samples = { {id=, value=, storage=, problem=, sqlstate=, reason=}, ... } }
+ *       (KIND: other, null, too_long, utf8, time_number, text_bool; at most
+ *       10 samples, the first refused values; id and value rendered as the
+ *       copy's errors render them)
  *   copy.checksum(dst, table, columns) -> { rows=, bytes=, checksum=, seconds= }
  *       the count and checksum of what the target table holds
+ *   copy.reverse(src, dst, opts) -> { rows=, bytes=, checksum=, seconds= }
+ *       PostgreSQL (src) -> SQLite (dst): the table's rows streamed into
+ *       dst with prepared INSERTs, in the callers' transactions; same opts
+ *       as copy.table (freeze ignored); checksum: the source side's
+ *   copy.sqlite_checksum(dst, src, table, columns) -> { rows=, bytes=, checksum=, seconds= }
+ *       the SQLite table's count and checksum, each value encoded by the
+ *       PostgreSQL (src) column's type: equal to copy.checksum(src, ...)
+ *       when every value is the same
+ *   copy.lock_target(path) -> lock, or raises (55006: open in another
+ *       process; 26000: not a SQLite database): the existing snapshot held
+ *       exclusively until lock:close() (also <close> and garbage collection)
+ *   copy.install(tmp, path): fsyncs tmp, removes path's -wal/-shm/-journal,
+ *       renames tmp over path (copy_snapshot_install)
  *   copy.now() -> seconds on a monotonic clock (for rates and ETAs)
  *   copy.isatty(fd) -> true when file descriptor fd is a terminal
  *
- * src is a SQLite and dst a PostgreSQL todohost.db connection. An error in
+ * For copy.table and copy.check, src is a SQLite and dst a PostgreSQL
+ * todohost.db connection (the other way round for copy.reverse). An error in
  * on_progress stops the copy and is re-raised as it was.
  */
 #include "lua_copy.h"
@@ -36,8 +59,8 @@
 static db_conn *check_kind(lua_State *L, int idx, db_kind kind) {
   db_conn *c = th_checkconn(L, idx);
   if (db_conn_kind(c) != kind)
-    luaL_argerror(L, idx, kind == DB_SQLITE ? "the source must be a SQLite connection"
-                                            : "the target must be a PostgreSQL connection");
+    luaL_argerror(L, idx, kind == DB_SQLITE ? "expected a SQLite connection"
+                                            : "expected a PostgreSQL connection");
   if (db_conn_busy(c) || db_pinned(c))
     luaL_argerror(L, idx, "the connection is busy (an open cursor or a running copy); finish it first");
   return c;
@@ -134,52 +157,152 @@ static int progress_bridge(void *ud, int64_t rows, int64_t bytes) {
   return 0;
 }
 
-/* copy.table(src, dst, opts) */
-static int l_copy_table(lua_State *L) {
-  db_conn *src = check_kind(L, 1, DB_SQLITE);
-  db_conn *dst = check_kind(L, 2, DB_POSTGRESQL);
+/* Reads opts (at idx 3) into spec and ctx as copy.table and copy.check take
+ * them; the strings stay alive on the stack. Raises on a bad option. */
+static void check_spec(lua_State *L, copy_spec *spec, progress_ctx *ctx) {
   luaL_checktype(L, 3, LUA_TTABLE);
-  copy_spec spec = {0};
-  progress_ctx ctx = {L, 0, 0, 0};
-
   lua_getfield(L, 3, "table");  /* stays on the stack: keeps the string alive */
-  spec.table = lua_tostring(L, -1);
+  spec->table = lua_tostring(L, -1);
   luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 3, "opts.table must be a table name");
   lua_getfield(L, 3, "columns");
-  spec.columns = check_columns(L, -1, "opts.columns", &spec.ncolumns);
+  spec->columns = check_columns(L, -1, "opts.columns", &spec->ncolumns);
   lua_getfield(L, 3, "id_column");
   if (!lua_isnil(L, -1)) {
     luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 3, "opts.id_column must be a column name");
-    spec.id_column = lua_tostring(L, -1);
+    spec->id_column = lua_tostring(L, -1);
   }
   lua_getfield(L, 3, "freeze");
-  spec.freeze = lua_toboolean(L, -1);
+  spec->freeze = lua_toboolean(L, -1);
   lua_getfield(L, 3, "progress_every");
-  spec.progress_every = luaL_optinteger(L, -1, 0);
+  spec->progress_every = luaL_optinteger(L, -1, 0);
   lua_getfield(L, 3, "on_progress");
   if (!lua_isnil(L, -1)) {
     luaL_argcheck(L, lua_isfunction(L, -1), 3, "opts.on_progress must be a function");
-    ctx.fn = lua_gettop(L);
+    ctx->fn = lua_gettop(L);
     lua_pushnil(L);
-    ctx.err_slot = lua_gettop(L);
-    spec.on_progress = progress_bridge;
-    spec.ud = &ctx;
+    ctx->err_slot = lua_gettop(L);
+    spec->on_progress = progress_bridge;
+    spec->ud = ctx;
   }
-  luaL_checkstack(L, 8, "copy.table");  /* room for the bridge's calls */
+  luaL_checkstack(L, 8, "copy");  /* room for the bridge's calls */
+}
 
-  copy_stats st;
+/* One call of the engine from Lua: copy.table's or copy.check's arguments
+ * (src, dst, opts) read and checked. */
+typedef struct engine_call {
+  db_conn *src, *dst;
+  copy_spec spec;
+  progress_ctx ctx;   /* spec.ud points here */
   db_error err;
-  db_pin(src, 1);   /* on_progress may not close or use them meanwhile */
-  db_pin(dst, 1);
-  int rc = copy_table(db_native(src), db_native(dst), &spec, &st, &err);
-  db_pin(src, -1);
-  db_pin(dst, -1);
-  if (ctx.failed) {
-    lua_pushvalue(L, ctx.err_slot);
-    return lua_error(L);
+} engine_call;
+
+static void begin_call(lua_State *L, engine_call *c, db_kind src_kind) {
+  c->src = check_kind(L, 1, src_kind);
+  c->dst = check_kind(L, 2, src_kind == DB_SQLITE ? DB_POSTGRESQL : DB_SQLITE);
+  c->spec = (copy_spec){0};
+  c->ctx = (progress_ctx){L, 0, 0, 0};
+  check_spec(L, &c->spec, &c->ctx);
+}
+
+/* by = 1 before the engine runs (on_progress may not close or use the
+ * connections meanwhile), -1 after it. */
+static void pin_call(engine_call *c, int by) {
+  db_pin(c->src, by);
+  db_pin(c->dst, by);
+}
+
+/* After the engine returned rc: re-raises on_progress's error, or raises
+ * c->err when rc < 0; returns otherwise. */
+static void raise_if_failed(lua_State *L, engine_call *c, int rc) {
+  if (c->ctx.failed) {
+    lua_pushvalue(L, c->ctx.err_slot);
+    lua_error(L);
   }
-  if (rc < 0) return th_raise_dberror(L, &err);
+  if (rc < 0) th_raise_dberror(L, &c->err);
+}
+
+/* copy.table(src, dst, opts) */
+static int l_copy_table(lua_State *L) {
+  engine_call c;
+  begin_call(L, &c, DB_SQLITE);
+  copy_stats st;
+  pin_call(&c, 1);
+  int rc = copy_table(db_native(c.src), db_native(c.dst), &c.spec, &st, &c.err);
+  pin_call(&c, -1);
+  raise_if_failed(L, &c, rc);
   push_stats(L, &st);
+  return 1;
+}
+
+static void push_count(lua_State *L, const char *name, int64_t n) {
+  lua_pushinteger(L, n);
+  lua_setfield(L, -2, name);
+}
+
+/* The table copy.check returns for one column (see the header comment). */
+static void push_check_column(lua_State *L, const copy_check_column *c) {
+  static const char *const storage[6] = {NULL, "integer", "real", "text", "blob", "null"};
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, c->col.name);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, c->col.type_name);
+  lua_setfield(L, -2, "type");
+  lua_createtable(L, 0, 5);
+  for (int k = 1; k <= 5; k++) push_count(L, storage[k], c->storage[k]);
+  lua_setfield(L, -2, "storage");
+  push_count(L, "refused", c->refused);
+  push_count(L, "retyped", c->retyped);
+  lua_createtable(L, 0, COPY_PROBLEM_COUNT);
+  for (int p = 0; p < COPY_PROBLEM_COUNT; p++)
+    if (c->problems[p]) push_count(L, copy_problem_name((copy_problem)p), c->problems[p]);
+  lua_setfield(L, -2, "problems");
+  lua_createtable(L, c->nsamples, 0);
+  for (int k = 0; k < c->nsamples; k++) {
+    const copy_check_sample *s = &c->samples[k];
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, s->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, s->value);
+    lua_setfield(L, -2, "value");
+    lua_pushstring(L, storage[s->storage >= 1 && s->storage <= 5 ? s->storage : 5]);
+    lua_setfield(L, -2, "storage");
+    lua_pushstring(L, copy_problem_name(s->problem));
+    lua_setfield(L, -2, "problem");
+    lua_pushstring(L, s->sqlstate);
+    lua_setfield(L, -2, "sqlstate");
+    lua_pushstring(L, s->why);
+    lua_setfield(L, -2, "reason");
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setfield(L, -2, "samples");
+}
+
+/* copy.check(src, dst, opts) */
+static int l_copy_check(lua_State *L) {
+  engine_call c;
+  begin_call(L, &c, DB_SQLITE);
+  int ncol = c.spec.ncolumns;
+  /* Lua-owned: collected whatever is raised below */
+  copy_check_column *cols = lua_newuserdatauv(L, (size_t)ncol * sizeof *cols, 0);
+  copy_stats st;
+  pin_call(&c, 1);
+  int rc = copy_check_table(db_native(c.src), db_native(c.dst), &c.spec, cols, &st, &c.err);
+  pin_call(&c, -1);
+  raise_if_failed(L, &c, rc);
+  int64_t refused = 0;
+  lua_createtable(L, 0, 5);
+  push_count(L, "rows", st.rows);
+  push_count(L, "bytes", st.bytes);
+  lua_pushnumber(L, st.seconds);
+  lua_setfield(L, -2, "seconds");
+  lua_createtable(L, ncol, 0);
+  for (int k = 0; k < ncol; k++) {
+    push_check_column(L, &cols[k]);
+    lua_rawseti(L, -2, k + 1);
+    refused += cols[k].refused;
+  }
+  lua_setfield(L, -2, "columns");
+  push_count(L, "refused", refused);
   return 1;
 }
 
@@ -197,6 +320,67 @@ static int l_copy_checksum(lua_State *L) {
   return 1;
 }
 
+/* copy.reverse(src, dst, opts) */
+static int l_copy_reverse(lua_State *L) {
+  engine_call c;
+  begin_call(L, &c, DB_POSTGRESQL);
+  copy_stats st;
+  pin_call(&c, 1);
+  int rc = copy_reverse_table(db_native(c.src), db_native(c.dst), &c.spec, &st, &c.err);
+  pin_call(&c, -1);
+  raise_if_failed(L, &c, rc);
+  push_stats(L, &st);
+  return 1;
+}
+
+/* copy.sqlite_checksum(dst, src, table, columns) */
+static int l_copy_sqlite_checksum(lua_State *L) {
+  db_conn *dst = check_kind(L, 1, DB_SQLITE);
+  db_conn *src = check_kind(L, 2, DB_POSTGRESQL);
+  copy_spec spec = {0};
+  spec.table = luaL_checkstring(L, 3);
+  spec.columns = check_columns(L, 4, "copy.sqlite_checksum", &spec.ncolumns);
+  copy_stats st;
+  db_error err;
+  if (copy_sqlite_checksum(db_native(dst), db_native(src), &spec, &st, &err) < 0)
+    return th_raise_dberror(L, &err);
+  push_stats(L, &st);
+  return 1;
+}
+
+#define LOCK_META "todohost.copy.lock"
+
+/* The lock's userdata: the connection holding the file (NULL once closed). */
+typedef struct target_lock {
+  sqlite3 *db;
+} target_lock;
+
+static int l_lock_close(lua_State *L) {
+  target_lock *lk = luaL_checkudata(L, 1, LOCK_META);
+  if (lk->db) sqlite3_close(lk->db);
+  lk->db = NULL;
+  return 0;
+}
+
+/* copy.lock_target(path) */
+static int l_copy_lock_target(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  target_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);  /* before locking: no raise after */
+  lk->db = NULL;
+  luaL_setmetatable(L, LOCK_META);
+  db_error err;
+  if (copy_snapshot_lock(path, &lk->db, &err) < 0) return th_raise_dberror(L, &err);
+  return 1;
+}
+
+/* copy.install(tmp, path) */
+static int l_copy_install(lua_State *L) {
+  const char *tmp = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
+  db_error err;
+  if (copy_snapshot_install(tmp, path, &err) < 0) return th_raise_dberror(L, &err);
+  return 0;
+}
+
 static int l_copy_now(lua_State *L) {
   lua_pushnumber(L, (lua_Number)th_clock_seconds());
   return 1;
@@ -211,11 +395,27 @@ int luaopen_todohost_copy(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"describe", l_copy_describe},
     {"table", l_copy_table},
+    {"check", l_copy_check},
     {"checksum", l_copy_checksum},
+    {"reverse", l_copy_reverse},
+    {"sqlite_checksum", l_copy_sqlite_checksum},
+    {"lock_target", l_copy_lock_target},
+    {"install", l_copy_install},
     {"now", l_copy_now},
     {"isatty", l_copy_isatty},
     {NULL, NULL}
   };
+  static const luaL_Reg lock_methods[] = {
+    {"close", l_lock_close},
+    {"__close", l_lock_close},
+    {"__gc", l_lock_close},
+    {NULL, NULL}
+  };
+  luaL_newmetatable(L, LOCK_META);
+  luaL_setfuncs(L, lock_methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -8,7 +8,8 @@
  *       ACCESS_LOG, RELOAD, HTTP_TIMEOUT, MAX_CONNECTIONS: config.c's
  *       table); workers: the number of cores; max_connections_per_ip: a
  *       quarter of max_connections, 0 for no limit (behind a proxy, where
- *       every connection comes from its address)
+ *       every connection comes from its address); access_log = "json":
+ *       one JSON object a line
  *       blocks until SIGINT/SIGTERM; returns true after a graceful stop,
  *       raises a one-line error when it cannot start.
  *   http.unescape(s)      percent-decoding, '+' as a space
@@ -424,7 +425,10 @@ static int l_http_serve(lua_State *L) {
   cfg.port = (unsigned)opt_integer(L, "port", default_integer("PORT"), 0, 65535);
   cfg.workers = (unsigned)opt_integer(L, "workers", cores > 0 ? cores : 1, 1, 1024);
   cfg.max_body = (size_t)opt_integer(L, "max_body", default_integer("MAX_BODY"), 0, (lua_Integer)1 << 40);
-  cfg.access_log = opt_boolean(L, "access_log", th_parse_bool(setting_default("ACCESS_LOG")));
+  lua_getfield(L, 1, "access_log");   /* "json": one JSON object a line */
+  int json_log = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "json") == 0;
+  lua_pop(L, 1);
+  cfg.access_log = json_log ? 2 : opt_boolean(L, "access_log", th_parse_bool(setting_default("ACCESS_LOG")));
   cfg.reload = opt_boolean(L, "reload", th_parse_bool(setting_default("RELOAD")));
   cfg.timeout = (unsigned)opt_integer(L, "timeout", default_integer("HTTP_TIMEOUT"), 0, 86400);
   cfg.max_connections = (unsigned)opt_integer(L, "max_connections", default_integer("MAX_CONNECTIONS"), 1, 1000000);

@@ -10,6 +10,7 @@
  *                              one-line error for a name todohost does not
  *                              know or a value it cannot read.
  *   settings.default(name)  -> the default, typed (nil when there is none)
+ *   settings.boolean(text)  -> true/false for a boolean word, else nil
  *   settings.all()          -> an array, in the table's order, of
  *                              {name, kind, value, source, default, doc,
  *                              min, max (integers), error (text, when the
@@ -109,11 +110,21 @@ static int l_settings_all(lua_State *L) {
   return 1;
 }
 
+/* settings.boolean(text) -> true or false for one of config.c's boolean
+ * words (any case), nil for anything else. */
+static int l_settings_boolean(lua_State *L) {
+  int b = th_parse_bool(luaL_checkstring(L, 1));
+  if (b < 0) return 0;
+  lua_pushboolean(L, b);
+  return 1;
+}
+
 int luaopen_todohost_settings(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"get", l_settings_get},
     {"default", l_settings_default},
     {"all", l_settings_all},
+    {"boolean", l_settings_boolean},
     {NULL, NULL}
   };
   luaL_newlib(L, funcs);

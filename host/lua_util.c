@@ -7,6 +7,9 @@
  *   util.isatty(f)   -> true when f (io.stdout, io.stderr...) is a terminal
  *   util.listdir(d)  -> sorted array of the names in directory d (no . and ..),
  *                       or nil, message when it cannot be read
+ *   util.mkdir(d)    -> true after creating directory d and its missing
+ *                       parents (mode 0777 less the umask; d existing as a
+ *                       directory is fine), or nil, message
  *   util.text_safe(s [, keep_backslash])
  *                    -> s safe for a terminal or a log line: control
  *                       characters, bidi controls, invalid UTF-8 and '\' as
@@ -22,6 +25,7 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,6 +120,43 @@ static int l_util_listdir(lua_State *L) {
   return 1;
 }
 
+/* mkdir(2) of path, tolerating a directory already there. */
+static int make_one(const char *path) {
+  struct stat st;
+  if (mkdir(path, 0777) == 0) return 0;
+  if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+  if (errno == EEXIST) errno = ENOTDIR;
+  return -1;
+}
+
+static int l_util_mkdir(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  if (len == 0) {
+    luaL_pushfail(L);
+    lua_pushliteral(L, "mkdir: an empty path");
+    return 2;
+  }
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, len + 1);   /* a copy cut at each '/' in turn */
+  memcpy(p, path, len + 1);
+  int rc = 0;
+  for (size_t i = 1; i <= len && rc == 0; i++) {
+    if (p[i] != '/' && p[i] != '\0') continue;
+    char c = p[i];
+    p[i] = '\0';
+    if (p[i - 1] != '/') rc = make_one(p);
+    p[i] = c;
+  }
+  if (rc != 0) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int luaopen_todohost_util(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"sha256", l_util_sha256},
@@ -123,6 +164,7 @@ int luaopen_todohost_util(lua_State *L) {
     {"sleep", l_util_sleep},
     {"isatty", l_util_isatty},
     {"listdir", l_util_listdir},
+    {"mkdir", l_util_mkdir},
     {"text_safe", l_util_text_safe},
     {NULL, NULL}
   };

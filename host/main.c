@@ -143,6 +143,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "todohost: %s\n", err);
     return 1;
   }
+  th_home();          /* the installation and the project, found once, here */
+  th_project_dir();
   lua_State *L = th_newstate();
   if (!L) { fputs("todohost: cannot create a Lua state: out of memory\n", stderr); return 1; }
 

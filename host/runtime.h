@@ -3,7 +3,7 @@
  *
  * Every lua_State in the program is made by th_newstate(): the standard
  * libraries, a package.path that finds scripts/ and the host's own modules
- * (todohost.db, ...) in package.preload, and nothing else. One state per
+ * (todohost.db, ..., todohost.paths) in package.preload, and nothing else. One state per
  * thread, ever. A new host module is one line in runtime.c's host_modules.
  * In the bindings (lua_*.c), a module function is l_<module>_<name>
  * (l_db_connect for db.connect) and a method <type>_<name> (conn_exec).
@@ -35,14 +35,20 @@ int th_pcall(lua_State *L, int nargs, int nresults);
 const char *th_errline(lua_State *L, int idx);
 
 /* Resolves a script argument: an existing path, else scripts/NAME, else
- * scripts/NAME.lua (relative to the working directory, then to the todohost
- * home). Writes the path into buf; returns 0, or -1 when not found. */
+ * scripts/NAME.lua (in the project, then in the installation). Writes the
+ * path into buf; returns 0, or -1 when not found. */
 int th_find_script(const char *name, char *buf, size_t size);
 
-/* The todohost home: the directory holding scripts/ and migrations/
- * (TODOHOST_HOME, else the parent of the directory holding the executable).
- * Never NULL. */
+/* The installation: the directory holding todohost's own scripts/, the
+ * revision template and Swagger UI's files. TODOHOST_HOME; else, next to
+ * the executable, <prefix>/share/todohost for <prefix>/bin/todohost, or the
+ * checkout holding build/todohost; else ".". Absolute when it exists. Found
+ * once; never NULL. */
 const char *th_home(void);
+
+/* The project: the user's folder (migrations/, seeds/, .env, database.db),
+ * the working directory at start, absolute. Found once; never NULL. */
+const char *th_project_dir(void);
 
 extern const char *const TH_VERSION;
 

@@ -8,6 +8,9 @@
 
 local router = require "web.router"
 local docs = require "web.docs"
+local auth = require "auth"
+local json = require "web.json"
+local metrics = require "metrics"
 
 local api = {}
 
@@ -26,11 +29,27 @@ function api.router()
     for _, route in ipairs(require(name)) do r:add(route) end
   end
   for _, route in ipairs(docs.routes(r)) do r:add(route) end
+  for _, route in ipairs(metrics.routes) do r:add(route) end
   return r
 end
 
+local UNAUTHORIZED_HEADERS = { ["content-type"] = router.JSON_HEADERS["content-type"],
+  ["www-authenticate"] = "Bearer" }
+local NOT_AUTHENTICATED = json.encode(json.object({ detail = "Not authenticated" }, { "detail" }))
+
+-- handle, answering 401 first to a request that lacks the token, when one
+-- is required (auth.guard).
+local function guarded(handle)
+  local may_pass = auth.guard()
+  if not may_pass then return handle end
+  return function(req)
+    if not may_pass(req) then return 401, UNAUTHORIZED_HEADERS, NOT_AUTHENTICATED end
+    return handle(req)
+  end
+end
+
 function api.handler(conn)
-  return api.router():handler(conn)
+  return metrics.measured(guarded(api.router():handler(conn)))
 end
 
 return api

@@ -1,8 +1,10 @@
 -- copy.lua: moves every row of every migrated table from the SQLite file into
--- PostgreSQL, proves nothing was lost, and commits only then.
+-- PostgreSQL, proves nothing was lost, and commits only then. With --from
+-- postgresql://... --to sqlite:///FILE it goes the other way: a verified
+-- snapshot of PostgreSQL in a new SQLite file (copy_reverse.lua).
 --
 --   todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace]
---                         [--dry-run] [--keep-indexes]
+--                         [--check | --dry-run] [--keep-indexes]
 --
 -- The steps, in the order a careful person would do them by hand:
 --   1. open the source read-only and read it in one snapshot (BEGIN);
@@ -14,6 +16,10 @@
 --      indexes, move sequences past the highest id, and verify each table
 --      (row count and checksum, computed on both sides);
 --   4. COMMIT only when every table verified, then print the summary.
+-- --check (and --dry-run, which also prints the plan) does 1 and 2, then
+-- reads every row and runs every value through the copy's own conversion
+-- (copy.check), writing nothing, and reports every value the copy would
+-- refuse; it exits 1 when there is one.
 -- A failure anywhere (a value that cannot be converted, a lost connection,
 -- kill -9) leaves the target exactly as it was. The bulk transfer is C
 -- (todohost.copy); everything else is here, to read and to change.
@@ -28,12 +34,16 @@ local version = require "migrator.version"
 local NOT_COPIED = { alembic_version = true, todohost_migration_checksums = true }
 
 local USAGE = [[
-usage: todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace] [--dry-run]
+usage: todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace] [--check | --dry-run]
   --from URL       the SQLite database to read, never modified (default ]] .. settings.default("DATABASE_URL") .. [[)
   --to URL         the PostgreSQL database to fill (default DATABASE_URL)
+                   (--to sqlite:///FILE [--from postgresql://..., default DATABASE_URL]: a snapshot of
+                   PostgreSQL in a new SQLite file, verified, then renamed over FILE; --replace to
+                   replace an existing FILE; `make snapshot` names it localdev/snapshot-DATE-TIME.db)
   --tables a,b     copy only these tables (default: every table of the source)
   --replace        empty target tables that already hold rows, inside the copy's transaction
-  --dry-run        run every check and print the plan; write nothing
+  --check          read every value and report each one the copy would refuse; write nothing
+  --dry-run        --check, and print the plan
   --keep-indexes   keep the target's indexes during the load (slower; for debugging)]]
 
 -- ---- small helpers --------------------------------------------------------
@@ -93,7 +103,8 @@ local function parse_args(argv)
       if value == nil then i = i + 1; value = argv[i] end
       if value == nil or value == "" then bad_usage("--" .. name .. " needs a value") end
       opts[name] = value
-    elseif (name == "replace" or name == "dry-run" or name == "keep-indexes") and value == nil then
+      opts[name .. "_given"] = true
+    elseif (name == "replace" or name == "check" or name == "dry-run" or name == "keep-indexes") and value == nil then
       opts[name:gsub("-", "_")] = true
     elseif name == "help" or a == "-h" then
       print(USAGE)
@@ -118,7 +129,19 @@ local function parse_args(argv)
     bad_usage("no target: pass --to postgresql://... or set DATABASE_URL (environment or .env)")
   end
   local target = db.parse_url(opts.to)
-  if target and target.kind == "sqlite" then  -- refused before connecting, which would create the file
+  if target and target.kind == "sqlite" and not opts.from_given then
+    opts.from = settings.get("DATABASE_URL")  -- --to sqlite:///FILE alone: a snapshot of DATABASE_URL
+  end
+  local source = db.parse_url(opts.from)
+  opts.reverse = source and source.kind == "postgresql" and target and target.kind == "sqlite"
+  if opts.reverse and (opts.check or opts.dry_run or opts.keep_indexes) then
+    bad_usage("--check, --dry-run and --keep-indexes are for SQLite -> PostgreSQL only")
+  end
+  if target and target.kind == "sqlite" and source and source.kind == "sqlite" then
+    bad_usage(("a SQLite snapshot is made from PostgreSQL, not from %s: pass --from postgresql://... or set DATABASE_URL to it")
+      :format(source.url))
+  end
+  if target and target.kind == "sqlite" and not opts.reverse then  -- refused before connecting, which would create the file
     bad_usage(("the target must be PostgreSQL, not %s: pass --to postgresql://... or set DATABASE_URL")
       :format(target.url))
   end
@@ -143,6 +166,18 @@ local function check_revisions(src, dst)
   return from
 end
 
+-- wanted (--tables), each checked to be among the source's names (present:
+-- name -> true), or every name when wanted is nil.
+local function pick_tables(names, present, wanted)
+  if not wanted then return names end
+  for _, name in ipairs(wanted) do
+    if not present[name] then
+      fail(("table %s is not in the source (it has: %s)"):format(name, table.concat(names, ", ")))
+    end
+  end
+  return wanted
+end
+
 local function source_table_names(src, wanted)
   local names, present = {}, {}
   local sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
@@ -152,13 +187,7 @@ local function source_table_names(src, wanted)
       present[row.name] = true
     end
   end
-  if not wanted then return names end
-  for _, name in ipairs(wanted) do
-    if not present[name] then
-      fail(("table %s is not in the source (it has: %s)"):format(name, table.concat(names, ", ")))
-    end
-  end
-  return wanted
+  return pick_tables(names, present, wanted)
 end
 
 -- What to copy for one table: its source columns (all of them, in order),
@@ -399,15 +428,115 @@ local function transfer(src, dst, tables, opts)
   end
 end
 
+-- ---- the pre-flight (--check, --dry-run) -----------------------------------------
+
+-- The kinds of value the copy refuses (copy.check's problems), each with
+-- what to do in the source. The copy never changes a value, so every one
+-- of them stops it: they are reported as refused, never as warnings.
+local PROBLEMS = {
+  { kind = "text_bool", says = "'true'/'yes'-style text in a boolean column (the copy takes 0 and 1, as the app stores them)",
+    fix = "UPDATE {t} SET {c} = 1 WHERE lower({c}) IN ('true', 't', 'yes', 'y', 'on', '1'); "
+      .. "UPDATE {t} SET {c} = 0 WHERE lower({c}) IN ('false', 'f', 'no', 'n', 'off', '0')" },
+  { kind = "time_number", says = "a number where a date or time belongs (the copy does not guess what it counts)",
+    fix = "if they are Unix seconds: UPDATE {t} SET {c} = datetime({c}, 'unixepoch') WHERE typeof({c}) IN ('integer', 'real')" },
+  { kind = "too_long", says = "text longer than the column's varchar(n) (the copy never cuts text)",
+    fix = "shorten it in the source, or widen the column with a migration" },
+  { kind = "utf8", says = "text that is not UTF-8 or holds a NUL byte (PostgreSQL text can hold neither)",
+    fix = "correct the text in the source" },
+  { kind = "null", says = "NULL in a NOT NULL column", fix = "give those rows a value in the source" },
+  { kind = "other", says = "values the column's type cannot hold", fix = "see each row's reason" },
+}
+
+-- Values the copy accepts but stores as another kind: warnings.
+local RETYPED = {
+  bytea = { "text stored as its bytes", "texts stored as their bytes" },
+  default = { "integer stored as its decimal text", "integers stored as their decimal text" },
+}
+
+local STORAGE = { "integer", "real", "text", "blob", "null" }
+
+local function plural(n, one, many) return thousands(n) .. " " .. (n == 1 and one or many) end
+
+-- The refused values of one column, by kind: how many, what to do, the
+-- first ones (copy.check keeps the first 10 of the column) with their rows.
+local function print_problems(t, col)
+  local name = t.name .. "." .. col.name
+  local names = { t = quote(t.name), c = quote(col.name) }
+  for _, p in ipairs(PROBLEMS) do
+    local n = col.problems[p.kind]
+    if n then
+      put(("  %s: %s refused: %s"):format(name, plural(n, "value", "values"), p.says))
+      put("      to fix: " .. p.fix:gsub("{(%a)}", names))
+      local shown_here = 0
+      for _, s in ipairs(col.samples) do
+        if s.problem == p.kind then
+          shown_here = shown_here + 1
+          put(("    %s, row %s %s: value %s (%s): %s"):format(name, t.id_column or "rowid", s.id, s.value,
+            s.storage, s.reason))
+        end
+      end
+      if n > shown_here then put(("    (%s more)"):format(thousands(n - shown_here))) end
+    end
+  end
+end
+
+local function print_check(t, found)
+  put(("check: %s: %s read in %.2fs, %s the copy would refuse"):format(t.name,
+    plural(found.rows, "row", "rows"), found.seconds, plural(found.refused, "value", "values")))
+  local head = ("  %-24s %-28s"):format("column", "target type")
+  for _, kind in ipairs(STORAGE) do head = head .. ("%10s"):format(kind) end
+  print(head .. ("%10s"):format("refused"))
+  for _, col in ipairs(found.columns) do
+    local line = ("  %-24s %-28s"):format(col.name, col.type)
+    for _, kind in ipairs(STORAGE) do line = line .. ("%10s"):format(thousands(col.storage[kind])) end
+    put(line .. ("%10s"):format(thousands(col.refused)))
+  end
+  for _, col in ipairs(found.columns) do
+    if col.refused > 0 then print_problems(t, col) end
+    if col.retyped > 0 then
+      local says = RETYPED[col.type] or RETYPED.default
+      put(("  %s.%s: warning: %s (the copy accepts them)"):format(t.name, col.name,
+        plural(col.retyped, says[1], says[2])))
+    end
+  end
+end
+
+-- Reads every row of every table through the copy's conversion; prints
+-- what it found and fails (exit 1) when any value would stop the copy.
+local function preflight(src, dst, tables, opts)
+  local refused, columns, rows, seconds = 0, {}, 0, 0
+  for _, t in ipairs(tables) do
+    local found = copy.check(src, dst, {
+      table = t.name, columns = t.columns, id_column = t.id_column,
+      on_progress = progress_printer(t), progress_every = 16384,
+    })
+    print_check(t, found)
+    refused, rows, seconds = refused + found.refused, rows + found.rows, seconds + found.seconds
+    for _, col in ipairs(found.columns) do
+      if col.refused > 0 then columns[#columns + 1] = t.name .. "." .. col.name end
+    end
+  end
+  io.stdout:flush()
+  if refused > 0 then
+    fail(("check: %s in %s (%s) would stop the copy, each listed above with its row: fix them in the source and run the check again; nothing was written")
+      :format(plural(refused, "value", "values"), plural(#columns, "column", "columns"), table.concat(columns, ", ")))
+  end
+  if opts.dry_run then
+    print("copy: dry run: every check passed; nothing was written")
+  else
+    print(("copy: check: every value of %s converts (%.2fs); nothing was written"):format(
+      plural(rows, "row", "rows"), seconds))
+  end
+end
+
 -- ---- 4. reporting ----------------------------------------------------------------
 
-local function print_plan(src, dst, revision, tables, opts)
+local function print_plan(src, dst, revision, tables)
   put(("copy: %s -> %s, both at revision %s"):format(src.url, dst.url, revision))
   for _, t in ipairs(tables) do
     put(("  %-20s %11s rows  %2d columns  %s"):format(t.name, thousands(t.source_rows), #t.columns,
       t.target_has_rows and "target has rows: emptied first (--replace)" or "target empty"))
   end
-  if opts.dry_run then print("copy: dry run: every check passed; nothing was written") end
   io.stdout:flush()
 end
 
@@ -437,6 +566,12 @@ end
 local function main(argv)
   local started = copy.now()
   local opts = parse_args(argv)
+  if opts.reverse then
+    return require("copy_reverse").run(opts, {
+      fail = fail, put = put, quote = quote, thousands = thousands, NOT_COPIED = NOT_COPIED, pick_tables = pick_tables,
+      progress_printer = progress_printer, print_summary = print_summary,
+    })
+  end
 
   local src <close> = db.connect(opts.from, { readonly = true })
   if src.kind ~= "sqlite" then fail("--from must be a SQLite database (sqlite:///path/to/database.db)") end
@@ -454,8 +589,9 @@ local function main(argv)
   if #tables == 0 then fail("the source has no tables to copy") end
   tables = in_foreign_key_order(dst, tables)
   check_empty(tables, opts.replace)
-  print_plan(src, dst, revision, tables, opts)
-  if opts.dry_run then
+  if not opts.check or opts.dry_run then print_plan(src, dst, revision, tables) end
+  if opts.check or opts.dry_run then
+    preflight(src, dst, tables, opts)
     src:exec("ROLLBACK")
     return
   end

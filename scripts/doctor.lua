@@ -37,8 +37,7 @@ end
 
 local url = settings.get("DATABASE_URL")
 local ctx = {
-  cwd = (probe.run("pwd"):gsub("%s+$", "")),
-  home = probe.home(),
+  cwd = require("todohost.paths").project,
   port = port,
   url = url,
   target = probe.parse_url(url),

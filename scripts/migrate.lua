@@ -10,6 +10,8 @@ local USAGE = [[
 usage: todohost run migrate.lua [--dir DIR] [--url URL] [-q] <command> [options]
 
 commands:
+  init [DIR]                  create a migrations folder (default: migrations/) with the
+                              revision template and a README; DIR must be new or empty
   upgrade [--sql] [TARGET]    apply revisions up to TARGET: head (default), REV or +N
   downgrade [--sql] TARGET    undo revisions down to TARGET: base, REV or -N
   current [-v]                show the database's revision
@@ -17,9 +19,14 @@ commands:
   heads [-v]                  show the newest revision(s)
   show REV                    show one revision (REV may be head)
   stamp [--sql] REV           record REV (head, base) as applied without running anything
-  revision -m MSG [--rev-id ID] [--head REV]
-                              write a new revision file from migrations/script.lua.tmpl
-  check                       exit 1 when the database is not at head
+  revision -m MSG [--rev-id ID] [--head REV] [--autogenerate]
+                              write a new revision file from migrations/script.lua.tmpl;
+                              --autogenerate fills it with what makes the database (at
+                              head) match the declared schema, and writes none when it does
+  check                       exit 1 when the database is not at head or differs from the
+                              declared schema (one line per difference)
+  lint [REV]                  list the upgrade operations that lose data or block a table
+                              (every revision, or REV), one line each with a way round
 
 options:
   --dir DIR    the migrations directory (default: MIGRATIONS_DIR, else migrations/)
@@ -27,6 +34,8 @@ options:
   --sql        print the SQL for the database's dialect instead of running it;
                a range START:END starts from START instead of base
   -q, --quiet  no INFO lines (warnings and errors still print)
+  --strict     upgrade, check: fail when an applied revision was edited since it ran (for CI)
+  --schema FILE  check, revision --autogenerate: the declared schema (default: scripts/models.lua)
   -v, --verbose, -i/--indicate-current, -r/--rev-range RANGE, -m/--message MSG
 ]]
 
@@ -41,11 +50,12 @@ end
 -- Options that take a value, and the field each fills.
 local VALUE_OPTS = {
   ["--dir"] = "dir", ["--url"] = "url", ["-m"] = "message", ["--message"] = "message",
-  ["-r"] = "range", ["--rev-range"] = "range", ["--rev-id"] = "rev_id", ["--head"] = "head",
+  ["-r"] = "range", ["--rev-range"] = "range", ["--rev-id"] = "rev_id", ["--head"] = "head", ["--schema"] = "schema",
 }
 local FLAG_OPTS = {
   ["--sql"] = "sql", ["-q"] = "quiet", ["--quiet"] = "quiet", ["-v"] = "verbose", ["--verbose"] = "verbose",
-  ["-i"] = "indicate_current", ["--indicate-current"] = "indicate_current", ["--purge"] = "purge",
+  ["-i"] = "indicate_current", ["--indicate-current"] = "indicate_current", ["--purge"] = "purge", ["--autogenerate"] = "autogenerate",
+  ["--strict"] = "strict",
 }
 
 local function parse(argv)
@@ -75,7 +85,7 @@ local function parse(argv)
     end
     i = i + 1
   end
-  opts.dir = opts.dir or settings.get("MIGRATIONS_DIR") or "migrations"
+  opts.dir = opts.dir or settings.get("MIGRATIONS_DIR") or require("todohost.paths").in_project("migrations")
   opts.dir = opts.dir:gsub("/+$", "")
   if opts.dir == "" then opts.dir = "/" end
   return opts, positional
@@ -90,9 +100,9 @@ local function main(argv)
   end
   log.quiet = opts.quiet or false
   local cli = require "migrator.cli"
-  local command = cli[name]
+  local command = name == "init" and require("migrator.scaffold").init or cli[name]
   if type(command) ~= "function" then usage_error("unknown command %q", name) end
-  local limits = { upgrade = 1, downgrade = 1, show = 1, stamp = 1, current = 0, heads = 0, history = 0, check = 0, revision = 0 }
+  local limits = { init = 1, upgrade = 1, downgrade = 1, show = 1, stamp = 1, lint = 1, current = 0, heads = 0, history = 0, check = 0, revision = 0 }
   if #positional > limits[name] then usage_error("%s: unexpected argument %q", name, positional[limits[name] + 1]) end
   if opts.sql and not (name == "upgrade" or name == "downgrade" or name == "stamp") then
     usage_error("--sql works with upgrade, downgrade and stamp")

@@ -9,14 +9,20 @@
 --   seeding.run(conn [, dir]) -> number of scripts run (0: todos had rows)
 
 local revisions = require "migrator.revisions"
+local paths = require "todohost.paths"
+local util = require "todohost.util"
 
 local seeding = {}
 
--- seeds/ next to the scripts/ directory this module was loaded from.
+-- pg_advisory_xact_lock key: the bytes of "thseeds!" (the migrator's is "todohost").
+seeding.LOCK_KEY = 0x7468736565647321
+
+-- The project's seeds/; when it has none, the installation's (the Todo
+-- app's example todos).
 function seeding.default_dir()
-  local here = package.searchpath("seeding", package.path)
-  local home = here and here:match("^(.*)/scripts/seeding%.lua$")
-  return (home or ".") .. "/seeds"
+  local own = paths.in_project("seeds")
+  if util.listdir(own) then return own end
+  return paths.in_install("seeds")
 end
 
 -- The *.lua files of dir, sorted by name; an error when dir is missing.
@@ -37,9 +43,11 @@ function seeding.run(conn, dir)
   local names = seeding.files(dir)
   local ran = 0
   conn:transaction(function()
-    -- checked inside the transaction: two processes starting at once
-    -- cannot both seed (SQLite's BEGIN IMMEDIATE; PostgreSQL sees the rows
-    -- of the other once it commits, and the seed rows make it skip)
+    -- checked inside the transaction under a lock, so two processes
+    -- starting at once cannot both seed: SQLite's BEGIN IMMEDIATE; on
+    -- PostgreSQL a transaction advisory lock (without it both would see
+    -- an empty table), after which the other's rows are visible
+    if conn.kind == "postgresql" then conn:exec("SELECT pg_advisory_xact_lock($1)", seeding.LOCK_KEY) end
     if not seeding.needed(conn) then return end
     for _, name in ipairs(names) do
       local path = dir .. "/" .. name

@@ -13,6 +13,8 @@
 local schema = require "web.schema"
 local json = require "web.json"
 local router = require "web.router"
+local declared = require "models"
+local column_of = require("migrator.schema").column_of
 
 local format, sub, concat = string.format, string.sub, table.concat
 local encode_string = json.string
@@ -21,6 +23,9 @@ local null = json.null
 local JSON_HEADERS = router.JSON_HEADERS
 
 -- ---- models ---------------------------------------------------------------
+
+-- the title's limit is the column's, from the declared schema (scripts/models.lua)
+local TITLE_MAX = column_of(declared, "todos", "title").type.length
 
 local Todo = schema.model("Todo", {
   { "id", "integer", required = true },
@@ -32,13 +37,13 @@ local Todo = schema.model("Todo", {
 })
 
 local TodoCreate = schema.model("TodoCreate", {
-  { "title", "string", required = true, strip = true, min_length = 1, max_length = 200 },
+  { "title", "string", required = true, strip = true, min_length = 1, max_length = TITLE_MAX },
   { "description", "string", nullable = true },
   { "is_completed", "boolean", default = false },
 })
 
 local TodoUpdate = schema.model("TodoUpdate", {
-  { "title", "string", strip = true, min_length = 1, max_length = 200 },
+  { "title", "string", strip = true, min_length = 1, max_length = TITLE_MAX },
   { "description", "string", nullable = true },
   { "is_completed", "boolean" },
 })

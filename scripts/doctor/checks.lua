@@ -5,7 +5,7 @@
 -- report.fail(text, fix) (fix: the one command that repairs it),
 -- report.warn(text, fix) (worth knowing, not a failure) or
 -- report.info(text). ctx carries what earlier checks learnt:
---   ctx.cwd, ctx.home       where .env is read / where scripts/ lives
+--   ctx.cwd                 the project (todohost.paths): where .env is read
 --   ctx.port, ctx.host      where `make run` serves (PORT, HOST)
 --   ctx.url, ctx.target     DATABASE_URL and probe.parse_url(DATABASE_URL)
 --   ctx.conn                an open connection once `database` succeeded
@@ -154,7 +154,7 @@ function checks.server(ctx, report)
     end
     return
   end
-  local native = probe.native_state(ctx.home)
+  local native = probe.native_state()
   local where = "no Docker engine; native PostgreSQL"
   if ctx.conn and needed and not native.running then
     -- it answers, so some server runs: not the one make db-start manages
@@ -235,7 +235,7 @@ function checks.migrations(ctx, report)
   local okr, recorded = pcall(version.checksums, vctx)
   if okr then
     for _, id in ipairs(graph:topological(graph:ancestors(current))) do
-      if recorded[id] and recorded[id] ~= graph:checksum(id) then
+      if recorded[id] and not graph:checksum_matches(id, recorded[id]) then
         report.warn(string.format("%s was edited after it was applied here: the database has the old version's "
           .. "schema", graph:get(id).path), "put the change in a new revision: todohost run migrate.lua revision -m \"...\"")
       end
@@ -298,8 +298,8 @@ function checks.settings(ctx, report)
       report.fail(entry.error, entry.source == ".env" and ("edit .env: fix or remove " .. entry.name)
         or ("unset " .. entry.name .. "   (or set it to a valid value)"))
     elseif entry.source ~= "default" and entry.name ~= "DATABASE_URL" then
-      changed[#changed + 1] = string.format("%s=%s (%s)", entry.name, util.text_safe(tostring(entry.value)),
-        entry.source)
+      local shown = entry.name == "API_TOKEN" and "***" or util.text_safe(tostring(entry.value))
+      changed[#changed + 1] = string.format("%s=%s (%s)", entry.name, shown, entry.source)
     end
   end
   if #changed > 0 then report.info("settings: " .. table.concat(changed, ", ")) end

@@ -6,6 +6,7 @@
 
 local db = require "todohost.db"
 local settings = require "todohost.settings"
+local paths = require "todohost.paths"
 
 local probe = {}
 
@@ -41,13 +42,6 @@ local function read_file(path)
   return text
 end
 probe.read_file = read_file
-
--- The directory that holds scripts/ (the project this doctor came with).
-function probe.home()
-  local here = package.searchpath("doctor.probe", package.path)
-  local home = here and here:match("^(.*)/scripts/doctor/probe%.lua$")
-  return home or "."
-end
 
 -- ---- database URLs -------------------------------------------------------------
 
@@ -198,10 +192,10 @@ local function setting_or_default(name)
   return settings.default(name)
 end
 
-function probe.native_state(home)
+function probe.native_state()
   local data = setting_or_default("DB_DATA_DIR")
   local shown = data
-  if data:sub(1, 1) ~= "/" then data = home .. "/" .. data end
+  data = paths.in_project(data)
   local state = {
     installed = probe.native_bindir() ~= nil,
     data_dir = shown,
@@ -210,7 +204,7 @@ function probe.native_state(home)
     running = false,
   }
   if state.installed and state.has_data then
-    local _, code = probe.run(shell_quote(home .. "/scripts/db.sh") .. " status >/dev/null 2>&1")
+    local _, code = probe.run(shell_quote(paths.in_project("scripts/db.sh")) .. " status >/dev/null 2>&1")
     state.running = code == 0
     -- postmaster.pid: pid, data dir, start time, port, ...
     local pidfile = state.running and read_file(data .. "/postmaster.pid")

@@ -4,6 +4,7 @@
 -- The work is migrator/engine.lua's and migrator/template.lua's; this
 -- module checks the arguments and prints the results in Alembic's formats.
 
+local autogen = require "migrator.autogen"
 local engine = require "migrator.engine"
 local log = require "migrator.log"
 local revisions = require "migrator.revisions"
@@ -96,16 +97,44 @@ function cli.show(opts, args)
   return 0
 end
 
--- 0 at head; 1, with a FAILED line saying how far behind, otherwise.
+local SIDE_ADVICE = {
+  schema = "the migrations make the database's: autogenerate a migration, or change the schema",
+  database = "the migrations make the schema's: the database was changed by hand; change it back",
+}
+
+-- 0 at head and matching the declared schema; 1 otherwise, with a FAILED
+-- line saying how far behind, or one line per difference and which side to change.
 function cli.check(opts)
   local state = engine.check(opts)
-  if #state.pending == 0 then
-    log.info("No new upgrade operations detected: the database is at head (%s).", state.head)
+  if #state.pending == 0 and #state.differences == 0 then
+    log.info("No new upgrade operations detected: the database is at head (%s) and matches %s.", state.head, state.schema_path)
     return 0
+  end
+  if #state.pending == 0 then
+    local n = #state.differences
+    local lines = { ("FAILED: the database is at head (%s) but differs from the schema in %s (%d difference%s):")
+      :format(state.head, state.schema_path, n, n == 1 and "" or "s") }
+    for _, d in ipairs(state.differences) do
+      lines[#lines + 1] = "  " .. d.text .. " (" .. SIDE_ADVICE[d.side] .. ")"
+    end
+    io.stderr:write(table.concat(lines, "\n"), "\n")
+    return 1
   end
   local n = #state.pending
   io.stderr:write(("FAILED: Target database is not up to date: it is at %s, head is %s (%d revision%s to apply); "
     .. "run: todohost run migrate.lua upgrade head\n"):format(engine.at_text(state.heads), state.head, n, n == 1 and "" or "s"))
+  return 1
+end
+
+-- One line per operation that loses data or blocks a table; 1 when there
+-- is any (for CI), 0 otherwise.
+function cli.lint(opts, args)
+  local findings = engine.lint(opts, args[1])
+  for _, f in ipairs(findings) do log.out("%s: %s", f.revision, f.text) end
+  if #findings == 0 then
+    log.info("No operation that loses data or blocks a table.")
+    return 0
+  end
   return 1
 end
 
@@ -115,9 +144,22 @@ function cli.stamp(opts, args)
   return 0
 end
 
+-- With --autogenerate the file holds the operations that make the
+-- database match the declared schema; when they already match, no file.
 function cli.revision(opts)
   local message = opts.message or fail('revision needs a message: revision -m "add priority to todos"')
-  local path = template.write(opts.dir, message, opts.head, opts.rev_id)
+  local bodies
+  if opts.autogenerate then
+    local found = engine.autogenerate(opts)
+    if #found.differences == 0 then
+      log.info("No changes in schema detected: the database matches %s; no revision written.", found.schema_path)
+      return 0
+    end
+    for _, d in ipairs(found.differences) do log.info("Detected %s", d.text) end
+    local up, down = autogen.render(found.differences, found.dialect)
+    bodies = { upgrades = up, downgrades = down }
+  end
+  local path = template.write(opts.dir, message, opts.head, opts.rev_id, bodies)
   log.out("Generating %s ...  done", path)
   return 0
 end

@@ -196,6 +196,40 @@ types.time = make_type("time", "numeric", function(self, dialect)
   return "TIME"
 end, function(self, opts) self.timezone = opts and opts.timezone or false end)
 
+-- enum("todo_status", {"open", "done"}): a PostgreSQL enum type of that
+-- name (created with the table or column that first uses it); on SQLite a
+-- VARCHAR as long as the longest value, with CHECK (col IN (...)), as
+-- SQLAlchemy's Enum(create_constraint=True) does.
+types.enum = make_type("enum", "text", function(self, dialect)
+  if not self.enum_name then error("op.types.enum needs a name and values: op.types.enum(\"todo_status\", {\"open\", \"done\"})", 0) end
+  if dialect == "postgresql" then return ddl.quote(self.enum_name, dialect) end
+  local longest = 0
+  for _, v in ipairs(self.values) do longest = math.max(longest, #v) end
+  return "VARCHAR(" .. longest .. ")"
+end, function(self, name, values)
+  if type(name) ~= "string" or name == "" or type(values) ~= "table" or #values == 0 then
+    error("op.types.enum(name, {values...}): a type name and at least one value", 3)
+  end
+  for _, v in ipairs(values) do
+    if type(v) ~= "string" then error("op.types.enum: values must be strings", 3) end
+  end
+  self.enum_name, self.values = name, { table.unpack(values) }
+end)
+
+-- The statement creating enum type t on PostgreSQL.
+function ddl.create_enum_sql(t)
+  local quoted = {}
+  for i, v in ipairs(t.values) do quoted[i] = ddl.literal(v, "postgresql") end
+  return "CREATE TYPE " .. ddl.quote(t.enum_name, "postgresql") .. " AS ENUM (" .. table.concat(quoted, ", ") .. ")"
+end
+
+-- The CHECK constraint standing for enum column col on SQLite.
+function ddl.enum_check(col)
+  local quoted = {}
+  for i, v in ipairs(col.type.values) do quoted[i] = ddl.literal(v, "sqlite") end
+  return ddl.check(ddl.quote(col.name, "sqlite") .. " IN (" .. table.concat(quoted, ", ") .. ")", { name = col.type.enum_name })
+end
+
 -- raw("CITEXT"): a type written as given, on every dialect.
 function types.raw(sql)
   return make_type("raw", nil, function() return sql end)
@@ -369,15 +403,20 @@ end
 
 -- CREATE TABLE for elements (columns and constraints, in order): the
 -- primary key constraint first, then the others in the order given, as
--- SQLAlchemy does. Returns the statement and the list of CREATE INDEX
--- statements for columns declared with index = true.
+-- SQLAlchemy does. Returns the statement, the list of CREATE INDEX
+-- statements for columns declared with index = true, and the enum types its
+-- columns use on PostgreSQL (which must exist first).
 function ddl.create_table_sql(name, elements, dialect)
   local cols, constraints, pk = {}, {}, nil
   local pk_cols = {}
+  local enums = {}
   local fk_columns = {}
   for _, e in ipairs(elements) do
     if e.element == "column" then
       cols[#cols + 1] = e
+      if e.type.kind == "enum" then
+        if dialect == "sqlite" then constraints[#constraints + 1] = ddl.enum_check(e) else enums[#enums + 1] = e.type end
+      end
       if e.primary_key then pk_cols[#pk_cols + 1] = e.name end
       if e.unique then constraints[#constraints + 1] = ddl.unique(e.name) end
     elseif e.element == "primary_key" then
@@ -414,13 +453,15 @@ function ddl.create_table_sql(name, elements, dialect)
       indexes[#indexes + 1] = ddl.create_index_sql("ix_" .. name .. "_" .. c.name, name, { c.name }, { unique = c.unique }, dialect)
     end
   end
-  return sql, indexes
+  return sql, indexes, enums
 end
 
--- CREATE [UNIQUE] INDEX name ON table (cols) [WHERE ...]
+-- CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON table (cols) [WHERE ...]
+-- (CONCURRENTLY: opts.concurrently, PostgreSQL only)
 function ddl.create_index_sql(name, table_name, columns, opts, dialect)
   opts = opts or {}
   local sql = "CREATE " .. (opts.unique and "UNIQUE " or "") .. "INDEX "
+    .. ((opts.concurrently and dialect == "postgresql") and "CONCURRENTLY " or "")
     .. ddl.quote(name, dialect) .. " ON " .. ddl.quote(table_name, dialect)
     .. " (" .. ddl.quote_list(columns, dialect) .. ")"
   if opts.where then sql = sql .. " WHERE " .. opts.where end

@@ -14,12 +14,16 @@
 -- opts, for every function: dir (the migrations directory), url (nil:
 -- DATABASE_URL), sql (offline).
 
+local compare = require "migrator.compare"
 local db = require "todohost.db"
 local ddl = require "migrator.ddl"
 local executor = require "migrator.executor"
+local lint = require "migrator.lint"
 local log = require "migrator.log"
 local ops = require "migrator.ops"
+local reflect = require "migrator.reflect"
 local revisions = require "migrator.revisions"
+local schema = require "migrator.schema"
 local settings = require "todohost.settings"
 local version = require "migrator.version"
 
@@ -123,19 +127,28 @@ local function step_line(direction, rev, heads, new_heads)
   return ("Running %s %s -> %s%s"):format(direction, from, to, msg)
 end
 
--- Warns when an applied revision's file changed since it ran.
-local function check_checksums(graph, ctx, current)
+-- Warns when an applied revision's code changed since it ran (comments
+-- and layout do not count); with opts.strict, raises after the warnings.
+-- A checksum of the first form (the file's bytes) that matches is
+-- accepted, and with rewrite (a migrator holding the lock) replaced by the
+-- new form. Returns the number of edited revisions.
+local function check_checksums(graph, ctx, current, opts, rewrite)
   local recorded = version.checksums(ctx)
   local applied = graph:ancestors(current)
   local edited = 0
   for _, id in ipairs(graph:topological(applied)) do
     local sum = recorded[id]
-    if sum and sum ~= graph:checksum(id) then
+    if sum and sum ~= graph:checksum(id) and graph:checksum_matches(id, sum) then
+      if rewrite then version.set_checksum(ctx, id, graph:checksum(id)) end
+    elseif sum and not graph:checksum_matches(id, sum) then
       edited = edited + 1
       log.warn("%s was edited after it was applied to this database (its checksum differs from the one recorded "
         .. "then); the database has the schema of the old version: put further changes in a new revision",
         graph:get(id).path)
     end
+  end
+  if edited > 0 and opts and opts.strict then
+    fail("--strict: %d applied revision(s) edited since they ran (see the warnings above); restore them and put the change in a new revision", edited)
   end
   return edited
 end
@@ -196,17 +209,115 @@ local function fk_check(ctx)
   end
 end
 
--- Runs one revision in its own transaction. Returns the new heads, or
--- nil, "replan" when the database moved under us.
+-- ms a migration statement may wait for a table lock on PostgreSQL (0: no
+-- limit): the setting MIGRATE_LOCK_TIMEOUT.
+local function lock_timeout_ms()
+  return settings.get("MIGRATE_LOCK_TIMEOUT")
+end
+
+-- The other sessions holding locks on tables of the current schema, one
+-- line each (never their statements, which may hold secrets).
+local function lock_holders(conn)
+  local ok, rows = pcall(conn.query, conn, "SELECT DISTINCT a.pid, a.usename AS username, "
+    .. "coalesce(nullif(a.application_name, ''), '?') AS app, coalesce(a.state, '?') AS state, c.relname AS relation "
+    .. "FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+    .. "JOIN pg_catalog.pg_class c ON c.oid = l.relation "
+    .. "WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relkind IN ('r', 'p') "
+    .. "AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema()) "
+    .. "ORDER BY a.pid, c.relname LIMIT 5")
+  if not ok or #rows == 0 then return "" end
+  local lines = {}
+  for _, r in ipairs(rows) do
+    lines[#lines + 1] = ("\n  blocked by: session %d (user %s, application %s, %s) holding a lock on %s"):format(
+      r.pid, tostring(r.username), r.app, r.state, r.relation)
+  end
+  return table.concat(lines) .. ("\n  end that session's transaction (or SELECT pg_terminate_backend(%d)), then run the command again")
+    :format(rows[1].pid)
+end
+
+local function is_lock_timeout(err)
+  return type(err) == "table" and type(err.cause) == "table" and err.cause.sqlstate == "55P03"
+end
+
+-- The failure text of rev's step, from err.
+local function step_failure(conn, rev, direction, heads, err, outside)
+  local cause, statement = describe_error(err)
+  local what = direction == "upgrade" and "Upgrade to" or "Downgrade of"
+  local text
+  if outside then
+    text = ("%s %s (%s, transactional = false) failed part-way: what ran before the error stays in the database, "
+      .. "the rest did not run; alembic_version still says %s.\n  error: %s"):format(what, rev.id, rev.path, at_text(heads), cause)
+  else
+    text = ("%s %s (%s) failed and was rolled back; the database is still at %s.\n  error: %s"):format(
+      what, rev.id, rev.path, at_text(heads), cause)
+  end
+  if statement then text = text .. "\n  statement: " .. statement:gsub("%s+", " ") end
+  if is_lock_timeout(err) then
+    text = text .. ("\n  it waited %d ms for a table lock (MIGRATE_LOCK_TIMEOUT)"):format(lock_timeout_ms()) .. lock_holders(conn)
+  end
+  if outside then
+    text = text .. ("\n  finish or undo that part by hand (see the file), then record it: todohost run migrate.lua stamp %s "
+      .. "(finished) or stamp %s (undone)"):format(direction == "upgrade" and rev.id or at_text(rev.parents), at_text(heads))
+  end
+  return text
+end
+
+-- Raises when a transactional = false revision started and did not finish
+-- (see run_step_outside), saying what to do: nothing can go on from a
+-- state that is not known.
+local function refuse_unfinished(ctx, graph, heads)
+  local left = version.unfinished(ctx)[1]
+  if not left then return end
+  local rev = graph:get(left.id)
+  local done_at = left.direction == "upgrade" and left.id or at_text(rev and rev.parents or {})
+  fail("%s (%s, transactional = false) started its %s and did not finish: part of it may be in the database, "
+    .. "and alembic_version says %s; finish or undo that part by hand (see the file), then record it: "
+    .. "todohost run migrate.lua stamp %s (finished) or stamp %s (undone)",
+    left.id, rev and rev.path or "a file that is gone", left.direction, at_text(heads), done_at, at_text(heads))
+end
+
+-- Runs a transactional = false revision on PostgreSQL: marked as started
+-- (so that a failure half-way is reported by every later run), run
+-- statement by statement, then recorded in one transaction.
+local function run_step_outside(env, rev, direction, heads, new_heads, removed, added)
+  local conn, ctx = env.conn, env.ctx
+  conn:transaction(function()
+    if direction == "upgrade" then version.ensure_table(ctx) end
+    version.set_checksum(ctx, rev.id, version.STARTED .. direction)
+  end)
+  log.info("%s", step_line(direction, rev, heads, new_heads))
+  local timeout = lock_timeout_ms()
+  if timeout > 0 then conn:exec("SET lock_timeout = " .. timeout) end
+  ctx.transactional = false
+  local ok, err = pcall(rev.module[direction], ops.new(ctx))
+  ctx.transactional = nil
+  if timeout > 0 then pcall(conn.exec, conn, "RESET lock_timeout") end
+  if not ok then fail("%s", step_failure(conn, rev, direction, heads, err, true)) end
+  conn:transaction(function()
+    version.step(ctx, removed, added)
+    version.set_checksum(ctx, rev.id, direction == "upgrade" and env.graph:checksum(rev.id) or nil)
+  end)
+  return new_heads
+end
+
+-- Runs one revision in its own transaction (on PostgreSQL with
+-- lock_timeout; a transactional = false revision outside one). Returns the
+-- new heads, or nil, "replan" when the database moved under us.
 local function run_step(env, rev, direction, heads)
   local conn, graph = env.conn, env.graph
   local new_heads, removed, added = heads_after(graph, heads, rev, direction)
   local ctx = env.ctx
+  if rev.module.transactional == false and conn.kind == "postgresql" then
+    return run_step_outside(env, rev, direction, heads, new_heads, removed, added)
+  end
   local ok, err = pcall(conn.transaction, conn, function()
     -- PostgreSQL: the advisory lock keeps other migrators out. SQLite: they
     -- may have moved the database while this one waited for BEGIN IMMEDIATE.
     if conn.kind == "sqlite" and not same_set(version.current(ctx), heads) then
       error({ replan = true }, 0)
+    end
+    if conn.kind == "postgresql" and lock_timeout_ms() > 0 then
+      conn:exec("SET LOCAL lock_timeout = " .. lock_timeout_ms())
     end
     log.info("%s", step_line(direction, rev, heads, new_heads))
     if direction == "upgrade" then version.ensure_table(ctx) end
@@ -223,11 +334,7 @@ local function run_step(env, rev, direction, heads)
   if ok then return new_heads end
   version.forget(ctx)
   if type(err) == "table" and err.replan then return nil, "replan" end
-  local cause, statement = describe_error(err)
-  local text = ("%s %s (%s) failed and was rolled back; the database is still at %s.\n  error: %s"):format(
-    direction == "upgrade" and "Upgrade to" or "Downgrade of", rev.id, rev.path, at_text(heads), cause)
-  if statement then text = text .. "\n  statement: " .. statement:gsub("%s+", " ") end
-  fail("%s", text)
+  fail("%s", step_failure(conn, rev, direction, heads, err, false))
 end
 
 local function load_graph(opts)
@@ -270,7 +377,8 @@ local function migrate_online(opts, direction, target_name)
     for attempt = 1, 20 do
       local heads = version.current(ctx)
       graph:check_current(heads)
-      if attempt == 1 and direction == "upgrade" then check_checksums(graph, ctx, heads) end
+      if attempt == 1 then refuse_unfinished(ctx, graph, heads) end
+      if attempt == 1 and direction == "upgrade" then check_checksums(graph, ctx, heads, opts, true) end
       local plan
       if direction == "upgrade" then
         local targets = graph:upgrade_target(target_name, heads)
@@ -439,20 +547,139 @@ function engine.named(graph, name)
   return name == "head" and { graph:head() } or name == "heads" and graph.heads or { graph:resolve(name) }
 end
 
--- Where the database stands: { heads = its ids, head = the graph's head,
--- pending = the ids an upgrade to head would apply ({} at head) }. Warns
--- about edited revision files.
-function engine.check(opts)
+-- Returns fn(ctx, graph, declared schema, the database's ids checked
+-- against the graph) on a new connection (see with_reader); the graph and
+-- the schema (opts.schema) are loaded first.
+local function with_schema(opts, fn)
   local graph = load_graph(opts)
+  local declared = schema.load(opts.schema)
   return with_reader(opts, false, function(ctx)
     local heads = version.current(ctx)
     graph:check_current(heads)
-    check_checksums(graph, ctx, heads)
+    return fn(ctx, graph, declared, heads)
+  end)
+end
+
+-- Where the database stands: { heads = its ids, head = the graph's head,
+-- pending = the ids an upgrade to head would apply ({} at head),
+-- schema_path, differences = compare.diff of the declared schema
+-- (opts.schema, else scripts/models.lua) and the database, made only at
+-- head ({} otherwise), each with side = "schema" (the migrations make
+-- the database's) or "database" (the migrations make the schema's; the database was
+-- changed outside them) }. Warns about edited revision files.
+function engine.check(opts)
+  return with_schema(opts, function(ctx, graph, declared, heads)
+    refuse_unfinished(ctx, graph, heads)
+    check_checksums(graph, ctx, heads, opts, false)
     local head = graph:head()
     local pending = {}
     if not same_set(heads, { head }) then pending = graph:upgrade_plan(heads, { head }) end
-    return { heads = heads, head = head, pending = pending }
+    local differences = {}
+    if #pending == 0 then
+      local model = schema.model(declared, ctx.dialect)
+      differences = compare.diff(model, reflect.database(ctx.conn))
+      if #differences > 0 then
+        -- which side moved: a difference the migrations also have is the
+        -- schema's (no migration makes it yet); else the database's
+        local unmigrated = {}
+        for _, d in ipairs(compare.diff(model, engine.migrations_model(graph, ctx.conn))) do unmigrated[d.text] = true end
+        for _, d in ipairs(differences) do d.side = unmigrated[d.text] and "schema" or "database" end
+      end
+    end
+    return { heads = heads, head = head, pending = pending, schema_path = declared.path, differences = differences }
   end)
+end
+
+-- The lint findings, { {revision =, path =, text =}... }, of the revision
+-- named (nil: every revision, oldest first) for the configured database's
+-- dialect. NULL counts come from the database when it can be reached (a
+-- SQLite file is never created for it).
+function engine.lint(opts, name)
+  local graph = load_graph(opts)
+  local ids = name and engine.named(graph, name) or graph:topological(graph:ancestors(graph.heads))
+  local url = database_url(opts)
+  local target = db.parse_url(url or "")
+  if not target then fail("%s", select(2, db.parse_url(url or ""))) end
+  local conn
+  if target.kind == "postgresql" or (target.path and io.open(target.path, "r")) then
+    local ok, c = pcall(db.connect, url)
+    conn = ok and c or nil
+  end
+  local nulls = conn and function(t, c)
+    local ok, row = pcall(conn.first, conn, "SELECT count(*) AS n FROM " .. ddl.quote(t, conn.kind)
+      .. " WHERE " .. ddl.quote(c, conn.kind) .. " IS NULL")
+    return ok and row and row.n or nil
+  end
+  local findings = {}
+  for _, id in ipairs(ids) do
+    local rev = graph:get(id)
+    for _, text in ipairs(lint.revision(rev, target.kind, nulls)) do
+      findings[#findings + 1] = { revision = id, path = rev.path, text = text }
+    end
+  end
+  if conn then conn:close() end
+  return findings
+end
+
+-- What `revision --autogenerate` works from: the differences between the
+-- declared schema (opts.schema) and the database, which must be at head
+-- (at base when there are no revisions yet), and the database's dialect.
+function engine.autogenerate(opts)
+  return with_schema(opts, function(ctx, graph, declared, heads)
+    local expected = #graph.heads > 0 and { graph:head() } or {}
+    if not same_set(heads, expected) then
+      fail("Target database is not up to date: it is at %s, head is %s; run `todohost run migrate.lua upgrade head` "
+        .. "first, so that the new revision starts from head", at_text(heads), at_text(expected))
+    end
+    return { differences = compare.diff(schema.model(declared, ctx.dialect), reflect.database(ctx.conn)),
+      dialect = ctx.dialect, schema_path = declared.path }
+  end)
+end
+
+-- The differences between the declared schema (path; nil: the default)
+-- and the database on conn, without saying which side moved: the quick
+-- comparison the server makes at start. Raises {migrate_error} when the
+-- schema cannot be loaded.
+function engine.differences(conn, path)
+  return compare.diff(schema.model(schema.load(path), conn.kind), reflect.database(conn))
+end
+
+-- The model of the schema the migrations make at head, built where it
+-- cannot touch the user's tables: on SQLite in a scratch in-memory
+-- database, on PostgreSQL in a scratch schema inside a transaction on
+-- conn that is always rolled back. Each revision's upgrade runs as it
+-- would for real, data migrations included (on empty tables).
+function engine.migrations_model(graph, conn)
+  local plan = graph:upgrade_plan({}, { graph:head() })
+  local function replay(target)
+    local ctx = executor.new({ dialect = target.kind, conn = target })
+    ctx.replay = true
+    for _, id in ipairs(plan) do
+      local ok, err = pcall(graph:get(id).module.upgrade, ops.new(ctx))
+      if not ok then
+        local cause = describe_error(err)
+        fail("replaying %s to compare with the schema failed: %s", graph:get(id).path, cause)
+      end
+    end
+    return reflect.database(target)
+  end
+  if conn.kind == "sqlite" then
+    local scratch = db.connect("sqlite:///:memory:")
+    local ok, model = pcall(function() return scratch:transaction(function() return replay(scratch) end) end)
+    scratch:close()
+    if not ok then error(model, 0) end
+    return model
+  end
+  local model
+  local ok, err = pcall(conn.transaction, conn, function()
+    local name = ("todohost_replay_%d"):format(math.random(1, 1e9))
+    conn:exec("CREATE SCHEMA " .. name)
+    conn:exec("SET LOCAL search_path TO " .. name)
+    model = replay(conn)
+    error({ rollback = true }, 0)
+  end)
+  if not ok and not (type(err) == "table" and err.rollback) then error(err, 0) end
+  return model
 end
 
 -- Records name (a revision, head, heads or base) as the database's revision

@@ -78,9 +78,10 @@ function Executor:warn(text)
   log.warn("%s", text)
 end
 
--- Records what an operation does (kind, table, column) for the planner.
-function Executor:note(kind, table_name, column)
-  self.notes[#self.notes + 1] = { kind = kind, table = table_name, column = column }
+-- Records what an operation does (kind, table, column, detail: a table of
+-- the options that matter to the planner and the linter).
+function Executor:note(kind, table_name, column, detail)
+  self.notes[#self.notes + 1] = { kind = kind, table = table_name, column = column, detail = detail or {} }
 end
 
 return executor

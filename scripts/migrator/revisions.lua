@@ -7,6 +7,7 @@
 -- string, or a list of strings for a merge), message, upgrade(op) and
 -- downgrade(op). Everything here is pure data; nothing touches a database.
 
+local source = require "migrator.source"
 local util = require "todohost.util"
 
 local revisions = {}
@@ -166,10 +167,24 @@ function Graph:get(id)
   return self.by_id[id]
 end
 
+-- The SHA-256 of revision id's code: comments and layout left out
+-- (migrator/source.lua), so that editing a comment is not an edit.
 function Graph:checksum(id)
   local rev = self.by_id[id]
-  if not rev.checksum then rev.checksum = util.sha256(rev.text) end
+  if not rev.checksum then rev.checksum = util.sha256(source.canonical(rev.text)) end
   return rev.checksum
+end
+
+-- The checksum's first form, of the file's bytes (stored by todohost
+-- before comments were left out): accepted, and replaced by the new form.
+function Graph:legacy_checksum(id)
+  return util.sha256(self.by_id[id].text)
+end
+
+-- True when sum, a checksum recorded for revision id, is that of its code
+-- now, in either form.
+function Graph:checksum_matches(id, sum)
+  return sum == self:checksum(id) or sum == self:legacy_checksum(id)
 end
 
 function Graph:heads_text()

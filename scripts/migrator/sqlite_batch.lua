@@ -16,8 +16,10 @@
 -- procedure requires) and checks PRAGMA foreign_key_check before commit.
 
 local ddl = require "migrator.ddl"
+local normal = require "migrator.normal"
 
 local batch = {}
+local drop_constraint -- defined below
 
 local function fail(fmt, ...)
   error({ migrate_error = string.format(fmt, ...) }, 0)
@@ -221,6 +223,57 @@ local function parse_create_table(sql)
 end
 batch.parse_create_table = parse_create_table
 
+-- The parts of a table constraint's text ("CONSTRAINT n CHECK (x)",
+-- "UNIQUE (a, b)", "FOREIGN KEY(a) REFERENCES t (id)"): {name?, kind =
+-- "CHECK"|"UNIQUE"|"PRIMARY"|"FOREIGN", columns = {names} (the first
+-- parenthesised list, not for CHECK), expr = CHECK's expression}.
+function batch.constraint_parts(text)
+  local tokens = tokenize(text)
+  local parts, i = {}, 1
+  if upper(tokens[1]) == "CONSTRAINT" and tokens[2] then
+    parts.name = unquote(tokens[2])
+    i = 3
+  end
+  parts.kind = upper(tokens[i])
+  local open
+  for k = i, #tokens do
+    if tokens[k].text == "(" and tokens[k].kind == "punct" then open = k; break end
+  end
+  if not open then return parts end
+  if parts.kind == "CHECK" then
+    local close = skip_group(tokens, open) - 1
+    parts.expr = text:sub(tokens[open].e + 1, tokens[close].s - 1):match("^%s*(.-)%s*$")
+  else
+    parts.columns = {}
+    local k = open + 1
+    while tokens[k] and tokens[k].text ~= ")" do
+      if tokens[k].kind == "word" or tokens[k].kind == "ident" then parts.columns[#parts.columns + 1] = unquote(tokens[k]) end
+      k = k + 1
+    end
+  end
+  return parts
+end
+
+-- The column and values of an enum's CHECK expression (`col IN ('a',
+-- 'b')`, SQLAlchemy's Enum on SQLite), or nil for any other expression.
+function batch.enum_of(expr)
+  local tokens = tokenize(expr or "")
+  if #tokens < 5 or upper(tokens[2]) ~= "IN" or tokens[3].text ~= "(" or tokens[#tokens].text ~= ")" then
+    return nil
+  end
+  local values = {}
+  for k = 4, #tokens - 1 do
+    local tok = tokens[k]
+    if (k - 4) % 2 == 0 then
+      if tok.kind ~= "string" then return nil end
+      values[#values + 1] = tok.text:sub(2, -2):gsub("''", "'")
+    elseif tok.text ~= "," then
+      return nil
+    end
+  end
+  return unquote(tokens[1]), values
+end
+
 -- ---- reflection ------------------------------------------------------------------
 
 -- Alembic's SQLiteImpl.autogen_column_reflect: a reflected default that is
@@ -281,14 +334,63 @@ local function find_column(t, name)
   return nil
 end
 
+-- Removes the CHECK standing for enum column col (table or column level).
+local function drop_enum_check(t, col)
+  local kept = {}
+  for _, c in ipairs(t.parsed.constraints) do
+    local parts = c.kind == "CHECK" and batch.constraint_parts(c.text)
+    if not (parts and batch.enum_of(parts.expr) == col.name) then kept[#kept + 1] = c end
+  end
+  t.parsed.constraints = kept
+  local extras = {}
+  for _, text in ipairs(col.extras) do
+    local parts = batch.constraint_parts(text)
+    if not (parts.kind == "CHECK" and batch.enum_of(parts.expr) == col.name) then extras[#extras + 1] = text end
+  end
+  col.extras = extras
+end
+
+local KIND_OF = { unique = "UNIQUE", check = "CHECK", foreignkey = "FOREIGN", primary = "PRIMARY" }
+
+-- Removes the table constraint ch describes: {name = n} or, unnamed,
+-- {type_ = "unique"|"foreignkey", columns = {...}} or {type_ = "check", sql = expr}.
+-- Raises when the table has no such constraint.
+function drop_constraint(t, ch)
+  local kind = KIND_OF[ch.type_ or ""]
+  local kept, found = {}, false
+  for _, c in ipairs(t.parsed.constraints) do
+    local parts = batch.constraint_parts(c.text)
+    local match
+    if ch.name then
+      match = parts.name == ch.name
+    elseif kind == "CHECK" then
+      match = parts.kind == "CHECK" and normal.check(parts.expr or "") == normal.check(ch.sql or "")
+    else
+      match = parts.kind == kind and table.concat(parts.columns or {}, ",") == table.concat(ch.columns or {}, ",")
+    end
+    if match and not found then found = true else kept[#kept + 1] = c end
+  end
+  if not found then
+    fail("table %s has no %s constraint %s", t.name, ch.type_ or "", ch.name
+      or ("on (" .. table.concat(ch.columns or { ch.sql or "?" }, ", ") .. ")"))
+  end
+  t.parsed.constraints = kept
+end
+
 -- Applies changes to the reflected table. Each change is one of
 --   {op = "alter", column = name, nullable = bool?, type = type?, server_default = v?}
 --   {op = "drop", column = name}
 --   {op = "add", column = <ddl.column>}
+--   {op = "add_constraint", constraint = <ddl.unique/check/foreign_key>}
+--   {op = "drop_constraint", name = n?, type_ = kind, columns = {..}?, sql = expr?}
 local function apply_changes(t, changes, warn)
   local added_constraints = {}
   for _, ch in ipairs(changes) do
-    if ch.op == "add" then
+    if ch.op == "add_constraint" then
+      added_constraints[#added_constraints + 1] = ddl.constraint_sql(ch.constraint, "sqlite")
+    elseif ch.op == "drop_constraint" then
+      drop_constraint(t, ch)
+    elseif ch.op == "add" then
       local col = ch.column
       if find_column(t, col.name) then fail("cannot add column %s.%s: it already exists", t.name, col.name) end
       t.columns[#t.columns + 1] = {
@@ -299,6 +401,7 @@ local function apply_changes(t, changes, warn)
         pk = 0, extras = {}, new = true,
       }
       if col.unique then added_constraints[#added_constraints + 1] = "UNIQUE (" .. ddl.quote(col.name, "sqlite") .. ")" end
+      if col.type.kind == "enum" then added_constraints[#added_constraints + 1] = ddl.constraint_sql(ddl.enum_check(col), "sqlite") end
       if col.primary_key then fail("cannot add primary key column %s.%s to an existing table", t.name, col.name) end
     else
       local col, pos = find_column(t, ch.column)
@@ -327,6 +430,11 @@ local function apply_changes(t, changes, warn)
       elseif ch.op == "alter" then
         if ch.nullable ~= nil then col.notnull = not ch.nullable end
         if ch.type ~= nil then
+          -- an enum's CHECK goes with its type: the old one is dropped, a new enum brings its own
+          drop_enum_check(t, col)
+          if ch.type.kind == "enum" then
+            added_constraints[#added_constraints + 1] = ddl.constraint_sql(ddl.enum_check({ name = col.name, type = ch.type }), "sqlite")
+          end
           local decl = ddl.render_type(ch.type, "sqlite")
           if not col.new and ddl.sqlite_affinity(decl) ~= ddl.sqlite_affinity(col.decl) then col.cast = decl end
           col.decl = decl

@@ -3,7 +3,14 @@
 --
 -- The template's ${placeholders}: message, revision, down_revision,
 -- create_date, and message_lua, revision_lua, down_revision_lua (the same
--- as Lua literals; down_revision_lua is nil at base).
+-- as Lua literals; down_revision_lua is nil at base), upgrades and
+-- downgrades (the functions' bodies: an example comment, or what
+-- `revision --autogenerate` generated).
+
+local EXAMPLE = {
+  upgrades = '    -- e.g. op.add_column("todos", op.column("priority", op.types.integer, { nullable = true }))',
+  downgrades = '    -- e.g. op.drop_column("todos", "priority")',
+}
 
 local revisions = require "migrator.revisions"
 
@@ -44,10 +51,11 @@ function template.render(text, values, template_path)
 end
 
 -- Writes a new revision file into dir for message, on top of head (nil:
--- the graph's head; "base": none), with id rev_id (nil: template.next_id).
+-- the graph's head; "base": none), with id rev_id (nil: template.next_id)
+-- and bodies {upgrades =, downgrades =} (nil: the example comments).
 -- Never overwrites a file. Returns its path; raises {migrate_error} when
 -- the id exists or is too long, or the template is missing or bad.
-function template.write(dir, message, head, rev_id)
+function template.write(dir, message, head, rev_id, bodies)
   local graph = revisions.load(dir)
   local parent
   if head == "base" then
@@ -65,6 +73,11 @@ function template.write(dir, message, head, rev_id)
   if not f then fail("no template at %s: restore it from the repository", template_path) end
   local source = f:read("a")
   f:close()
+  if bodies and not (source:find("${upgrades}", 1, true) and source:find("${downgrades}", 1, true)) then
+    fail("%s has no ${upgrades} and ${downgrades} placeholders for the generated operations: "
+      .. "put them in the upgrade and downgrade functions (see the repository's migrations/script.lua.tmpl)", template_path)
+  end
+  bodies = bodies or EXAMPLE
   local text = template.render(source, {
     message = message,
     message_lua = lua_string(message),
@@ -73,6 +86,8 @@ function template.write(dir, message, head, rev_id)
     down_revision = parent or "",
     down_revision_lua = parent and lua_string(parent) or "nil",
     create_date = os.date("%Y-%m-%d %H:%M:%S"),
+    upgrades = bodies.upgrades,
+    downgrades = bodies.downgrades,
   }, template_path)
   local slug = template.slugify(message)
   local path = dir .. "/" .. id .. (slug ~= "" and ("_" .. slug) or "") .. ".lua"

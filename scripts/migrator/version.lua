@@ -157,6 +157,23 @@ function version.set_checksum(ctx, id, checksum)
   end
 end
 
+-- The checksum a transactional = false revision holds while it runs:
+-- "started:upgrade" or "started:downgrade" (never a SHA-256), replaced when
+-- it is recorded as done, left behind when it fails half-way.
+version.STARTED = "started:"
+
+-- The revisions whose transactional = false run started and did not
+-- finish: { {id =, direction =}... }, sorted by id ({} when none).
+function version.unfinished(ctx)
+  local out = {}
+  for id, sum in pairs(version.checksums(ctx)) do
+    local direction = sum:match("^started:(%a+)$")
+    if direction then out[#out + 1] = { id = id, direction = direction } end
+  end
+  table.sort(out, function(a, b) return a.id < b.id end)
+  return out
+end
+
 -- ---- locking -------------------------------------------------------------------
 
 -- Waits for the migration lock (PostgreSQL; SQLite serialises writers with

@@ -8,6 +8,7 @@
 local json = require "web.json"
 local openapi = require "web.openapi"
 local settings = require "todohost.settings"
+local paths = require "todohost.paths"
 
 local docs = {}
 
@@ -23,12 +24,10 @@ local ASSETS = {
 
 -- The directory holding swagger-ui-dist's files, or nil.
 local function find_dist()
-  local here = package.searchpath("web.docs", package.path)
-  local home = here and here:match("^(.*)/scripts/web/docs%.lua$")
   local candidates = {
     (settings.get("SWAGGER_UI_DIST")),
-    home and (home .. "/node_modules/swagger-ui-dist"),
-    "node_modules/swagger-ui-dist",
+    paths.in_install("node_modules/swagger-ui-dist"),
+    paths.in_project("node_modules/swagger-ui-dist"),
   }
   for i = 1, 3 do
     local dir = candidates[i]

@@ -12,7 +12,8 @@
 --   local handle = r:handler(conn)      -- function(req) -> status, headers, body
 --
 -- A handler gets the request (method, path, query, headers, body, plus the
--- validated params, args and data) and the worker's database connection
+-- validated params, args and data, and route: the matched route, which
+-- also tells whoever measures the request, metrics.lua) and the worker's database connection
 -- object; it returns status, headers (nil: JSON) and a body: a table
 -- (encoded as JSON), a string (sent as is) or nil (empty). Route patterns
 -- are compiled once in add(); a request costs one table lookup (static
@@ -140,8 +141,10 @@ function router:add(declared_route)
   for _, f in ipairs(route.path_params or {}) do declared[f[1]] = f end
   local params = {}
   for i, name in ipairs(names or {}) do
-    params[i] = declared[name] or { name, "string" }
-    params[i].required = true
+    local f = {}   -- a copy: the declaration's field table may serve a query too
+    for k, v in pairs(declared[name] or { name, "string" }) do f[k] = v end
+    f.required = true
+    params[i] = f
     declared[name] = nil
   end
   assert(next(declared) == nil, where .. ": path parameter " .. tostring(next(declared)) ..
@@ -260,6 +263,7 @@ local function dispatch(self, db, req)
   end
   local route = entry.methods[req.method]
   if not route then return 405, entry.allow_headers, METHOD_NOT_ALLOWED end
+  req.route = route   -- for whoever measures the request (metrics.lua)
 
   -- validation, in FastAPI's order: path, query, body; all errors at once
   local errors

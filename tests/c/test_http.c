@@ -537,7 +537,46 @@ static void *client(void *arg) {
   return NULL;
 }
 
+/* The stop with connections waiting in the listening socket's queue: one
+ * worker, busy with /slow, so the connections made meanwhile are accepted
+ * by the kernel only; the stop comes while they wait. Each must be
+ * answered, not reset when the socket closes (a proxy cannot resend a
+ * POST it already sent on one). */
+enum { QUEUED = 4 };
+static int queued_status[QUEUED];
+
+static void *queued_client(void *arg) {
+  (void)arg;
+  pthread_t t;
+  int slow_status = 0;
+  pthread_create(&t, NULL, slow_request, &slow_status);
+  struct timespec ts = {0, 100 * 1000000L};
+  nanosleep(&ts, NULL);   /* the one worker is in /slow now */
+  int fds[QUEUED];
+  for (int i = 0; i < QUEUED; i++) {
+    fds[i] = dial();
+    static const char get[] = "GET /empty HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (fds[i] >= 0) sendall(fds[i], get, sizeof get - 1);
+  }
+  http_stop();
+  pthread_join(t, NULL);
+  CHECK_INT(slow_status, 200, "queued connections: the request in flight completes");
+  for (int i = 0; i < QUEUED; i++) {
+    char buf[4096];
+    buf[0] = '\0';
+    queued_status[i] = fds[i] >= 0 ? read_response(fds[i], buf, sizeof buf, NULL) : -2;
+    if (fds[i] >= 0) close(fds[i]);
+  }
+  return NULL;
+}
+
 static pthread_t client_thread;
+
+static void ready_queued(unsigned p, void *ud) {
+  (void)ud;
+  port = p;
+  pthread_create(&client_thread, NULL, queued_client, NULL);
+}
 
 static void ready(unsigned p, void *ud) {
   (void)ud;
@@ -620,6 +659,19 @@ int main(void) {
   }
   CHECK_INT(atomic_load(&opens), atomic_load(&closes), "every worker opened is closed");
   CHECK_INT(atomic_load(&wrong_thread), 0, "workers are opened and closed on the serving thread");
+
+  {
+    http_config one = cfg;
+    one.workers = 1;
+    one.reload = 0;
+    one.access_log = 0;
+    one.on_ready = ready_queued;
+    rc = http_serve(&one, &app, err, sizeof err);
+    pthread_join(client_thread, NULL);
+    CHECK_INT(rc, 0, "queued connections: http_serve returns 0");
+    for (int i = 0; i < QUEUED; i++)
+      CHECK_INT(queued_status[i], 204, "a connection queued in the listening socket at the stop is answered (%d)", i);
+  }
 
   /* the port is busy while another socket listens on it */
   {

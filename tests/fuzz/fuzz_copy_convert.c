@@ -12,7 +12,10 @@
  * refused gets a SQLSTATE and a one-line reason; and what was accepted
  * decodes back to the value (integers, booleans, floats, text, bytea,
  * uuids, dates; timestamps re-formatted and parsed again give the same
- * instant).
+ * instant). A refused value is classified (copy_classify, the pre-flight's
+ * kinds) consistently with the refusal: NULL exactly for a NULL, TOO_LONG
+ * exactly for 22001, UTF8 exactly for 22021, TIME_NUMBER only in a date or
+ * timestamp column, TEXT_BOOL only for a short text in a boolean column.
  */
 #include <math.h>
 #include <sqlite3.h>
@@ -44,6 +47,22 @@ static void check_refusal(const copy_refusal *ve) {
     FUZZ_REQUIRE((ve->sqlstate[k] >= '0' && ve->sqlstate[k] <= '9') ||
                  (ve->sqlstate[k] >= 'A' && ve->sqlstate[k] <= 'Z'), "SQLSTATE %s", ve->sqlstate);
   FUZZ_REQUIRE(ve->why && ve->why[0] && !strchr(ve->why, '\n'), "a refusal without a one-line reason");
+}
+
+static void check_classify(const copy_column *col, const copy_value *v, const copy_refusal *ve) {
+  copy_problem p = copy_classify(col, v, ve);
+  FUZZ_REQUIRE(p >= COPY_PROBLEM_OTHER && p < COPY_PROBLEM_COUNT, "problem %d", (int)p);
+  FUZZ_REQUIRE(strcmp(copy_problem_name(p), "other") != 0 || p == COPY_PROBLEM_OTHER, "problem name");
+  FUZZ_REQUIRE((p == COPY_PROBLEM_NULL) == (v->storage == SQLITE_NULL), "NULL kind");
+  if (v->storage == SQLITE_NULL) return;
+  FUZZ_REQUIRE((p == COPY_PROBLEM_TOO_LONG) == (strcmp(ve->sqlstate, "22001") == 0), "too-long kind");
+  FUZZ_REQUIRE((p == COPY_PROBLEM_UTF8) == (strcmp(ve->sqlstate, "22021") == 0), "UTF-8 kind");
+  if (p == COPY_PROBLEM_TIME_NUMBER)
+    FUZZ_REQUIRE(col->type == COPY_DATE || col->type == COPY_TIMESTAMP || col->type == COPY_TIMESTAMPTZ,
+                 "a time number in type %d", (int)col->type);
+  if (p == COPY_PROBLEM_TEXT_BOOL)
+    FUZZ_REQUIRE(col->type == COPY_BOOL && v->storage == SQLITE_TEXT && v->n >= 1 && v->n <= 5,
+                 "a text boolean of %zu bytes in type %d", v->n, (int)col->type);
 }
 
 static void check_uuid(const copy_value *v, const unsigned char *u) {
@@ -133,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 3 || size > 4096) return 0;
   copy_column col;
   memset(&col, 0, sizeof col);
-  col.type = (copy_type)(data[0] % (COPY_UUID + 1));
+  col.type = (copy_type)(data[0] % COPY_TYPE_COUNT);
   col.not_null = data[2] & 1;
   col.max_chars = data[2] & 2 ? (int32_t)(data[2] >> 2) : -1;
   copy_value v = {.storage = 1 + data[1] % 5};
@@ -161,6 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_REQUIRE(rc == 0 || rc == 1, "returned %d", rc);
   if (rc == 1) {
     check_refusal(&ve);
+    check_classify(&col, &v, &ve);
   } else if (v.storage == SQLITE_NULL) {
     FUZZ_REQUIRE(f.len == -1 && !col.not_null, "NULL framing");
   } else {

@@ -83,6 +83,21 @@ describe("doctor.lua", function()
     assert.equal(0, code, out)
   end)
 
+  it("takes a checksum of the first form (the file's bytes) as unedited", function()
+    migrate(dir, db_url)
+    lua(dir, db_url, ([[
+      local util = require "todohost.util"
+      local f = assert(io.open(%q, "rb"))
+      local sum = util.sha256(f:read("a"))
+      f:close()
+      local c <close> = require("todohost.db").connect()
+      c:exec("UPDATE todohost_migration_checksums SET checksum = $1 WHERE revision = '2026_02_21_002'", sum)
+    ]]):format(root .. "/migrations/2026_02_21_002_add_updated_at_to_todos.lua"))
+    local code, out = doctor(dir, { DATABASE_URL = db_url, PORT = h.free_port() })
+    assert.is_nil(out:find("was edited", 1, true), out)
+    assert.equal(0, code, out)
+  end)
+
   it("fails on a database that was never migrated, with make migrate as the fix", function()
     if not is_pg then lua(dir, db_url, "require('todohost.db').connect():close()") end -- create the file
     local code, out = doctor(dir, { DATABASE_URL = db_url, PORT = h.free_port() })

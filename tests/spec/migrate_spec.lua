@@ -546,16 +546,14 @@ describe("migrate.lua (" .. kind .. ")", function()
 
   -- ---- safety ----------------------------------------------------------------
 
-  it("warns when an applied revision file was edited", function()
+  it("warns when an applied revision's code was edited, and fails under --strict", function()
     local dir = copy_migrations()
     assert.equal(0, (migrate(url, "-q --dir " .. h.quote(dir) .. " upgrade 2026_02_21_003")))
     local code, _, err = migrate(url, "--dir " .. h.quote(dir) .. " upgrade head")
     assert.equal(0, code)
     assert.is_nil(err:find("WARN", 1, true))
     local path = dir .. "/2026_02_21_002_add_updated_at_to_todos.lua"
-    local f = assert(io.open(path, "a"))
-    f:write("-- an edit after the fact\n")
-    f:close()
+    h.write(path, (assert(h.read(path)):gsub("{ nullable = true }", "{ nullable = false }")))
     code, _, err = migrate(url, "-q --dir " .. h.quote(dir) .. " check")
     assert.equal(0, code)
     assert.matches("WARN  [migrate] " .. path .. " was edited after it was applied", err, 1, true)
@@ -564,6 +562,52 @@ describe("migrate.lua (" .. kind .. ")", function()
     assert.matches(path .. " was edited after it was applied", err, 1, true)
     -- unedited files raise no warning
     assert.is_nil(err:find("2026_02_21_003_", 1, true))
+    -- --strict (for CI): the same edit fails check and upgrade
+    code, _, err = migrate(url, "-q --dir " .. h.quote(dir) .. " check --strict")
+    assert.equal(1, code)
+    assert.matches("FAILED: --strict: 1 applied revision(s) edited since they ran", err, 1, true)
+    code, _, err = migrate(url, "-q --dir " .. h.quote(dir) .. " upgrade head --strict")
+    assert.equal(1, code)
+    assert.matches("FAILED: --strict: 1 applied revision(s) edited since they ran", err, 1, true)
+  end)
+
+  it("does not count comments, blank lines or spacing as edits, even under --strict", function()
+    local dir = copy_migrations()
+    assert.equal(0, (migrate(url, "-q --dir " .. h.quote(dir) .. " upgrade head")))
+    local path = dir .. "/2026_02_21_004_make_is_completed_not_nullable.lua"
+    local text = assert(h.read(path))
+    text = "-- a note added later\n" .. text:gsub("\n  upgrade = function%(op%)\n", "\n\n  upgrade = function (op)  --[[ reviewed ]]\n")
+      :gsub('op.alter_column%("todos", "is_completed"', 'op.alter_column( "todos",\n      "is_completed"')
+    h.write(path, text)
+    local code, _, err = migrate(url, "-q --dir " .. h.quote(dir) .. " check --strict")
+    assert.equal(0, code, err)
+    assert.equal("", err)
+    -- a change inside a string is a change
+    h.write(path, (text:gsub("is_completed IS NULL", "is_completed  IS NULL")))
+    code, _, err = migrate(url, "-q --dir " .. h.quote(dir) .. " check")
+    assert.matches(path .. " was edited after it was applied", err, 1, true)
+  end)
+
+  it("accepts checksums stored in the first form (the file's bytes) and rewrites them", function()
+    local dir = copy_migrations()
+    assert.equal(0, (migrate(url, "-q --dir " .. h.quote(dir) .. " upgrade 2026_02_21_003")))
+    local util = require "todohost.util"
+    local path = dir .. "/2026_02_21_002_add_updated_at_to_todos.lua"
+    local old_form = util.sha256(assert(h.read(path)))
+    with_conn(url, function(conn)
+      conn:exec("UPDATE todohost_migration_checksums SET checksum = $1 WHERE revision = '2026_02_21_002'", old_form)
+    end)
+    local code, _, err = migrate(url, "-q --dir " .. h.quote(dir) .. " check --strict")
+    assert.equal(1, code)   -- behind head, but no edit reported
+    assert.is_nil(err:find("edited", 1, true))
+    code, _, err = migrate(url, "-q --dir " .. h.quote(dir) .. " upgrade head --strict")
+    assert.equal(0, code, err)
+    assert.equal("", err)
+    local stored = with_conn(url, function(conn)
+      return conn:first("SELECT checksum FROM todohost_migration_checksums WHERE revision = '2026_02_21_002'").checksum
+    end)
+    assert.not_equal(old_form, stored)
+    assert.equal(64, #stored)
   end)
 
   it("says a downgrade drops data before running it", function()

@@ -29,10 +29,15 @@ describe("migrator.engine", function()
     local graph, heads = engine.current(opts)
     assert.same({ REVS[2] }, heads)
     assert.equal(REVS[4], graph:head())
-    assert.same({ heads = { REVS[2] }, head = REVS[4], pending = { REVS[3], REVS[4] } }, engine.check(opts))
+    local state = engine.check(opts)
+    assert.same({ heads = { REVS[2] }, head = REVS[4], pending = { REVS[3], REVS[4] }, differences = {} },
+      { heads = state.heads, head = state.head, pending = state.pending, differences = state.differences })
     engine.upgrade(opts, "head")
     assert.same({ REVS[4] }, ids())
-    assert.same({ heads = { REVS[4] }, head = REVS[4], pending = {} }, engine.check(opts))
+    state = engine.check(opts)
+    assert.same({ heads = { REVS[4] }, head = REVS[4], pending = {}, differences = {} },
+      { heads = state.heads, head = state.head, pending = state.pending, differences = state.differences })
+    assert.truthy(state.schema_path:match("scripts/models%.lua$"))
     assert.same({ [REVS[4]] = true }, engine.current_set(opts))
   end)
 

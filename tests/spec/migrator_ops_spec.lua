@@ -8,38 +8,9 @@ local db = require "todohost.db"
 
 local bin = h.todohost()
 local kind = (os.getenv("TEST_DATABASE_URL") or "sqlite"):match("^sqlite") and "sqlite" or "postgresql"
-local admin_url = h.pg_url()
-local counter = 0
+local function fresh_database() return h.fresh_database("migrator_ops_spec") end
 
-local function fresh_database()
-  if kind == "sqlite" then
-    return "sqlite:///" .. h.tmpdir() .. "/ops.db", function() end
-  end
-  counter = counter + 1
-  local name = ("migrator_ops_spec_%d_%d"):format(os.time() % 100000, counter)
-  local admin = db.connect(admin_url)
-  admin:exec("DROP DATABASE IF EXISTS " .. name)
-  admin:exec("CREATE DATABASE " .. name)
-  admin:close()
-  return admin_url:gsub("/[^/?]*(%??[^/]*)$", "/" .. name .. "%1"), function()
-    local a = db.connect(admin_url)
-    a:exec("DROP DATABASE IF EXISTS " .. name .. " WITH (FORCE)")
-    a:close()
-  end
-end
-
--- Writes the revisions (list of {id, upgrade_body, downgrade_body}) into a
--- fresh directory, chained in order.
-local function revisions(list)
-  local dir = h.tmpdir()
-  local prev = "nil"
-  for _, r in ipairs(list) do
-    h.write(dir .. "/" .. r[1] .. "_rev.lua", ("return { revision = %q, down_revision = %s, message = %q,\n"
-      .. "upgrade = function(op)\n%s\nend,\ndowngrade = function(op)\n%s\nend }\n"):format(r[1], prev, r[1], r[2], r[3] or ""))
-    prev = ("%q"):format(r[1])
-  end
-  return dir
-end
+local revisions = h.revisions
 
 local function migrate(url, dir, args)
   return h.run("env -u DEBUG DATABASE_URL=" .. h.quote(url) .. " " .. h.quote(bin)

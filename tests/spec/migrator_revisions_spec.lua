@@ -41,7 +41,10 @@ describe("migrator.revisions", function()
     assert.same({ "c1", "d1" }, g:get("b1").children)
     assert.same({ "c1", "d1" }, g:get("m1").parents)
     assert.equal("msg m1", g:get("m1").message)
-    assert.equal(util.sha256(h.read(dir .. "/05_m1.lua")), g:checksum("m1"))
+    -- the checksum is of the code without comments and layout; the first form of the bytes
+    local source = require "migrator.source"
+    assert.equal(util.sha256(source.canonical(h.read(dir .. "/05_m1.lua"))), g:checksum("m1"))
+    assert.equal(util.sha256(h.read(dir .. "/05_m1.lua")), g:legacy_checksum("m1"))
   end)
 
   it("refuses a broken set of revisions, naming the file and what to do", function()

@@ -65,4 +65,20 @@ describe("migrator.template", function()
     local empty = h.tmpdir()
     assert.matches("no template at " .. empty .. "/script.lua.tmpl", error_of(template.write, empty, "x"), 1, true)
   end)
+
+  it("fills the functions with generated bodies, or the example comments without them", function()
+    local dir = scratch()
+    local plain = h.read(template.write(dir, "plain", nil, "r1"))
+    assert.matches('  upgrade = function(op)\n    -- e.g. op.add_column("todos", op.column("priority", op.types.integer, { nullable = true }))\n  end,',
+      plain, 1, true)
+    assert.matches('  downgrade = function(op)\n    -- e.g. op.drop_column("todos", "priority")\n  end,', plain, 1, true)
+    local made = h.read(template.write(dir, "made", nil, "r2",
+      { upgrades = '    op.drop_column("t", "c")', downgrades = "    op.execute('SELECT 1 % 2')" }))
+    assert.matches('  upgrade = function(op)\n    op.drop_column("t", "c")\n  end,', made, 1, true)
+    assert.matches("  downgrade = function(op)\n    op.execute('SELECT 1 % 2')\n  end,", made, 1, true)
+    -- a template of the old form has nowhere to put them
+    h.write(dir .. "/script.lua.tmpl", "return { revision = ${revision_lua} }\n")
+    assert.matches(dir .. "/script.lua.tmpl has no ${upgrades} and ${downgrades} placeholders",
+      error_of(template.write, dir, "x", nil, "r3", { upgrades = "", downgrades = "" }), 1, true)
+  end)
 end)

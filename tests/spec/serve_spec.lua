@@ -83,6 +83,20 @@ describe("seeding on " .. kind, function()
     assert.matches("003_broken.lua must return function%(conn%)", tostring(err))
   end)
 
+  it("seeds once when two processes seed an empty database at once (PostgreSQL: an advisory lock)", function()
+    local project = helper.tmpdir()
+    assert(os.execute("mkdir -p " .. quote(project .. "/seeds")))
+    -- a slow seed: without the lock both processes find the table empty
+    helper.write(project .. "/seeds/001_slow.lua", [[return function(conn)
+      if conn.kind == "postgresql" then conn:exec("SELECT pg_sleep(1)") end
+      conn:exec("INSERT INTO todos (title) VALUES ('slow seed')") end]])
+    local one = ("env DATABASE_URL=%s %s run seed.lua"):format(quote(url), quote(helper.todohost()))
+    local code, out, err = helper.run(("(%s) & (%s) & wait"):format(one, one), project)
+    assert.equal(0, code, err)
+    assert.equal(1, count(), out .. err)
+    assert.equal(1, select(2, out:gsub("not seeding", "")), out)
+  end)
+
   it("`todohost run seed.lua` seeds, then says it has nothing to do", function()
     local code, out, err = run_script("seed.lua")
     assert.equal(0, code, err)
@@ -120,6 +134,32 @@ describe("serve.lua start-up on " .. kind, function()
     local code, _, err = run_script("serve.lua", { MIGRATIONS_DIR = migrations, PORT = "0" })
     assert.equal(1, code)
     assert.matches("database is at spec_r1, migrations head is spec_r2: run `make migrate`", err, 1, true)
+  end)
+
+  it("with MIGRATE_ON_START=true, instances started at once migrate once (the migrator's lock), then serve", function()
+    at(nil)
+    local tmp = helper.tmpdir()
+    local pids, logs = {}, {}
+    local parts = { "env", "DATABASE_URL=" .. quote(url), "MIGRATIONS_DIR=" .. quote(migrations), "PORT=0",
+      "WORKERS=1", "MIGRATE_ON_START=true", quote(helper.todohost()), "run serve.lua" }
+    for i = 1, 3 do
+      logs[i] = ("%s/serve%d.log"):format(tmp, i)
+      pids[i] = io.popen(("%s >%s 2>&1 </dev/null & echo $!"):format(table.concat(parts, " "), quote(logs[i])))
+        :read("l")
+    end
+    local all = ""
+    for i = 1, 3 do
+      for _ = 1, 200 do
+        if (helper.read(logs[i]) or ""):find("serving on", 1, true) then break end
+        os.execute("sleep 0.1")
+      end
+      helper.stop(pids[i])
+      all = all .. (helper.read(logs[i]) or "")
+    end
+    assert.equal(3, select(2, all:gsub("serving on", "")), all)
+    assert.equal(1, select(2, all:gsub("Running upgrade  %-> spec_r1", "")), all)
+    assert.equal(1, select(2, all:gsub("Running upgrade spec_r1 %-> spec_r2", "")), all)
+    assert.equal("spec_r2", conn:first("SELECT version_num FROM alembic_version").version_num)
   end)
 
   it("exits 1 when the database was never migrated", function()

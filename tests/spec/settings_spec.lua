@@ -40,11 +40,11 @@ describe("todohost.settings", function()
   end)
 
   it("takes the environment first, then .env, then the default", function()
-    h.write(dir .. "/.env", "PORT=9001\nHOST=0.0.0.0\nexport ACCESS_LOG=off\n")
+    h.write(dir .. "/.env", "PORT=9001\nHOST=0.0.0.0\nexport RELOAD=off\n")
     assert.same({ 0, "9002\tnumber\tenvironment\n", "" }, { get(dir, "PORT", { PORT = "9002" }) })
     assert.same({ 0, "9001\tnumber\t.env\n", "" }, { get(dir, "PORT") })
     assert.same({ 0, "0.0.0.0\tstring\t.env\n", "" }, { get(dir, "HOST") })
-    assert.same({ 0, "false\tboolean\t.env\n", "" }, { get(dir, "ACCESS_LOG") })
+    assert.same({ 0, "false\tboolean\t.env\n", "" }, { get(dir, "RELOAD") })
     assert.same({ 0, "1048576\tnumber\tdefault\n", "" }, { get(dir, "MAX_BODY") })
   end)
 
@@ -53,7 +53,7 @@ describe("todohost.settings", function()
       assert.same({ 0, "true\tboolean\tenvironment\n", "" }, { get(dir, "RELOAD", { RELOAD = word }) }, word)
     end
     for _, word in ipairs { "0", "false", "False", "no", "OFF", "f", "n" } do
-      assert.same({ 0, "false\tboolean\tenvironment\n", "" }, { get(dir, "ACCESS_LOG", { ACCESS_LOG = word }) }, word)
+      assert.same({ 0, "false\tboolean\tenvironment\n", "" }, { get(dir, "MIGRATE_ON_START", { MIGRATE_ON_START = word }) }, word)
     end
     for _, word in ipairs { "2", "enabled", "tru", " true", "yes please" } do
       local code, out, err = get(dir, "RELOAD", { RELOAD = word })
@@ -64,9 +64,15 @@ describe("todohost.settings", function()
     end
   end)
 
+  it("reads a boolean word with settings.boolean, nil for anything else", function()
+    assert.equal(true, settings.boolean("Yes"))
+    assert.equal(false, settings.boolean("off"))
+    assert.is_nil(settings.boolean("json"))
+  end)
+
   it("counts an empty value as unset", function()
     assert.same({ 0, "8080\tnumber\tdefault\n", "" }, { get(dir, "PORT", { PORT = "" }) })
-    assert.same({ 0, "true\tboolean\tdefault\n", "" }, { get(dir, "ACCESS_LOG", { ACCESS_LOG = "" }) })
+    assert.same({ 0, "true\tstring\tdefault\n", "" }, { get(dir, "ACCESS_LOG", { ACCESS_LOG = "" }) })
     assert.same({ 0, "127.0.0.1\tstring\tdefault\n", "" }, { get(dir, "HOST", { HOST = "" }) })
   end)
 
@@ -137,7 +143,8 @@ end
   it("gives the typed default of a setting", function()
     assert.equal("sqlite:///./database.db", settings.default("DATABASE_URL"))
     assert.equal(8080, settings.default("PORT"))
-    assert.equal(true, settings.default("ACCESS_LOG"))
+    assert.equal("true", settings.default("ACCESS_LOG"))
+    assert.equal(false, settings.default("MIGRATE_ON_START"))
     assert.is_nil(settings.default("WORKERS"))
   end)
 end)

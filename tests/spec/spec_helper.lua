@@ -80,4 +80,69 @@ function M.write(path, text)
   f:close()
 end
 
+--- Starts `todohost run serve.lua` with env (name -> value; PORT=0 unless
+--- given), its output in log; returns its pid and base URL once it serves,
+--- or raises with the log when it does not start.
+function M.serve(env, log)
+  local parts = { "env", "PORT=0" }
+  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. M.quote(v) end
+  local cmd = ("%s %s run serve.lua >%s 2>&1 </dev/null & echo $!"):format(table.concat(parts, " "),
+    M.quote(M.todohost()), M.quote(log))
+  local pid = io.popen(cmd):read("l")
+  for _ = 1, 300 do
+    local port = (M.read(log) or ""):match("serving on http://[^ ]*:(%d+) ")
+    if port then return pid, "http://127.0.0.1:" .. port end
+    if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
+    os.execute("sleep 0.1")
+  end
+  error("serve.lua did not start:\n" .. (M.read(log) or ""))
+end
+
+--- Stops a server started by M.serve (SIGTERM, then SIGKILL after 10 s);
+--- returns true when it had exited by itself.
+function M.stop(pid)
+  os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+  for _ = 1, 100 do
+    if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then return true end
+    os.execute("sleep 0.1")
+  end
+  os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+  return false
+end
+
+--- A database of its own for one test on this pass's kind: a new SQLite
+--- file, or a new PostgreSQL database made through TEST_PG_URL. Returns its
+--- URL and a function that drops it.
+function M.fresh_database(prefix)
+  local url = os.getenv("TEST_DATABASE_URL") or "sqlite"
+  if url:match("^sqlite") then
+    return "sqlite:///" .. M.tmpdir() .. "/" .. prefix .. ".db", function() end
+  end
+  counter = counter + 1
+  local db = require "todohost.db"
+  local name = ("%s_%d_%d"):format(prefix, os.time() % 100000, counter)
+  local admin = db.connect(M.pg_url())
+  admin:exec("DROP DATABASE IF EXISTS " .. name)
+  admin:exec("CREATE DATABASE " .. name)
+  admin:close()
+  return M.pg_url():gsub("/[^/?]*(%??[^/]*)$", "/" .. name .. "%1"), function()
+    local a = db.connect(M.pg_url())
+    a:exec("DROP DATABASE IF EXISTS " .. name .. " WITH (FORCE)")
+    a:close()
+  end
+end
+
+--- A migrations directory holding revisions ({id, upgrade body, downgrade
+--- body}), chained in order.
+function M.revisions(list)
+  local dir = M.tmpdir()
+  local prev = "nil"
+  for _, r in ipairs(list) do
+    M.write(dir .. "/" .. r[1] .. "_rev.lua", ("return { revision = %q, down_revision = %s, message = %q,\n"
+      .. "upgrade = function(op)\n%s\nend,\ndowngrade = function(op)\n%s\nend }\n"):format(r[1], prev, r[1], r[2], r[3] or ""))
+    prev = ("%q"):format(r[1])
+  end
+  return dir
+end
+
 return M

@@ -120,3 +120,20 @@ describe("web.router", function()
     end
   end)
 end)
+
+describe("web.router's route declarations", function()
+  it("leave the caller's field tables as they were (a field shared by a path and a query stays optional there)", function()
+    local id = { "id", "integer" }
+    local r = router.new()
+    r:add({ method = "GET", path = "/things/{id}", path_params = { id },
+      handler = function(req) return 200, nil, { id = req.params.id } end })
+    r:add({ method = "GET", path = "/things", query = { id },
+      handler = function(req) return 200, nil, { id = req.args.id or json.null } end })
+    local handle = r:handler(nil)
+    assert.is_nil(id.required, "the declaration's field table was changed")
+    local status, _, body = handle(request("GET", "/things"))
+    assert.same({ 200, '{"id":null}' }, { status, body })
+    status, _, body = handle(request("GET", "/things/5"))
+    assert.same({ 200, '{"id":5}' }, { status, body })
+  end)
+end)
