@@ -37,6 +37,12 @@ void *db_native(db_conn *c) { return c->native; }
 void db_pin(db_conn *c, int delta) { c->pinned += delta; }
 int db_pinned(const db_conn *c) { return c->pinned; }
 
+/* A synchronous call waits for the rest of a rows() loop closed early on a
+ * connection an event loop used (db_pg.c, drain). */
+static void settle(db_conn *c) {
+  if (c->op == DB_OP_DRAIN) db_pg_drain_now(c);
+}
+
 /* 0 when the connection may run a statement, else -1 with err set. */
 static int check_idle(const db_conn *c, db_error *err) {
   if (c->pinned) {
@@ -124,6 +130,7 @@ void db_close(db_conn *c) {
   if (!c) return;
   while (c->cursors) db_cursor_close(c->cursors);
   free(c->op_echo);
+  free(c->dealloc);
   db_cache_clear(c, c->kind == DB_POSTGRESQL);  /* the server forgets them itself */
   c->drv->disconnect(c);
   db_url_free(&c->url);
@@ -131,6 +138,7 @@ void db_close(db_conn *c) {
 }
 
 int db_exec_simple(db_conn *c, const char *sql, db_error *err) {
+  settle(c);
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? th_clock_ms() : 0;
   int rc = ensure_connected(c, err);
@@ -234,7 +242,7 @@ int db_cursor_is_open(const db_cursor *cur) { return cur->conn != NULL; }
  * which is what err says, except for the top level COMMIT whose answer was
  * lost (it may have committed: 08007 stays). */
 
-static void lost_in_transaction(db_error *err) {
+void db_lost_in_transaction(db_error *err) {
   db_error_set(err, "08006", "run the transaction again; is PostgreSQL running? try `make db-start`",
                "the connection to PostgreSQL was lost inside a transaction: "
                "its changes are rolled back");
@@ -248,7 +256,7 @@ static int ensure_connected(db_conn *c, db_error *err) {
   if (!c->drv->lost || !c->drv->lost(c)) return 0;
   if (c->depth > 0 || c->tx_open) {
     c->tx_open = 0;   /* said once: at depth 0 the next statement reconnects */
-    lost_in_transaction(err);
+    db_lost_in_transaction(err);
     return -1;
   }
   if (c->echo) fprintf(stderr, "[todohost.db] connection found closed: reconnecting\n");
@@ -271,7 +279,7 @@ static int recover(db_conn *c, const char *sql, size_t len, db_error *err) {
   if (c->depth > 0 || c->tx_open) {   /* a transaction block, ours or BEGIN's */
     int outermost = c->depth == 1 || (c->depth == 0 && c->tx_open);
     c->tx_open = 0;
-    if (!(unknown && outermost && is_commit(sql, len))) lost_in_transaction(err);
+    if (!(unknown && outermost && is_commit(sql, len))) db_lost_in_transaction(err);
     return 0;
   }
   if (unknown) return 0;
@@ -284,6 +292,7 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
                    db_error *err) {
   if (cur->conn) db_cursor_close(cur);
   memset(cur, 0, sizeof *cur);
+  settle(c);
   if (check_idle(c, err) < 0) return -1;
   double t0 = c->echo ? th_clock_ms() : 0;
   if (ensure_connected(c, err) < 0) {
@@ -492,10 +501,17 @@ int db_send_tx(db_conn *c, db_tx op, db_error *err) {
 int db_send_reset(db_conn *c, int full, db_error *err) {
   int in_tx = c->depth > 0 || (c->native && c->drv->in_transaction(c));
   c->depth = 0;
-  if (!in_tx && !full) return 0;
-  const char *sql = !full ? "ROLLBACK" : in_tx ? "ROLLBACK; " SESSION_RESET : SESSION_RESET;
-  if (check_async(c, sql, err) < 0 || db_pg_send_simple(c, sql, DB_OP_RESET, err) < 0) return -1;
-  return 1;
+  const char *drop = c->dealloc ? c->dealloc : "";   /* (pq_finalize) */
+  if (!in_tx && !full && !*drop) return 0;
+  const char *reset = !full ? "" : SESSION_RESET "; ";
+  size_t size = strlen(reset) + strlen(drop) + sizeof "ROLLBACK; ";
+  char *sql = malloc(size);
+  if (!sql) { db_error_set(err, "53200", NULL, "out of memory"); return -1; }
+  snprintf(sql, size, "%s%s%s", in_tx ? "ROLLBACK; " : "", reset, drop);
+  int rc = check_async(c, sql, err) < 0 || db_pg_send_simple(c, sql, DB_OP_RESET, err) < 0 ? -1 : 1;
+  free(sql);
+  if (rc > 0) { free(c->dealloc); c->dealloc = NULL; }
+  return rc;
 }
 
 int db_finish(db_cursor *cur, db_conn *c, db_error *err) {
@@ -512,7 +528,7 @@ int db_finish(db_cursor *cur, db_conn *c, db_error *err) {
     /* the session is gone, and the transaction with it; but a top-level
      * COMMIT whose answer was lost may have committed (08007 stays) */
     int commit = c->op_kind == DB_OP_TX && c->op_tx == DB_TX_COMMIT && c->depth == 1;
-    if (!(commit && strcmp(c->op_err.sqlstate, "08007") == 0)) lost_in_transaction(&c->op_err);
+    if (!(commit && strcmp(c->op_err.sqlstate, "08007") == 0)) db_lost_in_transaction(&c->op_err);
   }
   c->op = DB_OP_NONE;
   if (c->op_kind == DB_OP_TX && !(c->op_tx == DB_TX_BEGIN && c->op_failed))

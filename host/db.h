@@ -194,9 +194,10 @@ int db_send_tx(db_conn *c, db_tx op, db_error *err);
 
 /* What a pool sends before lending a connection again: ROLLBACK when a
  * transaction is open (a failed handler never leaks one), and with full
- * != 0 the session reset too (see db_pool.h). 1 when something was sent
- * (poll it, then db_finish(NULL, ...)), 0 when there was nothing to do,
- * -1 with err. */
+ * != 0 the session reset too (see db_pool.h), and the DEALLOCATE of
+ * prepared statements the cache dropped meanwhile (never sent at once: it
+ * would wait). 1 when something was sent (poll it, then db_finish(NULL,
+ * ...)), 0 when there was nothing to do, -1 with err. */
 int db_send_reset(db_conn *c, int full, db_error *err);
 
 /* Once db_poll said DB_READY: the outcome of the operation. For db_send,
@@ -208,7 +209,10 @@ int db_finish(db_cursor *cur, db_conn *c, db_error *err);
  * the closed state). */
 void db_close_cursors(db_conn *c);
 
-/* 1 while an operation started here has not been finished. */
+/* 1 while an operation started here has not been finished, or while a
+ * connection used asynchronously reads what a streaming cursor closed
+ * before its end left (poll it until DB_READY; the synchronous calls wait
+ * for it instead). */
 int db_pending(const db_conn *c);
 
 /* 1 when c is in no transaction, runs nothing and has no open cursor. */

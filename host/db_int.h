@@ -88,6 +88,8 @@ struct db_conn {
                                         looking again */
   int async;                         /* used by an event loop: nothing may block
                                         (no automatic ROLLBACK after an error) */
+  char *dealloc;                     /* async: DEALLOCATEs of statements evicted from
+                                        the cache, sent with the next db_send_reset */
 };
 
 struct db_cursor {
@@ -108,7 +110,8 @@ struct db_cursor {
 };
 
 /* db_conn.op */
-enum { DB_OP_NONE, DB_OP_CONNECT, DB_OP_PREPARE, DB_OP_EXEC, DB_OP_TX, DB_OP_RESET, DB_OP_DONE };
+enum { DB_OP_NONE, DB_OP_CONNECT, DB_OP_PREPARE, DB_OP_EXEC, DB_OP_TX, DB_OP_RESET, DB_OP_DONE,
+       DB_OP_DRAIN   /* reading what a streaming cursor closed early left (db_pg_poll) */ };
 
 /* PostgreSQL's asynchronous half (db_pg.c), behind db.h's calls; db.c
  * checks the connection's state first. Each send returns 0 with c->op
@@ -129,6 +132,8 @@ int db_pg_in_transaction(const db_conn *c);
 int db_pg_socket(const db_conn *c);
 /* Frees a result of the last operation that was not adopted. */
 void db_pg_drop(db_conn *c);
+/* Ends a DB_OP_DRAIN at once, waiting for the server (the synchronous calls). */
+void db_pg_drain_now(db_conn *c);
 
 /* SQLite column conversions (flags[i]) */
 enum { DB_COL_PLAIN = 0, DB_COL_BOOL = 1, DB_COL_TIMESTAMP = 2 };
@@ -141,6 +146,10 @@ int db_pg_connect(db_conn *c, const db_options *opt, db_error *err);
 
 /* The cached statement for sql (see db.c), or NULL with err. */
 db_stmt *db_stmt_get(db_conn *c, const char *sql, size_t len, db_error *err);
+
+/* err says the connection was lost inside a transaction, whose changes
+ * are rolled back (08006). */
+void db_lost_in_transaction(db_error *err);
 
 /* Drops every cached statement (PG after a reconnect: they died with the
  * session). finalize is called unless lost is set. */

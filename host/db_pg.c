@@ -302,6 +302,13 @@ static void pq_finalize(db_conn *c, db_stmt *s) {
   if (!s->prepared) return;
   char sql[48];
   snprintf(sql, sizeof sql, "DEALLOCATE %s", s->name);
+  if (c->async) {   /* an event loop's connection never waits: it goes with the next reset */
+    size_t had = c->dealloc ? strlen(c->dealloc) : 0;
+    char *more = realloc(c->dealloc, had + strlen(sql) + 3);
+    if (more) snprintf(more + had, strlen(sql) + 3, "%s; ", sql);
+    if (more) c->dealloc = more;   /* (out of memory: the session's end drops it) */
+    return;
+  }
   PQclear(PQexec(pg_of(c), sql));
 }
 
@@ -413,11 +420,30 @@ static int pq_open(db_cursor *cur, int nparams, const db_value *params,
   return -1;
 }
 
-/* Reads what is left of a streaming query, so the connection is free. */
+/* Reads what is left of a streaming query, so the connection is free. A
+ * connection used by an event loop (c->async) never waits for it: what
+ * has not arrived yet is read by db_pg_poll (DB_OP_DRAIN), and the next
+ * operation starts once that has ended. */
 static void drain(db_conn *c) {
   PGresult *r;
+  if (c->async) {
+    c->busy = 0;
+    c->op = c->op_kind = DB_OP_DRAIN;
+    while (PQconsumeInput(pg_of(c)) && !PQisBusy(pg_of(c))) {
+      if (!(r = PQgetResult(pg_of(c)))) { c->op = DB_OP_NONE; return; }
+      PQclear(r);
+    }
+    if (PQstatus(pg_of(c)) == CONNECTION_BAD) c->op = DB_OP_NONE;   /* (found lost by the next call) */
+    return;
+  }
   while ((r = PQgetResult(pg_of(c))) != NULL) PQclear(r);
   c->busy = 0;
+}
+
+void db_pg_drain_now(db_conn *c) {
+  PGresult *r;
+  while ((r = PQgetResult(pg_of(c))) != NULL) PQclear(r);
+  c->op = DB_OP_NONE;
 }
 
 static int pq_next(db_cursor *cur, db_error *err) {
@@ -737,6 +763,16 @@ int db_pg_poll(db_conn *c) {
   PGconn *pg = pg_of(c);
   if (c->op == DB_OP_CONNECT) return connect_poll(c);
   if (c->op == DB_OP_DONE) return DB_READY;
+  if (c->op == DB_OP_DRAIN) {   /* (see drain) */
+    PGresult *r;
+    while (PQconsumeInput(pg) && !PQisBusy(pg)) {
+      if (!(r = PQgetResult(pg))) break;
+      PQclear(r);
+    }
+    if (PQstatus(pg) != CONNECTION_BAD && PQisBusy(pg)) return DB_WANT_READ;
+    c->op = DB_OP_NONE;   /* (a lost connection: the next call finds it) */
+    return DB_READY;
+  }
   if (c->op == DB_OP_NONE) {
     if (c->busy) {   /* a streaming cursor: ready when its next row is in */
       if (!PQconsumeInput(pg)) return DB_READY;   /* (db_cursor_next reports it) */

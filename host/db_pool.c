@@ -99,30 +99,34 @@ static db_task *pop_waiter(db_pool *p) {
 /* ---- slots -------------------------------------------------------------- */
 
 /* Watches s's socket for want (DB_WANT_* bits; idle and lent connections:
- * reading). The socket can change while connecting (libpq tries the next
- * address); a closed one has left the set by itself. */
+ * reading). A socket libpq closed (a lost connection, or the next address
+ * tried while connecting) left the set by itself, and its number may be
+ * another connection's socket by now: it is never deleted by number here.
+ * The same number can come back as a new socket of s while connecting: it
+ * is added again then. */
 static void set_watch(struct db_lent *s, int want) {
   int epfd = s->pool->loop->epfd;
   int fd = s->conn ? db_socket(s->conn) : -1;
   unsigned events = (want & DB_WANT_READ ? EPOLLIN : 0) | (want & DB_WANT_WRITE ? EPOLLOUT : 0);
-  if (fd != s->fd) {
-    if (s->fd >= 0) epoll_ctl(epfd, EPOLL_CTL_DEL, s->fd, NULL);
+  struct epoll_event ev = {.events = events, .data.ptr = s};
+  if (fd != s->fd || s->state == S_CONNECTING) {
     s->fd = -1;
     if (fd < 0) return;
-    struct epoll_event ev = {.events = events, .data.ptr = s};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ||
         (errno == EEXIST && epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0)) {
       s->fd = fd;
       s->events = events;
     }
   } else if (fd >= 0 && events != s->events) {
-    struct epoll_event ev = {.events = events, .data.ptr = s};
     if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0) s->events = events;
   }
 }
 
+/* Takes s's socket out of the set, while libpq still holds it (see
+ * set_watch). */
 static void unwatch(struct db_lent *s) {
-  if (s->fd >= 0) epoll_ctl(s->pool->loop->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+  if (s->fd >= 0 && s->conn && db_socket(s->conn) == s->fd)
+    epoll_ctl(s->pool->loop->epfd, EPOLL_CTL_DEL, s->fd, NULL);
   s->fd = -1;
 }
 

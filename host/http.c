@@ -121,11 +121,14 @@ struct conn {
   int pending;            /* PENDING_*: the app left it pending */
   int pending_rc;         /* once ended: what handle would have returned */
   char *pending_err;      /* ... and its cause (malloc'ed), or NULL */
+  struct conn *held_next;  /* HELD: in its slot's held list */
 };
 
-/* conn.pending: NOT_PENDING; WAITING for the app's flush (the connection is
- * suspended); ENDED by http_finish, answered at the library's next call. */
-enum { NOT_PENDING, WAITING, ENDED };
+/* conn.pending: NOT_PENDING; WAITING for the app (the connection is
+ * suspended); ENDED by http_finish, answered at the library's next call;
+ * HELD back (suspended) while a reloaded worker waits for the thread's
+ * pending requests to end, then run on it. */
+enum { NOT_PENDING, WAITING, ENDED, HELD };
 
 /* A pool thread's worker and access-log buffer: made by the pool thread at
  * its first request, freed by the serving thread once the pool has stopped.
@@ -136,7 +139,9 @@ struct slot {
   void *worker;           /* used by this slot's thread only */
   unsigned gen;           /* generation of worker */
   void *retired;          /* a worker given up, for the serving thread to close */
-  int pending;            /* this thread's requests left pending by the app */
+  int pending;            /* this thread's requests left pending by the app, or HELD */
+  struct conn *held;      /* requests held back for a reloaded worker */
+  int nheld;
   pthread_mutex_t log_mu; /* guards log (this thread appends, the serving thread flushes) */
   size_t log_len;
   char log[16384];        /* access-log lines not written yet */
@@ -508,6 +513,18 @@ static enum MHD_Result run_app(struct server *srv, struct conn *c, struct MHD_Co
   struct slot *s = worker_slot(srv);
   if (!s || !s->worker)
     return finish(srv, c, mc, method, url, 503, json_response(body_503, sizeof body_503 - 1));
+  if (s->pending > 0 && s->gen != atomic_load_explicit(&srv->gen, memory_order_acquire)) {
+    /* a reloaded worker waits for the pending requests to end: new ones
+     * wait too, or under a steady load it would never serve (pool_loop
+     * runs them once only they are left) */
+    c->pending = HELD;
+    c->held_next = s->held;
+    s->held = c;
+    s->nheld++;
+    s->pending++;
+    MHD_suspend_connection(mc);
+    return MHD_YES;
+  }
   char err[1024];
   err[0] = '\0';
   int rc = srv->app->handle(s->worker, &c->req.pub, err, sizeof err);
@@ -1042,6 +1059,16 @@ static void *pool_loop(void *arg) {
     worker = s ? s->worker : NULL;
     if (worker && app->tick && (app_ready || app_wait >= 0 || (s && s->pending)))
       app_wait = app->tick(worker, app_ready);
+    if (s && s->held && s->pending == s->nheld) {   /* held for a reload: they go on */
+      while (s->held) {
+        struct conn *c = s->held;
+        s->held = c->held_next;
+        s->nheld--;
+        s->pending--;
+        c->pending = NOT_PENDING;
+        MHD_resume_connection(c->req.mc);
+      }
+    }
   }
   if (ep >= 0) close(ep);
   MHD_stop_daemon(t->d);

@@ -206,11 +206,41 @@ static int paused(lua_State *L, lua_State *co, int r) {
   return r == 1 && lua_touserdata(L, -1) == &PAUSE && lua_status(co) == LUA_YIELD;
 }
 
+/* The coroutines paused for the database (a weak-keyed set in the
+ * registry, made by pass_pauses_up): only the continuation that passed
+ * the pause up resumes one; any other resume (another request holding it)
+ * is refused, as it would run the request's statement as its own. */
+static const char PAUSED = 0;   /* its address is the registry key */
+
+/* Marks (on) or unmarks the coroutine at idx. */
+static void mark_paused(lua_State *L, int idx, int on) {
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &PAUSED);
+  lua_pushvalue(L, idx);
+  if (on) lua_pushboolean(L, 1); else lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+static int is_paused(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &PAUSED) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
+  lua_pushvalue(L, idx);
+  int on = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return on;
+}
+
+#define PAUSED_ELSEWHERE "cannot resume a coroutine that waits for the database for another request"
+
 static int co_resume_k(lua_State *L, int status, lua_KContext ctx);
 
 /* What coroutine.resume returns for r, or the pause passed on up. */
 static int resumed(lua_State *L, lua_State *co, int r) {
-  if (paused(L, co, r)) return lua_yieldk(L, 1, 0, co_resume_k);
+  if (paused(L, co, r)) {
+    mark_paused(L, 1, 1);
+    return lua_yieldk(L, 1, 0, co_resume_k);
+  }
   if (r < 0) {
     lua_pushboolean(L, 0);
     lua_insert(L, -2);
@@ -225,12 +255,18 @@ static int co_resume_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status, (void)ctx;
   lua_State *co = lua_tothread(L, 1);
   lua_settop(L, 1);
+  mark_paused(L, 1, 0);
   return resumed(L, co, resume_inner(L, co, 0));
 }
 
 static int co_resume(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);   /* (the message of lcorolib.c) */
   lua_State *co = lua_tothread(L, 1);
-  luaL_argexpected(L, co, 1, "coroutine");
+  if (is_paused(L, 1)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, PAUSED_ELSEWHERE);
+    return 2;
+  }
   return resumed(L, co, resume_inner(L, co, lua_gettop(L) - 1));
 }
 
@@ -239,7 +275,10 @@ static int co_wrap_k(lua_State *L, int status, lua_KContext ctx);
 /* What a coroutine.wrap function returns for r (raising its errors), or
  * the pause passed on up. */
 static int wrapped(lua_State *L, lua_State *co, int r) {
-  if (paused(L, co, r)) return lua_yieldk(L, 1, 0, co_wrap_k);
+  if (paused(L, co, r)) {
+    mark_paused(L, lua_upvalueindex(1), 1);
+    return lua_yieldk(L, 1, 0, co_wrap_k);
+  }
   if (r >= 0) return r;
   int st = lua_status(co);
   if (st != LUA_OK && st != LUA_YIELD) {   /* an error: close its variables */
@@ -259,11 +298,13 @@ static int co_wrap_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status, (void)ctx;
   lua_settop(L, 0);
   lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  mark_paused(L, lua_upvalueindex(1), 0);
   return wrapped(L, co, resume_inner(L, co, 0));
 }
 
 static int co_wrap_call(lua_State *L) {
   lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  if (is_paused(L, lua_upvalueindex(1))) return luaL_error(L, PAUSED_ELSEWHERE);
   return wrapped(L, co, resume_inner(L, co, lua_gettop(L)));
 }
 
@@ -278,6 +319,12 @@ static int co_wrap(lua_State *L) {
 
 /* Puts co_resume and co_wrap in the state's coroutine table. */
 static void pass_pauses_up(lua_State *L) {
+  lua_newtable(L);   /* PAUSED, weak-keyed */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &PAUSED);
   luaL_requiref(L, LUA_COLIBNAME, luaopen_coroutine, 0);
   lua_pushcfunction(L, co_resume);
   lua_setfield(L, -2, "resume");
@@ -315,6 +362,8 @@ void th_db_enter(lua_State *L, th_db_req *r) {
 void th_db_end(th_db_req *r) {
   for (int i = 0; i < r->nleases; i++) db_pool_release(r->leases[i].lent);
   r->nleases = 0;
+  r->busy = NULL;
+  r->acquiring = NULL;
   r->waiting = 0;
 }
 
@@ -677,7 +726,11 @@ static int await(lua_State *L, th_db_req *r, db_lent *l, lua_KContext ctx, lua_K
 /* ---- exec, query, first ----------------------------------------------- */
 
 /* Continuation stages (in the context, above the mode's 4 bits). */
-enum { STAGE_ACQUIRED = 16, STAGE_SENT = 32 };
+enum { STAGE_ACQUIRED = 16, STAGE_SENT = 32, STAGE_DRAINED = 64 };
+
+/* 1 when l's connection still reads what a rows() loop closed early left:
+ * the caller awaits that, then sends (stage STAGE_DRAINED). */
+static int draining(db_lent *l) { return db_pending(db_lent_conn(l)); }
 
 static int stmt_k(lua_State *L, int status, lua_KContext ctx);
 
@@ -685,6 +738,7 @@ static int stmt_k(lua_State *L, int status, lua_KContext ctx);
  * for r, which pauses until its outcome is in (stmt_k), or at once with
  * the scratch cursor (r NULL). */
 static int start_stmt(lua_State *L, lconn *lc, db_conn *c, th_db_req *r, db_lent *l, int mode) {
+  if (r && draining(l)) return await(L, r, l, mode | STAGE_DRAINED, stmt_k);
   size_t len;
   const char *sql = lua_tolstring(L, 2, &len);
   db_value small[SMALL_PARAMS], *vals;
@@ -704,6 +758,7 @@ static int stmt_k(lua_State *L, int status, lua_KContext ctx) {
   th_db_req *r = lc->st->current;
   int mode = (int)(ctx & 15);
   if (ctx & STAGE_ACQUIRED) return start_stmt(L, lc, NULL, r, acquired(L, r), mode);
+  if (ctx & STAGE_DRAINED) return start_stmt(L, lc, NULL, r, r->busy, mode);
   db_error err;
   const char *sql = lua_tostring(L, 2);
   if (db_finish(lc->scratch, db_lent_conn(r->busy), &err) < 0) return raise_stmt_error(L, &err, sql);
@@ -781,6 +836,9 @@ static int cursor_next(lua_State *L) {
   lcursor *lk = tocursor(L, 1);
   lua_settop(L, 1);
   if (lk->lent && db_cursor_is_open(lk->cur) && lk->owner->st) {
+    if (lease_of(lk->owner->st->current, lk->owner->pool) != lk->lent)   /* (kept somewhere) */
+      return luaL_error(L, "this rows() loop reads from the connection of another request: "
+                           "read it to its end in the request that started it");
     th_db_req *r = pausable(L, lk->owner);
     if (r) return await(L, r, lk->lent, 0, next_row_k);
   }
@@ -804,6 +862,7 @@ static int send_rows(lua_State *L, th_db_req *r, db_lent *l, int idx) {
   size_t len;
   const char *sql = lua_tolstring(L, 2, &len);
   lua_settop(L, idx);   /* (the parameters are below the cursor) */
+  if (draining(l)) return await(L, r, l, STAGE_DRAINED | (lua_KContext)idx << 8, rows_k);
   int n = idx - 3;
   db_value small[SMALL_PARAMS], *vals = small;
   if (n > SMALL_PARAMS) vals = lua_newuserdatauv(L, sizeof *vals * (size_t)n, 0);
@@ -820,6 +879,7 @@ static int rows_k(lua_State *L, int status, lua_KContext ctx) {
   th_db_req *r = lc->st->current;
   int idx = (int)(ctx >> 8);
   if (ctx & STAGE_ACQUIRED) return send_rows(L, r, acquired(L, r), idx);
+  if (ctx & STAGE_DRAINED) return send_rows(L, r, r->busy, idx);
   lcursor *lk = tocursor(L, idx);
   db_error err;
   if (db_finish(lk->cur, db_lent_conn(r->busy), &err) < 0)
@@ -855,6 +915,7 @@ static int conn_rows(lua_State *L) {
       if (!l) return pause_request(L, r, STAGE_ACQUIRED | (lua_KContext)idx << 8, rows_k);
       if (pr) return send_rows(L, r, l, idx);
       c = db_lent_conn(l);
+      lk->lent = l;
     }
   }
   db_value small[SMALL_PARAMS], *vals = small;
@@ -893,13 +954,15 @@ static int tx_now(lua_State *L, lconn *lc, db_conn *c) {
   return lua_gettop(L) - 2;
 }
 
-enum { TX_ACQUIRED = 1, TX_BEGUN, TX_RAN, TX_COMMITTED, TX_ROLLED_BACK };
+enum { TX_ACQUIRED = 1, TX_BEGUN, TX_RAN, TX_COMMITTED, TX_ROLLED_BACK,
+       TX_DRAINED = 8 };   /* | op << 4 | next << 8: send op, then go on at next */
 
 static int tx_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Sends op on l for r; tx_k continues at stage next. A ROLLBACK that
  * cannot be sent is skipped (the error it follows is raised). */
 static int tx_send(lua_State *L, th_db_req *r, db_lent *l, db_tx op, int next) {
+  if (draining(l)) return await(L, r, l, TX_DRAINED | op << 4 | (lua_KContext)next << 8, tx_k);
   db_error err;
   if (db_send_tx(db_lent_conn(l), op, &err) < 0) {
     if (op == DB_TX_ROLLBACK) return lua_error(L);
@@ -911,6 +974,7 @@ static int tx_send(lua_State *L, th_db_req *r, db_lent *l, db_tx op, int next) {
 static int tx_k(lua_State *L, int status, lua_KContext ctx) {
   lconn *lc = toconn(L, 1);
   th_db_req *r = lc->st->current;
+  if (ctx & TX_DRAINED) return tx_send(L, r, r->busy, (db_tx)(ctx >> 4 & 15), (int)(ctx >> 8));
   db_error err;
   switch ((int)ctx) {
     case TX_ACQUIRED:
@@ -925,6 +989,7 @@ static int tx_k(lua_State *L, int status, lua_KContext ctx) {
       if (lc->closed) return closed_inside(L, failed);
       db_lent *l = lease_of(r, lc->pool);
       if (!l) return luaL_error(L, "the transaction's connection went back to the pool");
+      db_close_cursors(db_lent_conn(l));   /* rows() loops fn left: they end with it */
       return tx_send(L, r, l, failed ? DB_TX_ROLLBACK : DB_TX_COMMIT,
                      failed ? TX_ROLLED_BACK : TX_COMMITTED);
     }

@@ -221,6 +221,11 @@ describe("concurrent requests on the " .. kind .. " database", function()
       "a failed handler's open transaction was committed")
   end)
 
+  it("gives a handler coroutine.resume's own error messages", function()
+    local _, want = pcall(coroutine.resume, 42)
+    assert.are.equal(want, fetch({ "/coroutine-error" })[1])
+  end)
+
   it("answers 500 to a handler that yields by itself, and keeps serving", function()
     local bodies, statuses = fetch({ "/yield", "/get?id=5" })
     assert.are.equal(500, statuses[1])
@@ -286,6 +291,92 @@ describe("a worker's connection pool", function()
       assert.are.equal(200, statuses[i], bodies[i])
       assert.is_true(times[i] < 1.0, ("/nodb took %.2f s behind busy database requests"):format(times[i]))
     end
+  end)
+
+  it("reads the rest of a rows() loop left early without holding up the worker", function()
+    local alone = fetch({ "/nodb" })   -- (a reference: the same request with nothing else going on)
+    local _, _, ref = fetch({ "/nodb" })
+    assert.are.equal("no database", alone[1])
+    -- the loop leaves after its first row; the server sends 19 more over 2.85 s
+    local bg = io.popen(("curl -s --max-time 30 %s"):format(quote(base .. "/rows-break?id=150")))
+    os.execute("sleep 0.8")
+    local bodies, statuses, times = fetch({ "/nodb" })
+    assert.are.equal(200, statuses[1], bodies[1])
+    assert.is_true(times[1] < ref[1] + 1.0,
+      ("/nodb took %.2f s (alone: %.2f s) while a left rows() loop was read"):format(times[1], ref[1]))
+    assert.are.equal("item 1", bg:read("a"), "the statement after the loop on the same connection")
+    bg:close()
+  end)
+
+  it("never lets a request read from a rows() loop on another request's connection", function()
+    local bg = io.popen(("curl -s --max-time 30 %s"):format(quote(base .. "/cursor-keep?id=800")))
+    os.execute("sleep 0.3")
+    local bodies, statuses = fetch({ "/cursor-steal" })
+    assert.are.equal(200, statuses[1], bodies[1])
+    local kept = bg:read("a")
+    bg:close()
+    assert.are.equal("refused", bodies[1])
+    assert.are.equal("40", kept, "the request that opened the loop read every row itself")
+  end)
+
+  it("never lets a request resume a coroutine that waits for the database for another", function()
+    local bg = io.popen(("curl -s --max-time 30 %s"):format(quote(base .. "/coroutine-keep?id=800")))
+    os.execute("sleep 0.3")
+    local bodies, statuses = fetch({ "/coroutine-steal" })
+    local kept = bg:read("a")
+    bg:close()
+    assert.are.equal(200, statuses[1], bodies[1])
+    assert.are.equal("refused", bodies[1])
+    assert.are.equal("item 1", kept, "the request that paused in its coroutine gets its own answer")
+    assert.are.equal("item 2", fetch({ "/get?id=2" })[1])
+  end)
+
+  it("ends a transaction whose function left a rows() loop unfinished, and nothing after it stays in it", function()
+    local bodies, statuses = fetch({ "/tx-left-loop?id=700000" })
+    assert.are.equal(200, statuses[1], bodies[1])
+    assert.are.equal("committed", bodies[1])
+    local conn <close> = db.connect(pg_url)
+    local ids = {}
+    for _, row in ipairs(conn:query("SELECT id FROM pool_log WHERE id >= 700000 ORDER BY id")) do
+      ids[#ids + 1] = row.id
+    end
+    assert.are.same({ 700000, 700001 }, ids)
+  end)
+
+  -- A pool thread takes a reloaded worker only when none of its requests
+  -- is pending: under a steady load of requests waiting on the database,
+  -- new requests are held back meanwhile, or the new code never serves.
+  it("takes up reloaded code while requests keep waiting on the database", function()
+    local dir = tmp .. "/reload"
+    os.execute("mkdir -p " .. quote(dir .. "/scripts"))
+    local function version(v) helper.write(dir .. "/scripts/pool_version.lua", "return " .. v .. "\n") end
+    version(1)
+    local root = io.popen("pwd"):read("l")
+    local rlog = dir .. "/server.log"
+    local rpid = io.popen(("cd %s && env DATABASE_URL=%s DEBUG=false APP=pool_app ACCESS_LOG=false WORKERS=1 "
+      .. "RELOAD=true LUA_PATH=%s %s run %s >%s 2>&1 & echo $!"):format(quote(dir), quote(pg_url),
+      quote(dir .. "/scripts/?.lua;" .. root .. "/tests/fixtures/?.lua;;"), quote(helper.todohost()),
+      quote(root .. "/tests/fixtures/serve_hello.lua"), quote(rlog))):read("l")
+    local port
+    for _ = 1, 300 do
+      port = slurp(rlog):match("serving on http://[^ ]*:(%d+) ")
+      if port then break end
+      os.execute("sleep 0.1")
+    end
+    local rbase = "http://127.0.0.1:" .. assert(port, slurp(rlog))
+    local function get(path) return io.popen("curl -s --max-time 10 " .. quote(rbase .. path)):read("a") end
+    assert.are.equal("1", get("/version"))
+    -- a request waiting 0.3 s on PostgreSQL every 0.1 s for 4 s
+    local load = io.popen(("for i in $(seq 1 40); do curl -s -o /dev/null %s & sleep 0.1; done; wait")
+      :format(quote(rbase .. "/sleep?id=300")))
+    os.execute("sleep 0.5")
+    version(2)
+    os.execute("sleep 2.5")   -- (the server looks at its files every 0.4 s)
+    local seen = get("/version")
+    load:close()
+    stop_server(rpid)
+    assert.truthy(slurp(rlog):find("reloaded", 1, true), slurp(rlog))
+    assert.are.equal("2", seen, "2.5 s after the change, under load")
   end)
 
   it("replaces connections whose sessions were terminated", function()
