@@ -1,6 +1,7 @@
 #!/bin/bash
 # bench/http.sh: `make bench-http`. In one run, on a throwaway PostgreSQL
-# server (and then on a SQLite file), with 1,000 todos:
+# server with PostgreSQL's durable defaults (fsync and synchronous commit on,
+# as in production) and then on a SQLite file, with 1,000 todos:
 #   wrk -t2 -c32 on GET /todos/1, GET /todos (100 rows), POST /todos and
 #   PATCH /todos/{id}; after each, PostgreSQL's own ceiling for it, pgbench
 #   -M prepared with the same 32 clients: -S for GET /todos/1 (the issue's
@@ -155,7 +156,7 @@ echo "   load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (anything
 WORK="one list post patch"
 for db in $DBS; do
   if [ "$db" = postgresql ]; then
-    eval "$(tests/pg.sh start)"
+    eval "$(TEST_PG_DURABLE=1 tests/pg.sh start)"   # fsync and synchronous commit on, as in production
     pgdir=$TEST_PG_DIR
     url=$TEST_PG_URL
     bindir=$(cat "$pgdir/bindir")

@@ -142,6 +142,7 @@ struct slot {
   int pending;            /* this thread's requests left pending by the app, or HELD */
   struct conn *held;      /* requests held back for a reloaded worker */
   int nheld;
+  int resumed;            /* connections resumed since the daemon last ran */
   pthread_mutex_t log_mu; /* guards log (this thread appends, the serving thread flushes) */
   size_t log_len;
   char log[16384];        /* access-log lines not written yet */
@@ -544,7 +545,10 @@ void http_finish(http_request *req, int rc, const char *err) {
   c->pending = ENDED;
   c->pending_rc = rc;
   c->pending_err = rc != 0 && err && *err ? strdup(err) : NULL;
-  if (my_slot) my_slot->pending--;
+  if (my_slot) {
+    my_slot->pending--;
+    my_slot->resumed = 1;
+  }
   MHD_resume_connection(r->mc);
 }
 
@@ -1067,7 +1071,14 @@ static void *pool_loop(void *arg) {
         s->pending--;
         c->pending = NOT_PENDING;
         MHD_resume_connection(c->req.mc);
+        s->resumed = 1;
       }
+    }
+    /* the library takes up resumed connections only when it runs: at once,
+     * not after the next wait (which nothing would cut short) */
+    if (s && s->resumed) {
+      s->resumed = 0;
+      MHD_run(t->d);
     }
   }
   if (ep >= 0) close(ep);

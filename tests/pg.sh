@@ -12,7 +12,7 @@
 # The server lives in a fresh mktemp dir: data in DIR/data, its unix socket in
 # DIR, its log in DIR/log. It listens on 127.0.0.1 only, on a free port
 # (TEST_PG_PORT to force one), with fsync and friends off: fast, and nothing in
-# it survives. TCP logins need a password (scram-sha-256); the role todo_user
+# it survives (TEST_PG_DURABLE=1: PostgreSQL's own defaults, for benchmarks). TCP logins need a password (scram-sha-256); the role todo_user
 # (password todo_pass) is the superuser, its database is todo_test:
 #   TEST_PG_URL=postgresql://todo_user:todo_pass@127.0.0.1:PORT/todo_test
 # initdb and postgres refuse to run as root: as root the server runs as the
@@ -87,6 +87,10 @@ start() {
   fi
   rm -f "$dir/pwfile"
 
+  # fast and nothing survives a crash, unless TEST_PG_DURABLE=1 (benchmarks:
+  # PostgreSQL's defaults, fsync and synchronous commit on, as in production)
+  durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${TEST_PG_DURABLE:-0}" = 1 ] && durability=""
   tries=0
   while :; do
     tries=$((tries + 1))
@@ -99,7 +103,7 @@ start() {
       port_busy "$port" && continue
     fi
     if as_owner "$bindir/pg_ctl" start -w -t 60 -D "$dir/data" -l "$dir/log" -o \
-        "-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB" \
+        "-p $port -k '$dir' -c listen_addresses=127.0.0.1 $durability -c max_connections=200 -c shared_buffers=64MB" \
         >/dev/null 2>&1; then
       break
     fi
