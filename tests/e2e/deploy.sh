@@ -10,7 +10,7 @@
 # database exactly once, with that id; nginx answered every request (none
 # lost to the stop) and routed around the stopped instance; each instance's
 # /metrics agrees with its access log. Also checks deploy/todohost@.service
-# with `systemd-analyze verify` when systemd-analyze is there.
+# with `systemd-analyze verify` (systemd is among the test packages).
 # Prints `ok - ` / `not ok - ` lines; run by tests/run.sh (TODOHOST,
 # TEST_PG_URL, TEST_TMPDIR).
 set -uo pipefail
