@@ -7,11 +7,15 @@
 #     included), `psql \copy` of the same rows from a prepared TSV file (the
 #     server's own text ingest, our reference) and pgloader (Debian) when it
 #     is installed;
+#   - then, from the database copy.lua filled, PostgreSQL -> SQLite: copy.lua's
+#     verified snapshot against `psql \copy ... TO` a CSV file plus `sqlite3
+#     .import` into the same migrated schema; and `copy.lua --check` on the
+#     source (it reads every value and writes nothing);
 #   - prints the median and best wall-clock time of ROUNDS runs of each (the
 #     tools take turns, so load from elsewhere hits them alike), the ratios
-#     (targets: <= 0.8x psql \copy, <= 0.4x pgloader), copy.lua's peak
-#     resident memory (target < 32 MB), and whether every tool left the same
-#     rows (copy.lua's checksum of the target table).
+#     (targets: <= 0.6x psql \copy, <= 0.25x pgloader; reverse <= 1.0x;
+#     --check <= 0.5x the copy), peak resident memory (target < 32 MB), and
+#     whether every tool left the same rows (copy.lua's checksum).
 # Settings: ROWS=1000000, ROUNDS=3, TODOHOST=build/todohost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -110,8 +114,10 @@ LUA
 
 pgloader_bin=$(command -v pgloader || true)
 time_bin=$(command -v /usr/bin/time || true)
-declare -a t_copy t_psql t_pgloader
-rss_copy=0
+declare -a t_copy t_psql t_pgloader t_rev t_revref t_check
+rss_copy=0 rss_rev=0 rss_check=0
+# an empty migrated SQLite file, the schema sqlite3 .import fills
+DATABASE_URL="sqlite:///$work/empty.db" "$BIN" run migrate.lua upgrade head >/dev/null 2>&1
 sum_copy="" sum_psql="" sum_pgloader=""
 
 for round in $(seq "$ROUNDS"); do
@@ -127,6 +133,40 @@ for round in $(seq "$ROUNDS"); do
   fi
   t_copy+=("$(echo "$(now) - $start" | bc -l)")
   [ "$round" = 1 ] && sum_copy=$(checksum "$db") && sed -n '/^table/,$p' "$work/copy.out"
+
+  # PostgreSQL -> SQLite: copy.lua's verified snapshot of that database ...
+  rm -f "$work/snap.db"
+  start=$(now)
+  if [ -n "$time_bin" ]; then
+    "$time_bin" -f %M -o "$work/rss" "$BIN" run copy.lua --from "$(url_of "$db")" --to "sqlite:///$work/snap.db" >"$work/rev.out" 2>&1 ||
+      { echo "the reverse copy failed:"; tail -n 5 "$work/rev.out"; }
+    rss=$(tail -n 1 "$work/rss")
+    [ "$rss" -gt "$rss_rev" ] && rss_rev=$rss
+  else
+    "$BIN" run copy.lua --from "$(url_of "$db")" --to "sqlite:///$work/snap.db" >"$work/rev.out" 2>&1
+  fi
+  t_rev+=("$(echo "$(now) - $start" | bc -l)")
+  # ... against psql \copy TO a CSV file plus sqlite3 .import into the same schema
+  rm -f "$work/ref.db" "$work/out.csv"
+  cp "$work/empty.db" "$work/ref.db"
+  start=$(now)
+  psql_q "$(url_of "$db")" -c "\\copy (SELECT id, title, description, is_completed::int, created_at, updated_at, deleted_at FROM todos) TO '$work/out.csv' CSV"
+  sqlite3 "$work/ref.db" ".import --csv $work/out.csv todos"
+  t_revref+=("$(echo "$(now) - $start" | bc -l)")
+  drop_db "$db"
+
+  # the pre-flight on the source (it reads every value, writes nothing)
+  db=$(fresh_db)
+  start=$(now)
+  if [ -n "$time_bin" ]; then
+    "$time_bin" -f %M -o "$work/rss" "$BIN" run copy.lua --check --from "sqlite:///$src" --to "$(url_of "$db")" >"$work/check.out" 2>&1 ||
+      { echo "the check failed:"; tail -n 5 "$work/check.out"; }
+    rss=$(tail -n 1 "$work/rss")
+    [ "$rss" -gt "$rss_check" ] && rss_check=$rss
+  else
+    "$BIN" run copy.lua --check --from "sqlite:///$src" --to "$(url_of "$db")" >"$work/check.out" 2>&1
+  fi
+  t_check+=("$(echo "$(now) - $start" | bc -l)")
   drop_db "$db"
 
   # psql \copy from the TSV file
@@ -168,10 +208,10 @@ if [ -n "$pgloader_bin" ]; then
   m_pgl=$(printf '%s\n' "${t_pgloader[@]}" | median) b_pgl=$(printf '%s\n' "${t_pgloader[@]}" | best)
   printf 'pgloader              %6.2f  %6.2f   %s\n' "$m_pgl" "$b_pgl" "$(printf '%.2f ' "${t_pgloader[@]}")"
 fi
-printf 'ratio copy.lua / psql \\copy   median %.2f  best %.2f  (target <= 0.80)\n' \
+printf 'ratio copy.lua / psql \\copy   median %.2f  best %.2f  (target <= 0.60)\n' \
   "$(ratio "$m_copy" "$m_psql")" "$(ratio "$b_copy" "$b_psql")"
 if [ -n "$pgloader_bin" ]; then
-  printf 'ratio copy.lua / pgloader     median %.2f  best %.2f  (target <= 0.40)\n' \
+  printf 'ratio copy.lua / pgloader     median %.2f  best %.2f  (target <= 0.25)\n' \
     "$(ratio "$m_copy" "$m_pgl")" "$(ratio "$b_copy" "$b_pgl")"
 else
   echo "pgloader: not installed (apt-get install pgloader), skipped"
@@ -185,4 +225,21 @@ echo "target checksums (rows checksum): copy.lua $sum_copy"
 echo "                                  psql     $sum_psql$([ "$sum_psql" = "$sum_copy" ] && echo " (same)" || echo " (DIFFERENT)")"
 [ -n "$pgloader_bin" ] &&
   echo "                                  pgloader $sum_pgloader$([ "$sum_pgloader" = "$sum_copy" ] && echo " (same)" || echo " (DIFFERENT)")"
+m_rev=$(printf '%s\n' "${t_rev[@]}" | median) b_rev=$(printf '%s\n' "${t_rev[@]}" | best)
+m_revref=$(printf '%s\n' "${t_revref[@]}" | median) b_revref=$(printf '%s\n' "${t_revref[@]}" | best)
+m_check=$(printf '%s\n' "${t_check[@]}" | median) b_check=$(printf '%s\n' "${t_check[@]}" | best)
+echo
+echo "PostgreSQL -> SQLite        median    best   runs"
+printf 'copy.lua (verified)         %6.2f  %6.2f   %s\n' "$m_rev" "$b_rev" "$(printf '%.2f ' "${t_rev[@]}")"
+printf 'psql \\copy TO + .import     %6.2f  %6.2f   %s\n' "$m_revref" "$b_revref" "$(printf '%.2f ' "${t_revref[@]}")"
+printf 'ratio copy.lua / psql+sqlite3   median %.2f  best %.2f  (target <= 1.00)\n' \
+  "$(ratio "$m_rev" "$m_revref")" "$(ratio "$b_rev" "$b_revref")"
+echo
+printf 'copy.lua --check            %6.2f  %6.2f   %s\n' "$m_check" "$b_check" "$(printf '%.2f ' "${t_check[@]}")"
+printf 'ratio --check / the copy        median %.2f  best %.2f  (target <= 0.50)\n' \
+  "$(ratio "$m_check" "$m_copy")" "$(ratio "$b_check" "$b_copy")"
+if [ -n "$time_bin" ]; then
+  printf 'peak resident memory: reverse copy %.1f MB, --check %.1f MB  (target < 32 MB)\n' \
+    "$(echo "$rss_rev / 1024" | bc -l)" "$(echo "$rss_check / 1024" | bc -l)"
+fi
 exit 0
