@@ -13,6 +13,7 @@
 #include "db_pool.h"
 
 #include "clock.h"
+#include "dburl.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -297,10 +298,14 @@ static void slot_ready(struct db_lent *s) {
 
 db_pool *db_pool_new(db_loop *l, const char *url, const db_options *opt,
                      const db_pool_config *cfg, db_error *err) {
-  db_conn *probe;
-  /* the URL is checked now (a connection that starts is dropped at once) */
-  if (db_connect_start(url, opt, &probe, err) < 0) return NULL;
-  db_close(probe);
+  db_url u;   /* the URL is checked now, without connecting */
+  if (db_url_parse(url, &u, err) < 0) return NULL;
+  db_kind kind = u.kind;
+  db_url_free(&u);
+  if (kind != DB_POSTGRESQL) {
+    db_error_set(err, "08001", "use a postgresql:// URL", "a connection pool needs PostgreSQL");
+    return NULL;
+  }
   db_pool *p = calloc(1, sizeof *p);
   char *copy = strdup(url);
   if (!p || !copy) {
