@@ -400,7 +400,9 @@ int db_commit(db_conn *c, db_error *err) {
   if (c->depth == 0) return no_transaction(err);
   char sql[64];
   tx_sql(c, DB_TX_COMMIT, sql, sizeof sql);
+  c->committing = c->depth == 1;   /* (the driver checks what COMMIT did) */
   int rc = db_exec_simple(c, sql, err);
+  c->committing = 0;
   if (rc < 0 && c->depth == 1 && c->kind == DB_SQLITE) {
     db_error ignored;   /* a COMMIT SQLite refused leaves the transaction open */
     db_exec_simple(c, "ROLLBACK", &ignored);
@@ -416,6 +418,13 @@ int db_rollback(db_conn *c, db_error *err) {
   int rc = db_exec_simple(c, sql, err);
   c->depth--;
   return rc;
+}
+
+int db_abandon_transaction(db_conn *c, db_error *err) {
+  if (c->busy || c->op != DB_OP_NONE || c->pinned || !c->native) return 0;
+  if (!c->depth && !c->drv->in_transaction(c)) return 0;
+  c->depth = 0;
+  return db_exec_simple(c, "ROLLBACK", err);
 }
 
 /* ---- asynchronous use ------------------------------------------------- */

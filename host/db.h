@@ -102,6 +102,11 @@ int db_commit(db_conn *c, db_error *err);
 int db_rollback(db_conn *c, db_error *err);
 int db_depth(const db_conn *c);
 
+/* Rolls back whatever transaction is open on c, at any depth, and sets the
+ * depth to 0: what a server does with a connection a request leaves in a
+ * transaction. 0 (also when there was none, or c is busy), or -1 with err. */
+int db_abandon_transaction(db_conn *c, db_error *err);
+
 /* 1 when a streaming cursor is open on a PostgreSQL connection, which can
  * run nothing else until it ends. */
 int db_conn_busy(const db_conn *c);

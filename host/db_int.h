@@ -84,6 +84,7 @@ struct db_conn {
   char *op_echo;                     /* with echo: the SQL, for the echo line */
   int op_kind;                       /* DB_OP_EXEC, _TX, _RESET or _CONNECT */
   double op_t0;                      /* with echo: when it started */
+  int committing;                    /* db_commit's top-level COMMIT is running */
   int seen_alive;                    /* db_lost just found it open: db_send skips
                                         looking again */
   int async;                         /* used by an event loop: nothing may block

@@ -227,12 +227,27 @@ static int pq_reset(db_conn *c, db_error *err) {
   return 0;
 }
 
+/* A COMMIT that PostgreSQL answered with ROLLBACK: a statement in the
+ * transaction failed and the error was caught (pcall); nothing was
+ * committed. Fills err and returns 1 then. */
+static int commit_rolled_back(const PGresult *res, db_error *err) {
+  if (PQresultStatus(res) != PGRES_COMMAND_OK || strcmp(PQcmdStatus((PGresult *)res), "ROLLBACK") != 0)
+    return 0;
+  db_error_set(err, "25P02",
+               "a statement inside the transaction failed and its error was caught (pcall): "
+               "let the error propagate, or run the part that may fail in a nested conn:transaction",
+               "the transaction was rolled back, not committed: a statement in it had failed");
+  return 1;
+}
+
 static int pq_exec_simple(db_conn *c, const char *sql, db_error *err) {
   PGresult *res = PQexec(pg_of(c), sql);
   ExecStatusType st = PQresultStatus(res);
   int rc = 0;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
     rc = fail_result(c, res, err);
+  else if (c->committing && commit_rolled_back(res, err))
+    rc = -1;
   PQclear(res);
   return rc;
 }
@@ -716,6 +731,9 @@ int db_pg_send_simple(db_conn *c, const char *sql, int op, db_error *err) {
  * the first error fails it. */
 static void take_result(db_conn *c, PGresult *r) {
   ExecStatusType st = PQresultStatus(r);
+  if (!c->op_failed && c->op_kind == DB_OP_TX && c->op_tx == DB_TX_COMMIT && c->depth == 1 &&
+      commit_rolled_back(r, &c->op_err))
+    c->op_failed = 1;
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY) {
     if (c->op == DB_OP_EXEC && !c->op_res && !c->op_failed) {   /* (not a prepare's) */
       if (c->op_stmt && !c->op_stmt->described) learn_columns(c->op_stmt, r);

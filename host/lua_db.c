@@ -55,6 +55,7 @@ typedef struct dbstate {
   th_db_req *current;     /* the request running, or NULL */
   int chain;              /* the code running can yield up to the request's
                              coroutine (see "the handler's own coroutines") */
+  struct lconn *direct;   /* the connections of its own opened in the state (SQLite) */
   db_pool_config cfg;     /* from DB_POOL_SIZE, DB_POOL_TIMEOUT, DB_POOL_RESET */
 } dbstate;
 
@@ -66,6 +67,7 @@ typedef struct lconn {
   dbstate *st;            /* with pool: the worker's state */
   db_kind kind;
   int closed;
+  struct lconn *prev, *next;   /* in st->direct: a connection of its own in a worker */
   db_cursor *scratch;     /* storage right after this struct */
 } lconn;
 
@@ -359,12 +361,19 @@ void th_db_enter(lua_State *L, th_db_req *r) {
   }
 }
 
-void th_db_end(th_db_req *r) {
+void th_db_end(lua_State *L, th_db_req *r) {
   for (int i = 0; i < r->nleases; i++) db_pool_release(r->leases[i].lent);
   r->nleases = 0;
   r->busy = NULL;
   r->acquiring = NULL;
   r->waiting = 0;
+  /* a transaction the request left open on a connection of the worker's
+   * own (SQLite) is rolled back, as a pool does for its connections */
+  dbstate *st = state_of(L);
+  for (lconn *lc = st ? st->direct : NULL; lc; lc = lc->next) {
+    db_error ignored;
+    if (lc->conn) db_abandon_transaction(lc->conn, &ignored);
+  }
 }
 
 /* ---- connections ------------------------------------------------------ */
@@ -380,6 +389,11 @@ static int conn_close(lua_State *L) {
     return luaL_error(L, "connection is in use by a running copy: close it after the copy returns");
   lc->conn = NULL;        /* idempotent: null the handles first */
   lc->closed = 1;
+  if (lc->st && !lc->pool && (lc->prev || lc->st->direct == lc)) {   /* in st->direct */
+    if (lc->prev) lc->prev->next = lc->next; else lc->st->direct = lc->next;
+    if (lc->next) lc->next->prev = lc->prev;
+    lc->prev = lc->next = NULL;
+  }
   db_pool *p = lc->pool;
   lc->pool = NULL;
   db_close(c);            /* also closes the scratch and rows() cursors */
@@ -473,6 +487,12 @@ static int l_db_connect(lua_State *L) {
   if (db_connect(url, &opt, &lc->conn, &err) < 0) return th_raise_dberror(L, &err);
   lc->kind = db_conn_kind(lc->conn);
   lc->closed = 0;
+  if (st) {   /* a worker's: listed, so that each request's end can clean it */
+    lc->st = st;
+    lc->next = st->direct;
+    if (st->direct) st->direct->prev = lc;
+    st->direct = lc;
+  }
   return 1;
 }
 

@@ -58,7 +58,7 @@ typedef struct th_db_req {
  * the message on the stack (bad DB_POOL_RESET, out of memory). */
 int th_db_serve(lua_State *L);
 void th_db_enter(lua_State *L, th_db_req *r);
-void th_db_end(th_db_req *r);
+void th_db_end(lua_State *L, th_db_req *r);
 int th_db_fd(lua_State *L);               /* -1 outside a server's worker */
 int th_db_tick(lua_State *L, int ready);  /* ms until it wants a tick again, or -1 */
 

@@ -308,7 +308,7 @@ static int resume(app_worker *w, request_slot *slot, int nargs, char *err, size_
     reset_thread(co, w->L);
   }
   lua_settop(co, 0);
-  th_db_end(&slot->db);   /* (a transaction left open is rolled back) */
+  th_db_end(w->L, &slot->db);   /* (a transaction left open is rolled back) */
   slot->req = NULL;
   w->idle[w->nidle++] = slot;   /* room made by take_slot */
   return status == LUA_OK ? 0 : -1;

@@ -265,6 +265,23 @@ describe("todohost.db on " .. (is_pg and "PostgreSQL" or "SQLite"), function()
   end)
 
   describe("transactions", function()
+    it("never reports committed a transaction PostgreSQL rolled back (an error in it caught by pcall)", function()
+      local ok, err = pcall(conn.transaction, conn, function(c)
+        c:exec("INSERT INTO spec_items (title) VALUES ('lost')")
+        pcall(c.exec, c, "SELECT no_such_column FROM spec_items")
+      end)
+      local n = conn:first("SELECT count(*) AS n FROM spec_items").n
+      if is_pg then   -- (SQLite's transaction goes on after a failed statement)
+        assert.is_false(ok, "transaction() returned as if it had committed")
+        assert.equal("25P02", err.sqlstate)
+        assert.equal(0, n)
+      else
+        assert.is_true(ok, tostring(err))
+        assert.equal(1, n)
+      end
+      assert.equal(1, conn:first("SELECT 1 AS one").one, "the connection works on")
+    end)
+
     it("commits when the function returns, passing its results through", function()
       local a, b = conn:transaction(function(c)
         c:exec("INSERT INTO spec_items (title) VALUES ('in')")

@@ -241,6 +241,15 @@ describe("concurrent requests on the " .. kind .. " database", function()
     assert.are.equal(want, fetch({ "/coroutine-error" })[1])
   end)
 
+  it("never reports committed a transaction PostgreSQL rolled back", function()
+    local want = kind == "postgresql" and "25P02" or "committed"
+    for i = 1, 2 do
+      local bodies, statuses = fetch({ "/tx-caught?id=" .. i })
+      assert.are.equal(200, statuses[1], bodies[1])
+      assert.are.equal(want, bodies[1])
+    end
+  end)
+
   it("answers 500 to a handler that yields by itself, and keeps serving", function()
     local bodies, statuses = fetch({ "/yield", "/get?id=5" })
     assert.are.equal(500, statuses[1])
