@@ -6,7 +6,7 @@ set -eu
 
 build="gcc make pkg-config liblua5.4-dev lua5.4 libpq-dev libsqlite3-dev libxxhash-dev lua-cjson libmicrohttpd-dev"
 test="$build lua-busted postgresql postgresql-contrib sqlite3 curl wrk nodejs chromium chromium-driver docker-compose man-db nginx systemd"
-bench="$test"
+bench="$test python3-alembic python3-sqlalchemy python3-psycopg2"   # python: only the reference tool of bench-migrate (Alembic)
 fuzz="$build clang libclang-rt-14-dev"
 case "${1:-build}" in
   build) want=$build ;;
