@@ -35,7 +35,7 @@ options:
                a range START:END starts from START instead of base
   -q, --quiet  no INFO lines (warnings and errors still print)
   --strict     upgrade, check: fail when an applied revision was edited since it ran (for CI)
-  --schema FILE  check, revision --autogenerate: the declared schema (default: scripts/models.lua)
+  --schema FILE  check, revision --autogenerate: the declared schema (default: scripts/app/models.lua)
   -v, --verbose, -i/--indicate-current, -r/--rev-range RANGE, -m/--message MSG
 ]]
 

@@ -4,7 +4,7 @@
 --   1. connect to DATABASE_URL and check it is at the migrations' head
 --      (else exit 1: "database is at REV, migrations head is REV: run `make migrate`");
 --      and warn, one line per difference, when it differs from the declared
---      schema (scripts/models.lua), which never stops the start;
+--      schema (scripts/app/models.lua), which never stops the start;
 --   2. seed it when its todos table has no rows at all (seeds/*.lua);
 --   3. serve HTTP on HOST:PORT with WORKERS workers, each of which loads
 --      app.lua with its own database connection.
@@ -89,7 +89,7 @@ local ok, err = pcall(function()
     end
     fail("database is at %s, migrations head is %s: run `make migrate`", current or "no revision", head)
   end
-  -- a database that drifted from scripts/models.lua is served, with a warning
+  -- a database that drifted from scripts/app/models.lua is served, with a warning
   local compared, drift = pcall(require("migrator.engine").differences, conn)
   if not compared then
     io.stderr:write("todohost: warning: cannot compare the database with its schema: ",

@@ -563,7 +563,7 @@ end
 -- Where the database stands: { heads = its ids, head = the graph's head,
 -- pending = the ids an upgrade to head would apply ({} at head),
 -- schema_path, differences = compare.diff of the declared schema
--- (opts.schema, else scripts/models.lua) and the database, made only at
+-- (opts.schema, else scripts/app/models.lua) and the database, made only at
 -- head ({} otherwise), each with side = "schema" (the migrations make
 -- the database's) or "database" (the migrations make the schema's; the database was
 -- changed outside them) }. Warns about edited revision files.
