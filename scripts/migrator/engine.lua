@@ -459,7 +459,7 @@ local function migrate_offline(opts, direction, range)
       local run = function() rev.module[direction](ops.new(ctx)) end
       if scratch then scratch:transaction(run) else run() end
       version.step(ctx, removed, added)
-      if direction == "downgrade" and #new_heads == 0 then ctx:exec("DROP TABLE alembic_version") end
+      if direction == "downgrade" and #new_heads == 0 then version.drop_table(ctx) end
       io.stdout:write("COMMIT;\n\n")
       heads = new_heads
     end
