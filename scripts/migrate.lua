@@ -85,7 +85,7 @@ local function parse(argv)
     end
     i = i + 1
   end
-  opts.dir = opts.dir or settings.get("MIGRATIONS_DIR") or require("todohost.paths").in_project("migrations")
+  opts.dir = opts.dir or require("migrator.revisions").default_dir()
   opts.dir = opts.dir:gsub("/+$", "")
   if opts.dir == "" then opts.dir = "/" end
   return opts, positional

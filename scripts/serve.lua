@@ -25,7 +25,6 @@ local auth = require "auth"
 local db = require "todohost.db"
 local engine = require "migrator.engine"
 local settings = require "todohost.settings"
-local paths = require "todohost.paths"
 local revisions = require "migrator.revisions"
 local seeding = require "seeding"
 local version = require "migrator.version"
@@ -34,14 +33,6 @@ local function fail(fmt, ...)
   io.stderr:write("todohost: ", string.format(fmt, ...), "\n")
   os.exit(1)
 end
-
--- ---- the migrations' head -------------------------------------------------
-
--- The project's migrations/, unless MIGRATIONS_DIR says otherwise (as for migrate.lua).
-local function migrations_dir()
-  return settings.get("MIGRATIONS_DIR") or paths.in_project("migrations")
-end
-
 
 -- ---- start ------------------------------------------------------------------
 
@@ -77,9 +68,9 @@ local exposed = auth.problem()
 if exposed then fail("%s", exposed) end
 
 local ok, err = pcall(function()
-  if setting("MIGRATE_ON_START") then engine.upgrade({ dir = migrations_dir() }, "head") end
+  if setting("MIGRATE_ON_START") then engine.upgrade({ dir = revisions.default_dir() }, "head") end
   local conn <close> = db.connect()
-  local graph = revisions.load(migrations_dir())
+  local graph = revisions.load(revisions.default_dir())
   local head = graph:head()
   local current = version.revision_if_migrated(conn)
   if current ~= head then
