@@ -2,9 +2,10 @@
  * runtime.c: making Lua states for todohost and running code in them.
  *
  * Every state gets the standard libraries, a package.path that finds
- * scripts/ (in the project, then in the installation) before the system's
- * Lua paths, and the host's C modules in package.preload. The two places are
- * found here, once, and given to scripts as `todohost.paths`:
+ * scripts/ and scripts/app/ (in the project, then in the installation)
+ * before the system's Lua paths, and the host's C modules in
+ * package.preload. The two places are found here, once, and given to
+ * scripts as `todohost.paths`:
  *
  *   paths.install          the installation: todohost's own scripts/,
  *                          migrations/script.lua.tmpl, seeds/ and
@@ -208,15 +209,18 @@ int th_pcall(lua_State *L, int nargs, int nresults) {
 
 /* ---- states ----------------------------------------------------------- */
 
-/* package.path = scripts/ in the working directory, scripts/ in the home,
- * then what Lua had (the system's paths, where busted and cjson live). */
+/* package.path = scripts/ and scripts/app/ in the working directory, the
+ * same two in the home, then what Lua had (the system's paths, where busted
+ * and cjson live). scripts/app/ holds the Todo app, whose modules keep their
+ * short names: http.serve{app = "app"}, require "api", "todos", "models". */
 static int setup(lua_State *L) {
   luaL_openlibs(L);
   lua_getglobal(L, "package");
   const char *h = th_home();
   lua_getfield(L, -1, "path");
-  lua_pushfstring(L, "./scripts/?.lua;./scripts/?/init.lua;%s/scripts/?.lua;%s/scripts/?/init.lua;%s",
-                  h, h, lua_tostring(L, -1));
+  lua_pushfstring(L, "./scripts/?.lua;./scripts/?/init.lua;./scripts/app/?.lua;"
+                  "%s/scripts/?.lua;%s/scripts/?/init.lua;%s/scripts/app/?.lua;%s",
+                  h, h, h, lua_tostring(L, -1));
   lua_setfield(L, -3, "path");
   lua_pop(L, 1);
   lua_getfield(L, -1, "preload");

@@ -2,9 +2,10 @@
  * runtime.h: creating and running Lua states for todohost.
  *
  * Every lua_State in the program is made by th_newstate(): the standard
- * libraries, a package.path that finds scripts/ and the host's own modules
- * (todohost.db, ..., todohost.paths) in package.preload, and nothing else. One state per
- * thread, ever. A new host module is one line in runtime.c's host_modules.
+ * libraries, a package.path that finds scripts/ and scripts/app/, the
+ * host's own modules (todohost.db, ..., todohost.paths) in package.preload,
+ * and nothing else. One state per thread, ever. A new host module is one
+ * line in runtime.c's host_modules.
  * In the bindings (lua_*.c), a module function is l_<module>_<name>
  * (l_db_connect for db.connect) and a method <type>_<name> (conn_exec).
  */

@@ -1,7 +1,7 @@
 -- copy.lua: moves every row of every migrated table from the SQLite file into
 -- PostgreSQL, proves nothing was lost, and commits only then. With --from
 -- postgresql://... --to sqlite:///FILE it goes the other way: a verified
--- snapshot of PostgreSQL in a new SQLite file (copy_reverse.lua).
+-- snapshot of PostgreSQL in a new SQLite file (copy/reverse.lua).
 --
 --   todohost run copy.lua [--from URL] [--to URL] [--tables a,b] [--replace]
 --                         [--check | --dry-run] [--keep-indexes]
@@ -567,7 +567,7 @@ local function main(argv)
   local started = copy.now()
   local opts = parse_args(argv)
   if opts.reverse then
-    return require("copy_reverse").run(opts, {
+    return require("copy.reverse").run(opts, {
       fail = fail, put = put, quote = quote, thousands = thousands, NOT_COPIED = NOT_COPIED, pick_tables = pick_tables,
       progress_printer = progress_printer, print_summary = print_summary,
     })

@@ -35,7 +35,7 @@ options:
                a range START:END starts from START instead of base
   -q, --quiet  no INFO lines (warnings and errors still print)
   --strict     upgrade, check: fail when an applied revision was edited since it ran (for CI)
-  --schema FILE  check, revision --autogenerate: the declared schema (default: scripts/models.lua)
+  --schema FILE  check, revision --autogenerate: the declared schema (default: scripts/app/models.lua)
   -v, --verbose, -i/--indicate-current, -r/--rev-range RANGE, -m/--message MSG
 ]]
 
@@ -85,7 +85,7 @@ local function parse(argv)
     end
     i = i + 1
   end
-  opts.dir = opts.dir or settings.get("MIGRATIONS_DIR") or require("todohost.paths").in_project("migrations")
+  opts.dir = opts.dir or require("migrator.revisions").default_dir()
   opts.dir = opts.dir:gsub("/+$", "")
   if opts.dir == "" then opts.dir = "/" end
   return opts, positional

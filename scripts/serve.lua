@@ -4,7 +4,7 @@
 --   1. connect to DATABASE_URL and check it is at the migrations' head
 --      (else exit 1: "database is at REV, migrations head is REV: run `make migrate`");
 --      and warn, one line per difference, when it differs from the declared
---      schema (scripts/models.lua), which never stops the start;
+--      schema (scripts/app/models.lua), which never stops the start;
 --   2. seed it when its todos table has no rows at all (seeds/*.lua);
 --   3. serve HTTP on HOST:PORT with WORKERS workers, each of which loads
 --      app.lua with its own database connection.
@@ -25,7 +25,6 @@ local auth = require "auth"
 local db = require "todohost.db"
 local engine = require "migrator.engine"
 local settings = require "todohost.settings"
-local paths = require "todohost.paths"
 local revisions = require "migrator.revisions"
 local seeding = require "seeding"
 local version = require "migrator.version"
@@ -34,14 +33,6 @@ local function fail(fmt, ...)
   io.stderr:write("todohost: ", string.format(fmt, ...), "\n")
   os.exit(1)
 end
-
--- ---- the migrations' head -------------------------------------------------
-
--- The project's migrations/, unless MIGRATIONS_DIR says otherwise (as for migrate.lua).
-local function migrations_dir()
-  return settings.get("MIGRATIONS_DIR") or paths.in_project("migrations")
-end
-
 
 -- ---- start ------------------------------------------------------------------
 
@@ -77,9 +68,9 @@ local exposed = auth.problem()
 if exposed then fail("%s", exposed) end
 
 local ok, err = pcall(function()
-  if setting("MIGRATE_ON_START") then engine.upgrade({ dir = migrations_dir() }, "head") end
+  if setting("MIGRATE_ON_START") then engine.upgrade({ dir = revisions.default_dir() }, "head") end
   local conn <close> = db.connect()
-  local graph = revisions.load(migrations_dir())
+  local graph = revisions.load(revisions.default_dir())
   local head = graph:head()
   local current = version.revision_if_migrated(conn)
   if current ~= head then
@@ -89,7 +80,7 @@ local ok, err = pcall(function()
     end
     fail("database is at %s, migrations head is %s: run `make migrate`", current or "no revision", head)
   end
-  -- a database that drifted from scripts/models.lua is served, with a warning
+  -- a database that drifted from scripts/app/models.lua is served, with a warning
   local compared, drift = pcall(require("migrator.engine").differences, conn)
   if not compared then
     io.stderr:write("todohost: warning: cannot compare the database with its schema: ",

@@ -186,7 +186,7 @@ end
 function checks.migrations(ctx, report)
   local revisions = require "migrator.revisions"
   local version = require "migrator.version"
-  local dir = settings.get("MIGRATIONS_DIR") or (ctx.cwd .. "/migrations")
+  local dir = revisions.default_dir()
   local shown_dir = settings.get("MIGRATIONS_DIR") or "migrations/"
   local okg, graph = pcall(revisions.load, dir)
   local okh, head = false, nil

@@ -459,7 +459,7 @@ local function migrate_offline(opts, direction, range)
       local run = function() rev.module[direction](ops.new(ctx)) end
       if scratch then scratch:transaction(run) else run() end
       version.step(ctx, removed, added)
-      if direction == "downgrade" and #new_heads == 0 then ctx:exec("DROP TABLE alembic_version") end
+      if direction == "downgrade" and #new_heads == 0 then version.drop_table(ctx) end
       io.stdout:write("COMMIT;\n\n")
       heads = new_heads
     end
@@ -563,7 +563,7 @@ end
 -- Where the database stands: { heads = its ids, head = the graph's head,
 -- pending = the ids an upgrade to head would apply ({} at head),
 -- schema_path, differences = compare.diff of the declared schema
--- (opts.schema, else scripts/models.lua) and the database, made only at
+-- (opts.schema, else scripts/app/models.lua) and the database, made only at
 -- head ({} otherwise), each with side = "schema" (the migrations make
 -- the database's) or "database" (the migrations make the schema's; the database was
 -- changed outside them) }. Warns about edited revision files.

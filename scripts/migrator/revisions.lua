@@ -8,6 +8,8 @@
 -- downgrade(op). Everything here is pure data; nothing touches a database.
 
 local source = require "migrator.source"
+local paths = require "todohost.paths"
+local settings = require "todohost.settings"
 local util = require "todohost.util"
 
 local revisions = {}
@@ -25,6 +27,12 @@ end
 revisions.fail = fail
 
 -- ---- files ---------------------------------------------------------------
+
+-- The migrations folder when none is given (--dir): MIGRATIONS_DIR, else
+-- the project's migrations/. migrate.lua, serve.lua and doctor use it.
+function revisions.default_dir()
+  return settings.get("MIGRATIONS_DIR") or paths.in_project("migrations")
+end
 
 local function is_directory(path)
   return util.listdir(path) ~= nil

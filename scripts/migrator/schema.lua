@@ -83,11 +83,11 @@ function schema.column_of(declared, table_name, column)
   error(("the schema declares no column %s.%s"):format(table_name, column), 2)
 end
 
--- The schema file used when none is given: scripts/models.lua, found as
+-- The schema file used when none is given: scripts/app/models.lua, found as
 -- `require "models"` would find it.
 function schema.default_path()
   local found = package.searchpath("models", package.path)
-  return found and (found:gsub("^%./", "")) or "scripts/models.lua"
+  return found and (found:gsub("^%./", "")) or "scripts/app/models.lua"
 end
 
 -- Loads the declaration in path (nil: schema.default_path()). Raises

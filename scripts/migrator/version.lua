@@ -51,6 +51,13 @@ function version.ensure_table(ctx)
   if ctx.known_tables then ctx.known_tables[version.TABLE] = true end
 end
 
+-- Drops alembic_version (a downgrade to base in --sql mode, as Alembic's
+-- output ends).
+function version.drop_table(ctx)
+  ctx:exec("DROP TABLE alembic_version")
+  if ctx.known_tables then ctx.known_tables[version.TABLE] = nil end
+end
+
 -- Forgets remembered tables (after a rolled-back transaction).
 function version.forget(ctx)
   ctx.known_tables = nil

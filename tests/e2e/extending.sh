@@ -31,12 +31,12 @@ check "GET /stats is unknown before" eq "$(api -o /dev/null -w '%{http_code}' "$
 
 # ---- the endpoint ------------------------------------------------------------------
 
-code=$(block "file: scripts/stats.lua")
-check "docs/extending.md has the scripts/stats.lua block" [ -n "$code" ]
-printf '%s\n' "$code" >"$WORK/scripts/stats.lua"
-line=$(block "edit: scripts/api.lua")
-check "scripts/api.lua has the ROUTE_MODULES line the page edits" grep -q '^local ROUTE_MODULES = ' "$WORK/scripts/api.lua"
-sed -i "s/^local ROUTE_MODULES = .*/$line/" "$WORK/scripts/api.lua"
+code=$(block "file: scripts/app/stats.lua")
+check "docs/extending.md has the scripts/app/stats.lua block" [ -n "$code" ]
+printf '%s\n' "$code" >"$WORK/scripts/app/stats.lua"
+line=$(block "edit: scripts/app/api.lua")
+check "scripts/app/api.lua has the ROUTE_MODULES line the page edits" grep -q '^local ROUTE_MODULES = ' "$WORK/scripts/app/api.lua"
+sed -i "s/^local ROUTE_MODULES = .*/$line/" "$WORK/scripts/app/api.lua"
 
 stats=""
 for _ in $(seq 100); do   # the workers reload on the change

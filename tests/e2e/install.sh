@@ -87,6 +87,9 @@ print(json.encode({ notes = conn:first("SELECT count(*) AS n FROM notes").n }))
 LUA
 th run my_report.lua
 check "todohost run my_report.lua finds the installed modules (todohost.db, web.json)" eq "$out" '{"notes":1}'
+th run - <<<'print(package.searchpath("api", package.path)); print(type(require("api").router))'
+check "the installed Todo app's modules are found by their short names (scripts/app/)" \
+  eq "$out" "$(cd "$PREFIX/share/todohost" && pwd -P)/scripts/app/api.lua"$'\n'"function"
 
 # ---- doctor ------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
  * LLVMFuzzerInitialize migrates a SQLite file in a temp dir (a child
  * process runs scripts/migrate.lua upgrade head) and starts the real server
  * in-process on 127.0.0.1, any free port: http_serve with the Lua app
- * scripts/app.lua (router, handlers, that SQLite file), one pool thread.
+ * scripts/app/app.lua (router, handlers, that SQLite file), one pool thread.
  * Input: raw bytes a client sends on one connection, which it then
  * half-closes. Properties of what comes back, read to the end:
  *   - one or more well-formed HTTP/1.x responses one after the other

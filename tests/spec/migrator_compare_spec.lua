@@ -1,7 +1,7 @@
 -- tests/spec/migrator_compare_spec.lua (migrator/compare.lua, with
 -- migrator/schema.lua): the declared schema set against the database of this
 -- pass, through `migrate.lua check` as a user runs it: the Todo app's
--- migrations at head match scripts/models.lua; each kind of difference is one
+-- migrations at head match scripts/app/models.lua; each kind of difference is one
 -- line naming both sides and which one to change (a change made by hand in
 -- the database, or a schema edited without a migration); serve.lua warns at
 -- start and serves anyway.
@@ -28,7 +28,7 @@ describe("the declared schema against the database (" .. kind .. ")", function()
   before_each(function() url, drop = h.fresh_database("compare_spec") end)
   after_each(function() drop() end)
 
-  it("finds the Todo app's database at head clean against scripts/models.lua", function()
+  it("finds the Todo app's database at head clean against scripts/app/models.lua", function()
     local code, _, err = sh.migrate(url, "migrations", "upgrade head")
     assert.equal(0, code, err)
     code, _, err = sh.migrate(url, "migrations", "check")

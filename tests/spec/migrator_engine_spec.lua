@@ -37,7 +37,7 @@ describe("migrator.engine", function()
     state = engine.check(opts)
     assert.same({ heads = { REVS[4] }, head = REVS[4], pending = {}, differences = {} },
       { heads = state.heads, head = state.head, pending = state.pending, differences = state.differences })
-    assert.truthy(state.schema_path:match("scripts/models%.lua$"))
+    assert.truthy(state.schema_path:match("scripts/app/models%.lua$"))
     assert.same({ [REVS[4]] = true }, engine.current_set(opts))
   end)
 

@@ -117,3 +117,21 @@ describe("migrator.revisions", function()
     assert.same({ "c1", "d1" }, revisions.load(dir_with(BRANCHED)):upgrade_target("heads", {}))
   end)
 end)
+
+describe("migrator.revisions.default_dir", function()
+  -- what default_dir() says in a scratch project, with the environment env
+  local function default_dir(env)
+    local dir = h.tmpdir()
+    local root = io.popen("pwd"):read("l")
+    h.write(dir .. "/snippet.lua", 'print(require("migrator.revisions").default_dir())')
+    local rc, out, err = h.run(("env -u MIGRATIONS_DIR %s LUA_PATH=%s %s run snippet.lua"):format(env,
+      h.quote(root .. "/scripts/?.lua;;"), h.quote(h.todohost())), dir)
+    assert.equal(0, rc, err)
+    return out
+  end
+
+  it("is the project's migrations/, or MIGRATIONS_DIR (migrate.lua, serve.lua and doctor share it)", function()
+    assert.equal("migrations\n", default_dir(""))
+    assert.equal("/srv/m\n", default_dir("MIGRATIONS_DIR=/srv/m"))
+  end)
+end)

@@ -84,9 +84,11 @@ describe("migrator.version (" .. (sqlite and "sqlite" or "postgresql") .. ")", f
     version.ensure_table(offline)
     version.step(offline, { "a" }, { "b" })
     version.set_checksum(offline, "b", "x")
+    version.drop_table(offline)
     assert.same({
       "CREATE TABLE alembic_version (\n    version_num VARCHAR(32) NOT NULL, \n    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n);\n\n",
       "UPDATE alembic_version SET version_num='b' WHERE alembic_version.version_num = 'a';\n\n",
+      "DROP TABLE alembic_version;\n\n",
     }, out)
     assert.is_nil(version.ids(conn))   -- nothing ran
   end)

@@ -134,6 +134,14 @@ function M.fresh_database(prefix)
   end
 end
 
+--- A connection to a database of its own (M.fresh_database); returns it, a
+--- function that closes it and drops the database, and the URL.
+function M.fresh_connection(prefix)
+  local url, drop = M.fresh_database(prefix)
+  local conn = require("todohost.db").connect(url)
+  return conn, function() conn:close(); drop() end, url
+end
+
 --- A migrations directory holding revisions ({id, upgrade body, downgrade
 --- body}), chained in order.
 function M.revisions(list)

@@ -24,7 +24,7 @@ local JSON_HEADERS = router.JSON_HEADERS
 
 -- ---- models ---------------------------------------------------------------
 
--- the title's limit is the column's, from the declared schema (scripts/models.lua)
+-- the title's limit is the column's, from the declared schema (scripts/app/models.lua)
 local TITLE_MAX = column_of(declared, "todos", "title").type.length
 
 local Todo = schema.model("Todo", {

@@ -1,4 +1,4 @@
--- copy_reverse.lua: PostgreSQL -> SQLite, the snapshot: copy.lua's other
+-- copy/reverse.lua: PostgreSQL -> SQLite, the snapshot: copy.lua's other
 -- direction (`copy.lua --from postgresql://... --to sqlite:///snapshot.db`).
 --
 -- The steps:
@@ -12,7 +12,7 @@
 --      .NAME.tmp-PID (a dot file that no one takes for a database): the
 --      migrations run there up to the source's revision (migrator.engine),
 --      then, in one SQLite transaction, every table is emptied and filled
---      (copy.reverse: binary COPY TO STDOUT, one prepared INSERT per row);
+--      (todohost.copy.reverse: binary COPY TO STDOUT, one prepared INSERT per row);
 --   4. each table is verified: rows and checksum of what the server sent
 --      against those of what the snapshot holds (copy.sqlite_checksum, the
 --      same scheme both ways), and the foreign keys are checked;
