@@ -666,6 +666,337 @@ static int decode_uuid(const copy_column *col, const unsigned char *p, int32_t l
   return 0;
 }
 
+
+/* ---- numeric, time, char(n) ------------------------------------------- */
+
+#define NUMERIC_MAX_DIGITS 1000
+#define NUMERIC_POS 0x0000
+#define NUMERIC_NEG 0x4000
+#define NUMERIC_NAN 0xC000
+#define NUMERIC_PINF 0xD000
+#define NUMERIC_NINF 0xF000
+
+/* A decimal number: 0.d[0]d[1]...d[len-1] x 10^point, without leading or
+ * trailing zero digits (zero: len 0); digits are 0-9, not characters. */
+typedef struct decimal {
+  int neg;
+  int len;
+  int point;
+  unsigned char d[NUMERIC_MAX_DIGITS];
+} decimal;
+
+/* Appends digit c (0-9) at the end of x, leading zeros skipped (moving the
+ * point). 0, or -1 when there are too many digits. */
+static int dec_push(decimal *x, int c, int before_point) {
+  if (x->len == 0 && c == 0) {
+    if (!before_point) x->point--;
+    return 0;
+  }
+  if (x->len >= NUMERIC_MAX_DIGITS) return -1;
+  x->d[x->len++] = (unsigned char)c;
+  if (before_point) x->point++;
+  return 0;
+}
+
+static void dec_trim(decimal *x) {
+  while (x->len && x->d[x->len - 1] == 0) x->len--;
+  if (!x->len) x->point = 0, x->neg = 0;
+}
+
+/* The fraction digits x needs: 0 for an integer. */
+static int dec_frac(const decimal *x) { return x->len - x->point > 0 ? x->len - x->point : 0; }
+
+/* The shortest decimal digits that read back as d (finite) into x. */
+static void dec_from_double(double d, decimal *x) {
+  char s[40];
+  memset(x, 0, sizeof *x);
+  for (int prec = 0; prec < 17; prec++) {
+    snprintf(s, sizeof s, "%.*e", prec, d);
+    if (strtod(s, NULL) == d) break;
+  }
+  const char *e = strchr(s, 'e');
+  x->neg = s[0] == '-';
+  x->point = atoi(e + 1) + 1;   /* d.ddd x 10^E = 0.dddd x 10^(E+1) */
+  for (const char *c = s + x->neg; c < e; c++)
+    if (*c != '.') x->d[x->len++] = (unsigned char)(*c - '0');
+  dec_trim(x);
+}
+
+static void dec_from_int(int64_t i, decimal *x) {
+  char s[24];
+  int n = snprintf(s, sizeof s, "%lld", (long long)i);
+  memset(x, 0, sizeof *x);
+  x->neg = s[0] == '-';
+  for (int k = x->neg; k < n; k++) dec_push(x, s[k] - '0', 1);
+  dec_trim(x);
+}
+
+static int word_is(const unsigned char *p, size_t n, const char *w) {
+  size_t k = 0;
+  for (; k < n && w[k]; k++)
+    if ((p[k] | 0x20) != w[k]) return 0;
+  return k == n && !w[k];
+}
+
+/* The numeric's 8-byte header and its base-10000 digits, written to out. */
+static int numeric_field(copy_field *out, const decimal *x, int sign, int dscale) {
+  unsigned char *b = out->fixed;
+  int ndig = 0, weight = 0;
+  if (x->len) {
+    /* decimal exponent of digit i: point - 1 - i; its group: floor(e / 4) */
+    int first = x->point - 1, last = x->point - x->len;
+    weight = first >= 0 ? first / 4 : -((-first + 3) / 4);
+    int lastg = last >= 0 ? last / 4 : -((-last + 3) / 4);
+    ndig = weight - lastg + 1;
+    memset(b + 8, 0, (size_t)ndig * 2);
+    for (int i = 0; i < x->len; i++) {
+      int e = x->point - 1 - i, g = e >= 0 ? e / 4 : -((-e + 3) / 4), pos = e - 4 * g;
+      static const int pow10[4] = {1, 10, 100, 1000};
+      unsigned char *q = b + 8 + 2 * (weight - g);
+      put_be16(q, (uint16_t)(get_be16(q) + x->d[i] * pow10[pos]));
+    }
+  }
+  put_be16(b, (uint16_t)ndig);
+  put_be16(b + 2, (uint16_t)(int16_t)weight);
+  put_be16(b + 4, (uint16_t)sign);
+  put_be16(b + 6, (uint16_t)dscale);
+  out->len = 8 + 2 * ndig;
+  out->data = b;
+  return 0;
+}
+
+static int encode_numeric(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  decimal x;
+  int dscale = 0, special = 0;
+  memset(&x, 0, sizeof x);
+  if (v->storage == SQLITE_INTEGER) {
+    dec_from_int(v->i, &x);
+  } else if (v->storage == SQLITE_FLOAT) {
+    if (isnan(v->f)) special = NUMERIC_NAN;
+    else if (isinf(v->f)) special = v->f > 0 ? NUMERIC_PINF : NUMERIC_NINF;
+    else dec_from_double(v->f, &x);
+    dscale = dec_frac(&x);
+  } else if (v->storage == SQLITE_TEXT) {
+    const unsigned char *p = v->p;
+    size_t n = v->n, k = 0;
+    if (word_is(p, n, "nan")) special = NUMERIC_NAN;
+    else if (word_is(p, n, "infinity") || word_is(p, n, "+infinity") || word_is(p, n, "inf")) special = NUMERIC_PINF;
+    else if (word_is(p, n, "-infinity") || word_is(p, n, "-inf")) special = NUMERIC_NINF;
+    else {
+      int digits = 0, dot = 0;
+      if (k < n && (p[k] == '+' || p[k] == '-')) x.neg = p[k++] == '-';
+      for (; k < n; k++) {
+        if (p[k] == '.' && !dot) { dot = 1; continue; }
+        if (p[k] < '0' || p[k] > '9') return bad(ve, "22P02", "not a decimal number (expected [-]digits[.digits])");
+        digits++;
+        if (dot) dscale++;
+        if (dec_push(&x, p[k] - '0', !dot)) return bad(ve, "22003", "more than 1000 significant digits");
+      }
+      if (!digits) return bad(ve, "22P02", "not a decimal number (expected [-]digits[.digits])");
+      dec_trim(&x);
+    }
+  } else {
+    return bad(ve, "22P02", "expected a number");
+  }
+  if (special) {
+    if (special != NUMERIC_NAN && col->precision >= 0)
+      return bad(ve, "22003", "infinity does not fit a numeric(p, s) column");
+    memset(&x, 0, sizeof x);
+    return numeric_field(out, &x, special, 0);
+  }
+  if (x.len > NUMERIC_MAX_DIGITS) return bad(ve, "22003", "more than 1000 significant digits");
+  if (col->precision >= 0) {
+    if (dec_frac(&x) > col->scale) {
+      snprintf(ve->buf, sizeof ve->buf, "more decimal places than numeric(%d, %d) keeps: it would be rounded",
+               (int)col->precision, (int)col->scale);
+      return bad(ve, "22003", ve->buf);
+    }
+    if (x.len && x.point > col->precision - col->scale) {
+      snprintf(ve->buf, sizeof ve->buf, "does not fit numeric(%d, %d): at most %d digits before the point",
+               (int)col->precision, (int)col->scale, (int)(col->precision - col->scale));
+      return bad(ve, "22003", ve->buf);
+    }
+    dscale = col->scale;
+  }
+  if (dscale > 0x3FFF || x.point > 131072) return bad(ve, "22003", "out of range for numeric");
+  return numeric_field(out, &x, x.neg ? NUMERIC_NEG : NUMERIC_POS, dscale);
+}
+
+/* numeric: an integer when it is one (and fits 64 bits), a real when the
+ * double's shortest text is exactly the number, NaN as the text 'NaN',
+ * infinities as reals; refused when SQLite's NUMERIC column cannot hold it
+ * exactly (more digits than a double keeps, or trailing zeros after the
+ * point in an unconstrained numeric, which SQLite's affinity drops). Only
+ * PostgreSQL's own form (no leading or trailing zero groups) is taken. */
+static int decode_numeric(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                          copy_refusal *ve) {
+  static const char NOT_NUMERIC[] = "not a numeric in PostgreSQL's binary form";
+  if (len < 8) return bad(ve, "08P01", NOT_NUMERIC);
+  int ndig = (int16_t)get_be16(p), weight = (int16_t)get_be16(p + 2);
+  unsigned sign = get_be16(p + 4), dscale = get_be16(p + 6);
+  if (ndig < 0 || len != 8 + 2 * ndig) return bad(ve, "08P01", NOT_NUMERIC);
+  if (sign == NUMERIC_NAN || sign == NUMERIC_PINF || sign == NUMERIC_NINF) {
+    if (ndig || weight || dscale) return bad(ve, "08P01", NOT_NUMERIC);
+    if (sign != NUMERIC_NAN && col->precision >= 0) return bad(ve, "22003", "infinity in a numeric(p, s) column");
+    if (sign == NUMERIC_NAN) {
+      out->v.storage = SQLITE_TEXT;
+      out->v.p = (const unsigned char *)"NaN";
+      out->v.n = 3;
+    } else {
+      out->v.storage = SQLITE_FLOAT;
+      out->v.f = sign == NUMERIC_PINF ? HUGE_VAL : -HUGE_VAL;
+    }
+    return 0;
+  }
+  if ((sign != NUMERIC_POS && sign != NUMERIC_NEG) || dscale > 0x3FFF) return bad(ve, "08P01", NOT_NUMERIC);
+  if (ndig == 0 && (weight || sign != NUMERIC_POS)) return bad(ve, "08P01", NOT_NUMERIC);
+  if (ndig && (get_be16(p + 8) == 0 || get_be16(p + 8 + 2 * (ndig - 1)) == 0))
+    return bad(ve, "08P01", NOT_NUMERIC);
+  decimal x;
+  memset(&x, 0, sizeof x);
+  x.neg = sign == NUMERIC_NEG;
+  x.point = 4 * (weight + 1);
+  for (int g = 0; g < ndig; g++) {
+    unsigned dg = get_be16(p + 8 + 2 * g);
+    if (dg > 9999) return bad(ve, "08P01", NOT_NUMERIC);
+    for (int k = 3; k >= 0; k--) {
+      static const unsigned pow10[4] = {1, 10, 100, 1000};
+      int c = (int)(dg / pow10[k] % 10);
+      if (x.len == 0 && c == 0) { x.point--; continue; }
+      if (x.len >= NUMERIC_MAX_DIGITS) return bad(ve, "22003", "more than 1000 significant digits");
+      x.d[x.len++] = (unsigned char)c;
+    }
+  }
+  dec_trim(&x);
+  if (x.point > 131072) return bad(ve, "22003", "out of range for numeric");
+  int frac = dec_frac(&x);
+  if (col->precision >= 0) {
+    if ((int)dscale != col->scale || frac > col->scale || (x.len && x.point > col->precision - col->scale))
+      return bad(ve, "22003", "does not fit the column's numeric(p, s)");
+  } else if ((int)dscale != frac) {
+    return bad(ve, "22003", "trailing zeros after the point, which SQLite's NUMERIC column drops "
+                            "(1.50 becomes 1.5): declare the column numeric(p, s)");
+  }
+  if (x.point >= x.len && x.point <= 18) {   /* an integer of at most 18 digits */
+    int64_t i = 0;
+    for (int k = 0; k < x.point; k++) i = i * 10 + (k < x.len ? x.d[k] : 0);
+    out->v.storage = SQLITE_INTEGER;
+    out->v.i = x.neg ? -i : i;
+    return 0;
+  }
+  char s[NUMERIC_MAX_DIGITS + 40];
+  int n = snprintf(s, sizeof s, "%s0.", x.neg ? "-" : "");
+  for (int k = 0; k < x.len; k++) s[n++] = (char)('0' + x.d[k]);
+  snprintf(s + n, sizeof s - (size_t)n, "e%d", x.point);
+  double d = strtod(s, NULL);
+  decimal back;
+  if (isinf(d)) return bad(ve, "22003", "more digits than SQLite's NUMERIC column keeps exactly (a double)");
+  dec_from_double(d, &back);
+  if (back.len != x.len || back.point != x.point || back.neg != x.neg || memcmp(back.d, x.d, (size_t)x.len))
+    return bad(ve, "22003", "more digits than SQLite's NUMERIC column keeps exactly (a double)");
+  out->v.storage = SQLITE_FLOAT;
+  out->v.f = d;
+  return 0;
+}
+
+/* time: HH:MM[:SS[.ffffff]] (24:00:00 too, as PostgreSQL takes it). */
+static int encode_time(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  static const char WHY[] = "not a time of day (expected HH:MM:SS[.ffffff])";
+  if (v->storage != SQLITE_TEXT) return bad(ve, "22007", WHY);
+  const char *s = (const char *)v->p;
+  size_t n = v->n, i = 0;
+  int hh, mi, ss = 0;
+  int64_t frac = 0;
+  if (read_digits(s, n, &i, 2, &hh) || i >= n || s[i++] != ':' || read_digits(s, n, &i, 2, &mi))
+    return bad(ve, "22007", WHY);
+  if (i < n && s[i] == ':') {
+    i++;
+    if (read_digits(s, n, &i, 2, &ss)) return bad(ve, "22007", WHY);
+    if (i < n && s[i] == '.') {
+      int ndig = 0;
+      for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, ndig++) {
+        if (ndig < 6) frac = frac * 10 + (s[i] - '0');
+        else if (s[i] != '0') return bad(ve, "22007", "more precision than microseconds (it would be rounded)");
+      }
+      if (ndig == 0) return bad(ve, "22007", WHY);
+      for (; ndig < 6; ndig++) frac *= 10;
+    }
+  }
+  if (i != n) return bad(ve, "22007", WHY);
+  if (mi > 59 || ss > 59 || hh > 24 || (hh == 24 && (mi || ss || frac))) return bad(ve, "22008", "time of day out of range");
+  return fixed(out, 8, (uint64_t)(((int64_t)hh * 3600 + mi * 60 + ss) * 1000000 + frac));
+}
+
+/* time: SQLAlchemy's text on SQLite, HH:MM:SS.ffffff. */
+static int decode_time(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  (void)col;
+  if (field_size(len, 8, ve)) return 1;
+  int64_t us = (int64_t)((uint64_t)get_be32(p) << 32 | get_be32(p + 4));
+  if (us < 0 || us > USEC_PER_DAY) return bad(ve, "22008", "time of day out of range");
+  int64_t secs = us / 1000000;
+  snprintf((char *)out->buf, sizeof out->buf, "%02d:%02d:%02d.%06d", (int)(secs / 3600), (int)(secs / 60 % 60),
+           (int)(secs % 60), (int)(us % 1000000));
+  out->v.storage = SQLITE_TEXT;
+  out->v.p = out->buf;
+  out->v.n = 15;
+  return 0;
+}
+
+void copy_field_release(copy_field *f) {
+  free(f->own);
+  f->own = NULL;
+  f->own_cap = 0;
+}
+
+/* char(n): the text padded with spaces to n characters, as PostgreSQL
+ * stores it (spaces past n are cut, as PostgreSQL cuts them; any other
+ * character past n is refused). */
+static int encode_char(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  copy_column unlimited = *col;
+  unlimited.max_chars = -1;
+  if (encode_text(&unlimited, v, out, ve)) return 1;
+  const unsigned char *p = out->data;
+  size_t n = (size_t)out->len, at;
+  const char *why;
+  int64_t chars = copy_utf8_check(p, n, &why, &at);
+  if (col->max_chars < 0) return 0;
+  while (chars > col->max_chars && n && p[n - 1] == ' ') n--, chars--;
+  if (chars > col->max_chars) {
+    snprintf(ve->buf, sizeof ve->buf, "%lld characters, the column holds %d", (long long)chars, (int)col->max_chars);
+    return bad(ve, "22001", ve->buf);
+  }
+  size_t pad = (size_t)(col->max_chars - chars), need = n + pad;
+  unsigned char *b = out->fixed;
+  if (need > sizeof out->fixed) {
+    if (need > out->own_cap) {
+      unsigned char *nb = realloc(out->own, need);
+      if (!nb) return bad(ve, "53200", "out of memory");
+      out->own = nb;
+      out->own_cap = need;
+    }
+    b = out->own;
+  }
+  if (b != p) memmove(b, p, n);   /* p may be the integer's text in out->fixed */
+  memset(b + n, ' ', pad);
+  out->data = b;
+  out->len = (int32_t)need;
+  return 0;
+}
+
+/* char(n): the padded text as PostgreSQL sends it. */
+static int decode_char(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  copy_column unlimited = *col;
+  const char *why;
+  size_t at;
+  unlimited.max_chars = -1;
+  if (decode_text(&unlimited, p, len, out, ve)) return 1;
+  if (col->max_chars >= 0 && copy_utf8_check(p, (size_t)len, &why, &at) != col->max_chars)
+    return bad(ve, "22001", "not padded to its char(n)");
+  return 0;
+}
 static int decode_unsupported(const copy_column *col, const unsigned char *p, int32_t len,
                               copy_decoded *out, copy_refusal *ve) {
   (void)col, (void)p, (void)len, (void)out;
@@ -754,8 +1085,11 @@ static void fill_column(copy_column *c, const PGresult *r, int row) {
   c->type = type_of(PQgetvalue(r, row, 2), PQgetvalue(r, row, 3)[0],
                     PQgetvalue(r, row, 4)[0] == 't');
   long typmod = strtol(PQgetvalue(r, row, 5), NULL, 10);
-  c->max_chars = strcmp(PQgetvalue(r, row, 2), "varchar") == 0 && typmod >= 4
+  const char *base = PQgetvalue(r, row, 2);
+  c->max_chars = (strcmp(base, "varchar") == 0 || strcmp(base, "bpchar") == 0) && typmod >= 4
                      ? (int32_t)(typmod - 4) : -1;
+  c->precision = strcmp(base, "numeric") == 0 && typmod >= 4 ? (int32_t)(((typmod - 4) >> 16) & 0xffff) : -1;
+  c->scale = c->precision >= 0 ? (int32_t)((((typmod - 4) & 0x7ff) ^ 1024) - 1024) : 0;
   c->not_null = PQgetvalue(r, row, 6)[0] == 't';
 }
 
@@ -816,8 +1150,14 @@ static int convert(copier *cp, sqlite3_stmt *st, int i, const copy_column *col, 
   copy_value v;
   read_value(st, i, &v);
   copy_field f;
-  if (copy_encode_value(col, &v, &f, ve)) return 1;
-  if (f.len >= 0) return put_field(cp, f.data, (size_t)f.len);
+  f.own = NULL;
+  f.own_cap = 0;
+  if (copy_encode_value(col, &v, &f, ve)) return copy_field_release(&f), 1;
+  if (f.len >= 0) {
+    int rc = put_field(cp, f.data, (size_t)f.len);
+    copy_field_release(&f);
+    return rc;
+  }
   if (reserve(cp, 4)) return -1;
   put_be32(cp->buf + cp->n, UINT32_MAX);
   cp->n += 4;
@@ -1043,7 +1383,7 @@ done:
 
 const char *copy_problem_name(copy_problem p) {
   static const char *const names[COPY_PROBLEM_COUNT] = {
-    "other", "null", "too_long", "utf8", "time_number", "text_bool",
+    "other", "null", "too_long", "utf8", "time_number", "text_bool", "out_of_range",
   };
   return (unsigned)p < COPY_PROBLEM_COUNT ? names[p] : "other";
 }
@@ -1079,7 +1419,9 @@ copy_problem copy_classify(const copy_column *col, const copy_value *v, const co
   if (t == SQLITE_NULL) return COPY_PROBLEM_NULL;
   if (strcmp(ve->sqlstate, "22001") == 0) return COPY_PROBLEM_TOO_LONG;
   if (strcmp(ve->sqlstate, "22021") == 0) return COPY_PROBLEM_UTF8;
-  if ((col->type == COPY_DATE || col->type == COPY_TIMESTAMP || col->type == COPY_TIMESTAMPTZ) &&
+  if (strcmp(ve->sqlstate, "22003") == 0) return COPY_PROBLEM_RANGE;
+  if ((col->type == COPY_DATE || col->type == COPY_TIMESTAMP || col->type == COPY_TIMESTAMPTZ ||
+       col->type == COPY_TIME) &&
       (t == SQLITE_INTEGER || t == SQLITE_FLOAT || (t == SQLITE_TEXT && numeric_text(v->p, v->n))))
     return COPY_PROBLEM_TIME_NUMBER;
   if (col->type == COPY_BOOL && t == SQLITE_TEXT && boolean_word(v->p, v->n))
@@ -1127,9 +1469,12 @@ int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
       copy_value v;
       copy_field f;
       copy_refusal ve;
+      f.own = NULL;
       read_value(st, k + 1, &v);
       c->storage[v.storage]++;
-      if (copy_encode_value(&c->col, &v, &f, &ve)) {
+      int refused = copy_encode_value(&c->col, &v, &f, &ve);
+      copy_field_release(&f);
+      if (refused) {
         note_refusal(c, st, k + 1, &v, &ve);
         continue;
       }
@@ -1448,8 +1793,10 @@ int copy_sqlite_checksum(sqlite3 *db, PGconn *pg, const copy_spec *spec, copy_st
       copy_value v;
       copy_field f;
       copy_refusal ve;
+      f.own = NULL;
       read_value(st, k, &v);
       if (copy_encode_value(&cols[k], &v, &f, &ve)) {
+        copy_field_release(&f);
         db_error_set(err, "XX000", NULL, "table %s did not verify: the snapshot's %s of row %lld does not convert back (%s)",
                      spec->table, cols[k].name, (long long)stats->rows + 1, ve.why);
         goto done;
@@ -1457,6 +1804,7 @@ int copy_sqlite_checksum(sqlite3 *db, PGconn *pg, const copy_spec *spec, copy_st
       put_be32(head, (uint32_t)f.len);
       XXH3_128bits_update(hs, head, 4);
       if (f.len > 0) XXH3_128bits_update(hs, f.data, (size_t)f.len);
+      copy_field_release(&f);
       bytes += 4 + (f.len > 0 ? f.len : 0);
     }
     sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits_digest(hs));
