@@ -822,6 +822,9 @@ static int encode_numeric(const copy_column *col, const copy_value *v, copy_fiel
   return numeric_field(out, &x, x.neg ? NUMERIC_NEG : NUMERIC_POS, dscale);
 }
 
+static int decimal_value(const copy_column *col, const decimal *xp, int dscale, copy_decoded *out,
+                         copy_refusal *ve);
+
 /* numeric: an integer when it is one (and fits 64 bits), a real when the
  * double's shortest text is exactly the number, NaN as the text 'NaN',
  * infinities as reals; refused when SQLite's NUMERIC column cannot hold it
@@ -868,12 +871,20 @@ static int decode_numeric(const copy_column *col, const unsigned char *p, int32_
     }
   }
   dec_trim(&x);
+  return decimal_value(col, &x, (int)dscale, out, ve);
+}
+
+/* The SQLite value of decimal x with dscale fraction digits in col (a
+ * numeric): as decode_numeric says. */
+static int decimal_value(const copy_column *col, const decimal *xp, int dscale, copy_decoded *out,
+                         copy_refusal *ve) {
+  const decimal x = *xp;
   if (x.point > 131072) return bad(ve, "22003", "out of range for numeric");
   int frac = dec_frac(&x);
   if (col->precision >= 0) {
-    if ((int)dscale != col->scale || frac > col->scale || (x.len && x.point > col->precision - col->scale))
+    if (dscale != col->scale || frac > col->scale || (x.len && x.point > col->precision - col->scale))
       return bad(ve, "22003", "does not fit the column's numeric(p, s)");
-  } else if ((int)dscale != frac) {
+  } else if (dscale != frac) {
     return bad(ve, "22003", "trailing zeros after the point, which SQLite's NUMERIC column drops "
                             "(1.50 becomes 1.5): declare the column numeric(p, s)");
   }
@@ -995,6 +1006,359 @@ static int decode_char(const copy_column *col, const unsigned char *p, int32_t l
   if (decode_text(&unlimited, p, len, out, ve)) return 1;
   if (col->max_chars >= 0 && copy_utf8_check(p, (size_t)len, &why, &at) != col->max_chars)
     return bad(ve, "22001", "not padded to its char(n)");
+  return 0;
+}
+
+/* ---- jsonb: JSON text in PostgreSQL's own form ------------------------ */
+
+#define JSON_MAX_DEPTH 256
+
+/* A JSON text being read: s[0..n), at i. */
+typedef struct json_reader {
+  const unsigned char *s;
+  size_t n, i;
+  int depth;
+  const char *why;    /* set on the first error */
+} json_reader;
+
+static int json_fail(json_reader *r, const char *why) {
+  if (!r->why) r->why = why;
+  return -1;
+}
+
+static void json_space(json_reader *r) {
+  while (r->i < r->n && (r->s[r->i] == ' ' || r->s[r->i] == '\t' || r->s[r->i] == '\n' || r->s[r->i] == '\r'))
+    r->i++;
+}
+
+/* Appends s[0..n) as PostgreSQL's escape_json writes a string. */
+static void json_put_string(strbuf *b, const unsigned char *s, size_t n) {
+  strbuf_add(b, "\"", 1);
+  size_t run = 0;
+  for (size_t k = 0; k < n; k++) {
+    unsigned char c = s[k];
+    const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
+                    : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+    if (!esc && c >= 0x20) continue;
+    strbuf_add(b, (const char *)s + run, k - run);
+    if (esc) {
+      strbuf_str(b, esc);
+    } else {
+      char u[8];
+      snprintf(u, sizeof u, "\\u%04x", c);
+      strbuf_str(b, u);
+    }
+    run = k + 1;
+  }
+  strbuf_add(b, (const char *)s + run, n - run);
+  strbuf_add(b, "\"", 1);
+}
+
+static int hex4(const unsigned char *s, unsigned *v) {
+  *v = 0;
+  for (int k = 0; k < 4; k++) {
+    unsigned c = s[k], d = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : 99;
+    if (d > 15) return -1;
+    *v = *v << 4 | d;
+  }
+  return 0;
+}
+
+/* Reads a JSON string at r (at its opening quote) into out, unescaped
+ * (UTF-8, as jsonb stores it). */
+static int json_read_string(json_reader *r, strbuf *out) {
+  r->i++;
+  size_t run = r->i;
+  while (r->i < r->n) {
+    unsigned char c = r->s[r->i];
+    if (c == '"') {
+      strbuf_add(out, (const char *)r->s + run, r->i - run);
+      r->i++;
+      return 0;
+    }
+    if (c < 0x20) return json_fail(r, "a control character inside a JSON string");
+    if (c != '\\') { r->i++; continue; }
+    strbuf_add(out, (const char *)r->s + run, r->i - run);
+    if (r->n - r->i < 2) return json_fail(r, "a JSON string that does not end");
+    unsigned char e = r->s[r->i + 1];
+    const char *plain = e == '"' ? "\"" : e == '\\' ? "\\" : e == '/' ? "/" : e == 'b' ? "\b" : e == 'f' ? "\f"
+                      : e == 'n' ? "\n" : e == 'r' ? "\r" : e == 't' ? "\t" : NULL;
+    if (plain) {
+      strbuf_add(out, plain, 1);
+      r->i += 2;
+    } else if (e == 'u') {
+      unsigned cp, lo;
+      if (r->n - r->i < 6 || hex4(r->s + r->i + 2, &cp)) return json_fail(r, "a bad \\u escape in a JSON string");
+      r->i += 6;
+      if (cp >= 0xDC00 && cp <= 0xDFFF) return json_fail(r, "a lone low surrogate \\u escape in a JSON string");
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        if (r->n - r->i < 6 || r->s[r->i] != '\\' || r->s[r->i + 1] != 'u' || hex4(r->s + r->i + 2, &lo) ||
+            lo < 0xDC00 || lo > 0xDFFF)
+          return json_fail(r, "a high surrogate \\u escape not followed by a low one");
+        r->i += 6;
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      }
+      if (cp == 0) return json_fail(r, "\\u0000, which PostgreSQL's jsonb cannot hold");
+      char u[4];
+      size_t k = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+      if (k == 1) u[0] = (char)cp;
+      else if (k == 2) { u[0] = (char)(0xC0 | cp >> 6); u[1] = (char)(0x80 | (cp & 63)); }
+      else if (k == 3) { u[0] = (char)(0xE0 | cp >> 12); u[1] = (char)(0x80 | (cp >> 6 & 63)); u[2] = (char)(0x80 | (cp & 63)); }
+      else { u[0] = (char)(0xF0 | cp >> 18); u[1] = (char)(0x80 | (cp >> 12 & 63)); u[2] = (char)(0x80 | (cp >> 6 & 63)); u[3] = (char)(0x80 | (cp & 63)); }
+      strbuf_add(out, u, k);
+    } else {
+      return json_fail(r, "a bad escape in a JSON string");
+    }
+    run = r->i;
+  }
+  return json_fail(r, "a JSON string that does not end");
+}
+
+/* Appends decimal x of dscale fraction digits as numeric_out writes it. */
+static void put_decimal(strbuf *b, const decimal *x, int dscale) {
+  char c;
+  if (x->neg) strbuf_add(b, "-", 1);
+  if (x->point <= 0) strbuf_add(b, "0", 1);
+  for (int k = 0; k < x->point; k++) {
+    c = (char)('0' + (k < x->len ? x->d[k] : 0));
+    strbuf_add(b, &c, 1);
+  }
+  if (dscale > 0) strbuf_add(b, ".", 1);
+  for (int k = 0; k < dscale; k++) {
+    int at = x->point + k;
+    c = (char)('0' + (at >= 0 && at < x->len ? x->d[at] : 0));
+    strbuf_add(b, &c, 1);
+  }
+}
+
+/* Reads a JSON number at r as jsonb stores it (a numeric: the exponent
+ * applied, the fraction digits written kept) into x and *dscale. */
+static int json_read_number(json_reader *r, decimal *x, int *dscale) {
+  const unsigned char *s = r->s;
+  size_t n = r->n, i = r->i;
+  int frac = 0;
+  long exp10 = 0;
+  memset(x, 0, sizeof *x);
+  if (i < n && s[i] == '-') x->neg = 1, i++;
+  if (i >= n || s[i] < '0' || s[i] > '9') return json_fail(r, "not JSON");
+  if (s[i] == '0' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9') return json_fail(r, "a JSON number with a leading zero");
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+    if (dec_push(x, s[i] - '0', 1)) return json_fail(r, "a JSON number of more than 1000 digits");
+  if (i < n && s[i] == '.') {
+    i++;
+    if (i >= n || s[i] < '0' || s[i] > '9') return json_fail(r, "a JSON number without digits after its point");
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, frac++)
+      if (dec_push(x, s[i] - '0', 0)) return json_fail(r, "a JSON number of more than 1000 digits");
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    int neg = 0;
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
+    if (i >= n || s[i] < '0' || s[i] > '9') return json_fail(r, "a JSON number without exponent digits");
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+      if ((exp10 = exp10 * 10 + (s[i] - '0')) > 100000) return json_fail(r, "a JSON number out of range");
+    if (neg) exp10 = -exp10;
+  }
+  dec_trim(x);
+  if (x->len) x->point += (int)exp10;
+  long ds = frac - exp10;
+  *dscale = ds > 0 ? (int)ds : 0;
+  if (*dscale > 16383 || x->point > 131072) return json_fail(r, "a JSON number out of range for PostgreSQL's numeric");
+  r->i = i;
+  return 0;
+}
+
+typedef struct json_member { size_t key, key_len, val, val_len; } json_member;
+
+/* jsonb's key order: shorter keys first, then bytewise (keys in base). */
+static int member_before(const unsigned char *base, const json_member *x, const json_member *y) {
+  if (x->key_len != y->key_len) return x->key_len < y->key_len;
+  return memcmp(base + x->key, base + y->key, x->key_len) < 0;
+}
+
+/* Sorts m[0..n) by key, stably (equal keys stay in the order written, so
+ * the last one is kept), with tmp of n entries. */
+static void sort_members(const unsigned char *base, json_member *m, json_member *tmp, size_t n) {
+  if (n < 2) return;
+  size_t h = n / 2, i = 0, j = h, k = 0;
+  sort_members(base, m, tmp, h);
+  sort_members(base, m + h, tmp, n - h);
+  while (i < h && j < n) tmp[k++] = member_before(base, &m[j], &m[i]) ? m[j++] : m[i++];
+  while (i < h) tmp[k++] = m[i++];
+  while (j < n) tmp[k++] = m[j++];
+  memcpy(m, tmp, n * sizeof *m);
+}
+
+/* Reads one JSON value at r and appends it to out in jsonb's output form. */
+static int json_value(json_reader *r, strbuf *out) {
+  json_space(r);
+  if (r->i >= r->n) return json_fail(r, "not JSON (it ends early)");
+  unsigned char c = r->s[r->i];
+  if (c == '"') {
+    strbuf str = {0};
+    int rc = json_read_string(r, &str);
+    if (rc == 0) json_put_string(out, (const unsigned char *)str.p, str.len);
+    if (str.oom) rc = json_fail(r, "out of memory");
+    free(str.p);
+    return rc;
+  }
+  if (c == '-' || (c >= '0' && c <= '9')) {
+    decimal x;
+    int dscale;
+    if (json_read_number(r, &x, &dscale)) return -1;
+    put_decimal(out, &x, dscale);
+    return 0;
+  }
+  static const char *const words[] = {"true", "false", "null"};
+  for (int w = 0; w < 3; w++) {
+    size_t len = strlen(words[w]);
+    if (r->n - r->i >= len && memcmp(r->s + r->i, words[w], len) == 0) {
+      strbuf_str(out, words[w]);
+      r->i += len;
+      return 0;
+    }
+  }
+  if (c != '[' && c != '{') return json_fail(r, "not JSON");
+  if (++r->depth > JSON_MAX_DEPTH) return json_fail(r, "JSON nested more than 256 deep");
+  r->i++;
+  json_space(r);
+  int rc = 0;
+  if (c == '[') {
+    strbuf_add(out, "[", 1);
+    for (int first = 1; r->i < r->n && r->s[r->i] != ']'; first = 0) {
+      if (!first) {
+        if (r->s[r->i] != ',') return json_fail(r, "not JSON (expected , or ])");
+        r->i++;
+        strbuf_add(out, ", ", 2);
+      }
+      if (json_value(r, out)) return -1;
+      json_space(r);
+    }
+    if (r->i >= r->n) return json_fail(r, "not JSON (an array that does not end)");
+    strbuf_add(out, "]", 1);
+  } else {
+    strbuf parts = {0};
+    json_member *m = NULL;
+    size_t count = 0, cap = 0;
+    for (int first = 1; rc == 0 && r->i < r->n && r->s[r->i] != '}'; first = 0) {
+      if (!first) {
+        if (r->s[r->i] != ',') { rc = json_fail(r, "not JSON (expected , or })"); break; }
+        r->i++;
+        json_space(r);
+      }
+      if (r->i >= r->n || r->s[r->i] != '"') { rc = json_fail(r, "not JSON (expected a key)"); break; }
+      if (count == cap) {
+        json_member *nm = realloc(m, (cap = cap ? cap * 2 : 8) * sizeof *m);
+        if (!nm) { rc = json_fail(r, "out of memory"); break; }
+        m = nm;
+      }
+      json_member *e = &m[count];
+      e->key = parts.len;
+      if ((rc = json_read_string(r, &parts))) break;
+      e->key_len = parts.len - e->key;
+      json_space(r);
+      if (r->i >= r->n || r->s[r->i] != ':') { rc = json_fail(r, "not JSON (expected :)"); break; }
+      r->i++;
+      e->val = parts.len;
+      if ((rc = json_value(r, &parts))) break;
+      e->val_len = parts.len - e->val;
+      count++;
+      json_space(r);
+    }
+    if (rc == 0 && r->i >= r->n) rc = json_fail(r, "not JSON (an object that does not end)");
+    if (rc == 0 && parts.oom) rc = json_fail(r, "out of memory");
+    if (rc == 0) {
+      json_member *tmp = count > 1 ? malloc(count * sizeof *tmp) : NULL;
+      if (count > 1 && !tmp) rc = json_fail(r, "out of memory");
+      else sort_members((const unsigned char *)parts.p, m, tmp, count);
+      free(tmp);
+    }
+    if (rc == 0) {
+      strbuf_add(out, "{", 1);
+      int written = 0;
+      for (size_t k = 0; k < count; k++) {
+        if (k + 1 < count && m[k].key_len == m[k + 1].key_len &&
+            memcmp(parts.p + m[k].key, parts.p + m[k + 1].key, m[k].key_len) == 0) continue;  /* the last wins */
+        if (written++) strbuf_add(out, ", ", 2);
+        json_put_string(out, (const unsigned char *)parts.p + m[k].key, m[k].key_len);
+        strbuf_add(out, ": ", 2);
+        strbuf_add(out, parts.p + m[k].val, m[k].val_len);
+      }
+      strbuf_add(out, "}", 1);
+    }
+    free(m);
+    free(parts.p);
+    if (rc) return -1;
+  }
+  r->i++;
+  r->depth--;
+  return 0;
+}
+
+/* jsonb: the JSON text (a SQLite text, or a number SQLite's JSON column
+ * turned into one) as PostgreSQL stores and sends it: format version 1,
+ * then the text in its own form (keys sorted by length then bytes, the
+ * last of duplicate keys kept, ", " and ": " between items, numbers as
+ * numerics with the exponent applied, strings re-escaped). */
+static int encode_jsonb(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  strbuf b = {0};
+  size_t at;
+  if (v->storage == SQLITE_FLOAT && !isfinite(v->f)) return bad(ve, "22P02", "NaN and infinities are not JSON");
+  if (v->storage == SQLITE_TEXT && copy_utf8_check(v->p, v->n, &ve->why, &at) < 0) return bad(ve, "22021", ve->why);
+  strbuf_add(&b, "\1", 1);
+  if (v->storage == SQLITE_INTEGER || v->storage == SQLITE_FLOAT) {
+    decimal x;
+    if (v->storage == SQLITE_INTEGER) dec_from_int(v->i, &x);
+    else dec_from_double(v->f, &x);
+    put_decimal(&b, &x, dec_frac(&x));
+  } else if (v->storage == SQLITE_TEXT) {
+    json_reader r = {v->p, v->n, 0, 0, NULL};
+    int rc = json_value(&r, &b);
+    json_space(&r);
+    if (rc == 0 && r.i != r.n) rc = json_fail(&r, "not JSON (text after the value)");
+    if (rc) {
+      free(b.p);
+      return bad(ve, "22P02", r.why);
+    }
+  } else {
+    free(b.p);
+    return bad(ve, "22P02", "expected JSON text");
+  }
+  if (b.oom || b.len > INT32_MAX) {
+    free(b.p);
+    return bad(ve, "54000", "out of memory");
+  }
+  free(out->own);
+  out->own = (unsigned char *)b.p;
+  out->own_cap = b.cap;
+  out->data = out->own;
+  out->len = (int32_t)b.len;
+  return 0;
+}
+
+/* jsonb: the text after the format version byte, which must be in
+ * PostgreSQL's own form (the encoder's, so that it gives back the same
+ * bytes); a number alone is stored as a numeric is (SQLite's JSON column
+ * turns a numeric text into a number). */
+static int decode_jsonb(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                        copy_refusal *ve) {
+  if (len < 1 || p[0] != 1) return bad(ve, "08P01", "not jsonb of format version 1");
+  if (decode_text(col, p + 1, len - 1, out, ve)) return 1;
+  copy_field again = {0};
+  copy_refusal why;
+  int same = encode_jsonb(col, &out->v, &again, &why) == 0 && again.len == len && memcmp(again.data, p, (size_t)len) == 0;
+  copy_field_release(&again);
+  if (!same) return bad(ve, "08P01", "jsonb not in PostgreSQL's own form");
+  if (len > 1 && (p[1] == '-' || (p[1] >= '0' && p[1] <= '9'))) {
+    json_reader r = {p + 1, (size_t)len - 1, 0, 0, NULL};
+    decimal x;
+    int dscale;
+    copy_column plain = *col;
+    plain.precision = -1;
+    if (json_read_number(&r, &x, &dscale) || r.i != r.n) return bad(ve, "08P01", "jsonb not in PostgreSQL's own form");
+    return decimal_value(&plain, &x, (int)dscale, out, ve);
+  }
   return 0;
 }
 static int decode_unsupported(const copy_column *col, const unsigned char *p, int32_t len,

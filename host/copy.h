@@ -66,7 +66,8 @@
   X(UUID, uuid, "uuid")                                                \
   X(NUMERIC, numeric, "numeric") /* exact; numeric(p, s) checked */    \
   X(TIME, time, "time")          /* microseconds since midnight */    \
-  X(CHAR, char, "bpchar")        /* char(n): padded with spaces */
+  X(CHAR, char, "bpchar")        /* char(n): padded with spaces */    \
+  X(JSONB, jsonb, "jsonb")       /* version 1, PostgreSQL's own form */
 
 typedef enum copy_type {
   COPY_UNSUPPORTED = 0,

@@ -102,7 +102,7 @@ static void check_date(const copy_value *v, const copy_field *f) {
                (int)v->n, (const char *)v->p, text);
 }
 
-/* numeric, time, char(n): the field, when the way back takes it, decodes
+/* numeric, time, char(n), jsonb: the field, when the way back takes it, decodes
  * to a value that encodes to the very same bytes. */
 static void check_decodes_back(const copy_column *col, const copy_field *f) {
   copy_decoded d;
@@ -158,7 +158,7 @@ static void check_round_trip(const copy_column *col, const copy_value *v, const 
     case COPY_UUID: check_uuid(v, f->data); break;
     case COPY_DATE: check_date(v, f); break;
     case COPY_TIMESTAMP: case COPY_TIMESTAMPTZ: check_datetime(col, f); break;
-    case COPY_NUMERIC: case COPY_TIME: case COPY_CHAR: check_decodes_back(col, f); break;
+    case COPY_NUMERIC: case COPY_TIME: case COPY_CHAR: case COPY_JSONB: check_decodes_back(col, f); break;
     default: FUZZ_REQUIRE(0, "type %d accepted", (int)col->type);
   }
 }

@@ -35,11 +35,11 @@ return { revision = "2026_02_21_005", down_revision = "2026_02_21_004", message 
       op.column("v", t.string(5)), op.column("j", t.json), op.column("bin", t.large_binary),
       op.column("d", t.date), op.column("ts", t.datetime), op.column("tz", t.datetime{ timezone = true }),
       op.column("u", t.uuid), op.column("n", t.numeric(12, 3)), op.column("nu", t.numeric),
-      op.column("tm", t.time), op.column("c", t.char(4)))
+      op.column("tm", t.time), op.column("c", t.char(4)), op.column("jb", t.jsonb))
   end,
   downgrade = function(op) op.drop_table("typed") end }
 ]]
-local COLUMNS = { "id", "b", "i2", "i4", "i8", "f", "s", "v", "j", "bin", "d", "ts", "tz", "u", "n", "nu", "tm", "c" }
+local COLUMNS = { "id", "b", "i2", "i4", "i8", "f", "s", "v", "j", "bin", "d", "ts", "tz", "u", "n", "nu", "tm", "c", "jb" }
 
 local migrations
 local function env() return "MIGRATIONS_DIR=" .. q(migrations) .. " " end
@@ -59,14 +59,15 @@ end
 local ROWS = {
   { 1, 1, -32768, -2147483648, math.mininteger, -0.0, "it's \"q\" \\N\t\n😀", "ab✓de", '{"b": [1, 2.50], "a": null}',
     "\0\1\255", "0001-01-01", "1999-12-31 23:59:59.999999", "2026-02-21 10:15:30.000001",
-    "0123456789abcdef0123456789abcdef", 123456789.125, "0.1", "00:00:00.000000", "ab  " },
+    "0123456789abcdef0123456789abcdef", 123456789.125, "0.1", "00:00:00.000000", "ab  ",
+    [[{"b": [1, 2.50, 1e2, -0.0, 1E-2], "a": null, "aa": "x\u00e9\n\/", "a": true}]] },
   { 2, 0, 32767, 2147483647, math.maxinteger, 1 / 0, "", "", "[]", "", "9999-12-31",
     "2026-02-21 10:15:30.000000", "2000-01-01 00:00:00.000000", "ffffffffffffffffffffffffffffffff",
-    -999999999.999, 12345678901234567, "23:59:59.999999", "    " },
+    -999999999.999, 12345678901234567, "23:59:59.999999", "    ", [[ "\ud83d\ude00 \u0001" ]] },
   { 3, nil, 0, 0, 0, -1 / 0, "naïve", "x", "1", nil, "2026-02-28", "2026-02-21 10:15:30.500000", nil,
-    nil, 0, -1.5, "24:00:00.000000", "✓✓✓✓" },
-  { 4, 1, nil, nil, nil, 5e-324, nil, nil, nil, "text", nil, nil, nil, nil, 12, "NaN", "12:34:56.000000", nil },
-  { 5, 0, 1, 1, 1, 1.7976931348623157e308, "x", nil, nil, nil, nil, nil, nil, nil, 0.001, 1e20, nil, "a   " },
+    nil, 0, -1.5, "24:00:00.000000", "✓✓✓✓", "[]" },
+  { 4, 1, nil, nil, nil, 5e-324, nil, nil, nil, "text", nil, nil, nil, nil, 12, "NaN", "12:34:56.000000", nil, "1.25" },
+  { 5, 0, 1, 1, 1, 1.7976931348623157e308, "x", nil, nil, nil, nil, nil, nil, nil, 0.001, 1e20, nil, "a   ", '{"k": {"z": [{}, [[]]], "y": 1}, "": 0}' },
 }
 
 local function insert(url, rows)
@@ -145,6 +146,14 @@ describe("copy of every op.types type", function()
     assert.equal("NaN", pg:first("SELECT nu::text AS v FROM typed WHERE id = 4").v)
     assert.equal("24:00:00", pg:first("SELECT tm::text AS v FROM typed WHERE id = 3").v)
 
+    -- jsonb comes back in PostgreSQL's own form (the copy sent exactly that form)
+    for i, r in ipairs(pg:query("SELECT jb::text AS v FROM typed ORDER BY id")) do
+      if want[i].jb:match("^text:") then want[i].jb = "text:" .. r.v end
+    end
+    assert.equal([[{"a": true, "b": [1, 2.50, 100, 0.0, 0.01], "aa": "xé\n/"}]], want[1].jb:sub(6))
+    assert.equal([["😀 \u0001"]], want[2].jb:sub(6))
+    assert.equal([=[{"": 0, "k": {"y": 1, "z": [{}, [[]]]}}]=], want[5].jb:sub(6))
+
     local back = dir .. "/back.db"
     code, out = run_copy(("--from %s --to %s"):format(q(TARGET_URL), q("sqlite:///" .. back)))
     assert.equal(0, code, out)
@@ -160,6 +169,8 @@ describe("copy of every op.types type", function()
       { 10, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, "25:00" },
       { 11, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, "abcde" },
       { 12, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, "1.2.3" },
+      { 13, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, [[{"a":}]] },
+      { 14, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, [=[["\u0000"]]=] },
     })
     local code, out = run_copy(("--from %s --to %s"):format(q("sqlite:///" .. source), q(TARGET_URL)))
     assert.equal(1, code, out)
@@ -175,6 +186,8 @@ describe("copy of every op.types type", function()
     assert.matches("typed%.tm, row id 10: value '25:00' %(text%): time of day out of range", out)
     assert.matches("typed%.c, row id 11: value 'abcde' %(text%): 5 characters, the column holds 4", out)
     assert.matches("typed%.nu, row id 12: value '1%.2%.3' %(text%): not a decimal number", out)
+    assert.matches("typed%.jb, row id 13: value '{\"a\":}' %(text%): not JSON", out)
+    assert.matches("typed%.jb, row id 14: value '%[\"\\u0000\"%]' %(text%): \\u0000, which PostgreSQL's jsonb cannot hold", out)
   end)
 
   it("refuses, in the snapshot, a numeric SQLite's NUMERIC column cannot hold exactly, naming its row", function()
