@@ -961,6 +961,11 @@ void copy_field_release(copy_field *f) {
   f->own_cap = 0;
 }
 
+void copy_decoded_release(copy_decoded *d) {
+  free(d->own);
+  d->own = NULL;
+}
+
 /* char(n): the text padded with spaces to n characters, as PostgreSQL
  * stores it (spaces past n are cut, as PostgreSQL cuts them; any other
  * character past n is refused). */
@@ -1295,6 +1300,21 @@ static int json_value(json_reader *r, strbuf *out) {
   return 0;
 }
 
+/* Makes b (taken over) the field out, in out->own; 1 when it could not be
+ * built (oom, or b.oom) or is too long for a field. */
+static int field_from(copy_field *out, strbuf *b, int oom, copy_refusal *ve) {
+  if (oom || b->oom || b->len > INT32_MAX) {
+    free(b->p);
+    return bad(ve, "54000", "out of memory, or longer than a PostgreSQL field can be");
+  }
+  free(out->own);
+  out->own = (unsigned char *)b->p;
+  out->own_cap = b->cap;
+  out->data = out->own;
+  out->len = (int32_t)b->len;
+  return 0;
+}
+
 /* jsonb: the JSON text (a SQLite text, or a number SQLite's JSON column
  * turned into one) as PostgreSQL stores and sends it: format version 1,
  * then the text in its own form (keys sorted by length then bytes, the
@@ -1325,16 +1345,7 @@ static int encode_jsonb(const copy_column *col, const copy_value *v, copy_field 
     free(b.p);
     return bad(ve, "22P02", "expected JSON text");
   }
-  if (b.oom || b.len > INT32_MAX) {
-    free(b.p);
-    return bad(ve, "54000", "out of memory");
-  }
-  free(out->own);
-  out->own = (unsigned char *)b.p;
-  out->own_cap = b.cap;
-  out->data = out->own;
-  out->len = (int32_t)b.len;
-  return 0;
+  return field_from(out, &b, 0, ve);
 }
 
 /* jsonb: the text after the format version byte, which must be in
@@ -1359,6 +1370,252 @@ static int decode_jsonb(const copy_column *col, const unsigned char *p, int32_t 
     if (json_read_number(&r, &x, &dscale) || r.i != r.n) return bad(ve, "08P01", "jsonb not in PostgreSQL's own form");
     return decimal_value(&plain, &x, (int)dscale, out, ve);
   }
+  return 0;
+}
+
+/* ---- arrays: PostgreSQL's binary array, JSON text on SQLite ----------- */
+
+#define ARRAY_MAX_DIMS 6
+
+static int encode_element(const copy_column *ecol, const copy_value *v, strbuf *b, copy_refusal *ve);
+
+/* An array's elements as read from JSON: per dimension its size (the
+ * first array seen at each depth fixes it), and the encoded elements. */
+typedef struct array_build {
+  copy_column elem;
+  int ndim, dims[ARRAY_MAX_DIMS], dim_set[ARRAY_MAX_DIMS], hasnull;
+  strbuf items;
+  int64_t count;
+} array_build;
+
+/* Reads the JSON array (or, below the first level, element) at r, at depth. */
+static int array_read(json_reader *r, array_build *a, int depth, copy_refusal *ve) {
+  json_space(r);
+  if (r->i >= r->n) return json_fail(r, "not a JSON array (it ends early)");
+  unsigned char c = r->s[r->i];
+  if (c == '[') {
+    if (depth >= ARRAY_MAX_DIMS) return json_fail(r, "an array of more than 6 dimensions");
+    r->i++;
+    json_space(r);
+    int size = 0;
+    while (r->i < r->n && r->s[r->i] != ']') {
+      if (size) {
+        if (r->s[r->i] != ',') return json_fail(r, "not JSON (expected , or ])");
+        r->i++;
+      }
+      if (array_read(r, a, depth + 1, ve)) return -1;
+      size++;
+      json_space(r);
+    }
+    if (r->i >= r->n) return json_fail(r, "not JSON (an array that does not end)");
+    r->i++;
+    if (size == 0 && depth > 0) return json_fail(r, "an empty inner array (PostgreSQL has none)");
+    if (!a->dim_set[depth]) a->dim_set[depth] = 1, a->dims[depth] = size;
+    else if (a->dims[depth] != size) return json_fail(r, "a JSON array that is not rectangular");
+    return 0;
+  }
+  if (depth == 0) return json_fail(r, "not a JSON array");
+  if (a->ndim == 0) a->ndim = depth;
+  else if (a->ndim != depth) return json_fail(r, "a JSON array that is not rectangular");
+  copy_value v = {.storage = SQLITE_NULL};
+  strbuf str = {0};
+  if (c == '"') {
+    if (json_read_string(r, &str)) {
+      free(str.p);
+      return -1;
+    }
+    v.storage = SQLITE_TEXT;
+    v.p = (const unsigned char *)(str.p ? str.p : "");
+    v.n = str.len;
+  } else if (c == '-' || (c >= '0' && c <= '9')) {
+    size_t start = r->i;
+    decimal x;
+    int dscale;
+    if (json_read_number(r, &x, &dscale)) return -1;
+    char num[64];
+    size_t len = r->i - start;
+    if (len >= sizeof num) return json_fail(r, "a number too long for an array element");
+    memcpy(num, r->s + start, len);
+    num[len] = '\0';
+    char *end;
+    errno = 0;
+    long long i = strtoll(num, &end, 10);
+    if (*end == '\0' && errno == 0) {
+      v.storage = SQLITE_INTEGER;
+      v.i = i;
+    } else {
+      v.storage = SQLITE_FLOAT;
+      v.f = strtod(num, NULL);
+    }
+  } else if (r->n - r->i >= 4 && memcmp(r->s + r->i, "true", 4) == 0) {
+    v.storage = SQLITE_INTEGER, v.i = 1, r->i += 4;
+  } else if (r->n - r->i >= 5 && memcmp(r->s + r->i, "false", 5) == 0) {
+    v.storage = SQLITE_INTEGER, v.i = 0, r->i += 5;
+  } else if (r->n - r->i >= 4 && memcmp(r->s + r->i, "null", 4) == 0) {
+    r->i += 4;
+  } else {
+    return json_fail(r, "not JSON");
+  }
+  a->hasnull |= v.storage == SQLITE_NULL;
+  a->count++;
+  int rc = encode_element(&a->elem, &v, &a->items, ve);
+  free(str.p);
+  return rc ? -1 : 0;
+}
+
+/* Appends element v of ecol's type as a field (length, bytes) to b. */
+static int encode_element(const copy_column *ecol, const copy_value *v, strbuf *b, copy_refusal *ve) {
+  copy_field f;
+  unsigned char len[4];
+  f.own = NULL;
+  if (copy_encode_value(ecol, v, &f, ve)) {
+    copy_field_release(&f);
+    return -1;
+  }
+  put_be32(len, (uint32_t)f.len);
+  strbuf_add(b, (const char *)len, 4);
+  if (f.len > 0) strbuf_add(b, (const char *)f.data, (size_t)f.len);
+  copy_field_release(&f);
+  return 0;
+}
+
+/* The element column of array column col. */
+static copy_column element_column(const copy_column *col) {
+  copy_column e = *col;
+  e.type = col->elem;
+  e.not_null = 0;
+  return e;
+}
+
+/* arrays: a JSON array text (nested for more dimensions; null, numbers,
+ * strings, true/false) as PostgreSQL's binary array of col's element type
+ * (lower bounds 1). */
+static int encode_array(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  size_t at;
+  if (v->storage != SQLITE_TEXT) return bad(ve, "22P02", "expected a JSON array text");
+  if (copy_utf8_check(v->p, v->n, &ve->why, &at) < 0) return bad(ve, "22021", ve->why);
+  array_build a = {.elem = element_column(col)};
+  json_reader r = {v->p, v->n, 0, 0, NULL};
+  copy_refusal ev = {0};
+  int rc = array_read(&r, &a, 0, &ev);
+  json_space(&r);
+  if (rc == 0 && r.i != r.n) rc = json_fail(&r, "not JSON (text after the array)");
+  if (rc) {
+    free(a.items.p);
+    if (ev.why) {   /* an element its type refused */
+      snprintf(ve->buf, sizeof ve->buf, "an element: %s", ev.why);
+      return bad(ve, ev.sqlstate, ve->buf);
+    }
+    return bad(ve, "22P02", r.why);
+  }
+  for (int d = a.ndim; d < ARRAY_MAX_DIMS && rc == 0; d++)
+    if (a.dim_set[d] && (a.ndim || a.dims[0])) rc = json_fail(&r, "a JSON array that is not rectangular");
+  strbuf b = {0};
+  unsigned char h[12];
+  put_be32(h, (uint32_t)a.ndim);
+  put_be32(h + 4, (uint32_t)a.hasnull);
+  put_be32(h + 8, col->elem_oid);
+  strbuf_add(&b, (const char *)h, 12);
+  for (int d = 0; d < a.ndim; d++) {
+    put_be32(h, (uint32_t)a.dims[d]);
+    put_be32(h + 4, 1);
+    strbuf_add(&b, (const char *)h, 8);
+  }
+  if (a.items.len) strbuf_add(&b, a.items.p, a.items.len);
+  int oom = a.items.oom;
+  free(a.items.p);
+  return field_from(out, &b, oom, ve);
+}
+
+/* Appends decoded element v (of elem's type) to b as JSON. */
+static int put_json_element(strbuf *b, const copy_column *elem, const copy_value *v, copy_refusal *ve) {
+  char num[40];
+  switch (v->storage) {
+    case SQLITE_NULL: strbuf_str(b, "null"); return 0;
+    case SQLITE_INTEGER:
+      if (elem->type == COPY_BOOL) strbuf_str(b, v->i ? "true" : "false");
+      else { snprintf(num, sizeof num, "%lld", (long long)v->i); strbuf_str(b, num); }
+      return 0;
+    case SQLITE_FLOAT:
+      if (!isfinite(v->f)) return bad(ve, "22003", "an infinite element, which JSON cannot hold");
+      for (int prec = 0; prec < 17; prec++) {
+        snprintf(num, sizeof num, "%.*g", prec + 1, v->f);
+        if (strtod(num, NULL) == v->f) break;
+      }
+      strbuf_str(b, num);
+      if (!strpbrk(num, ".e")) strbuf_str(b, ".0");   /* a real stays a real (-0.0 too) */
+      return 0;
+    case SQLITE_TEXT: json_put_string(b, v->p, v->n); return 0;
+    default: return bad(ve, "0A000", "an element type JSON cannot hold");
+  }
+}
+
+/* arrays: the JSON text encode_array reads ([] for an empty array). Only
+ * lower bounds 1 and a null flag that says whether there is a NULL (as
+ * PostgreSQL builds them). */
+static int decode_array(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                        copy_refusal *ve) {
+  static const char NOT_ARRAY[] = "not an array of the column's type in PostgreSQL's binary form";
+  if (len < 12) return bad(ve, "08P01", NOT_ARRAY);
+  int32_t ndim = (int32_t)get_be32(p), flag = (int32_t)get_be32(p + 4);
+  if (ndim < 0 || ndim > ARRAY_MAX_DIMS || (flag != 0 && flag != 1) || get_be32(p + 8) != col->elem_oid ||
+      (size_t)len < 12 + 8 * (size_t)ndim)
+    return bad(ve, "08P01", NOT_ARRAY);
+  int64_t total = ndim ? 1 : 0;
+  int dims[ARRAY_MAX_DIMS];
+  for (int d = 0; d < ndim; d++) {
+    dims[d] = (int32_t)get_be32(p + 12 + 8 * d);
+    if (dims[d] <= 0 || (int32_t)get_be32(p + 16 + 8 * d) != 1) return bad(ve, "22P02", "an array whose lower bound is not 1 (JSON cannot say so)");
+    total *= dims[d];
+    if (total > len) return bad(ve, "08P01", NOT_ARRAY);
+  }
+  size_t o = 12 + 8 * (size_t)ndim;
+  copy_column elem = element_column(col);
+  strbuf b = {0};
+  int nulls = 0, rc = 0;
+  int64_t idx[ARRAY_MAX_DIMS] = {0};
+  if (ndim == 0) strbuf_str(&b, "[]");
+  for (int64_t k = 0; k < total && rc == 0; k++) {
+    int opened = 0;   /* how many brackets open before this element */
+    for (int d = ndim - 1; d >= 0 && idx[d] == 0; d--) opened++;
+    if (k) strbuf_add(&b, ", ", 2);
+    for (int d = 0; d < opened; d++) strbuf_add(&b, "[", 1);
+    if ((size_t)len - o < 4) { rc = bad(ve, "08P01", NOT_ARRAY); break; }
+    int32_t el = (int32_t)get_be32(p + o);
+    o += 4;
+    if (el < -1 || (el > 0 && (size_t)el > (size_t)len - o)) { rc = bad(ve, "08P01", NOT_ARRAY); break; }
+    copy_decoded d;
+    copy_refusal ev = {0};
+    d.own = NULL;
+    nulls |= el < 0;
+    int refused = copy_decode_field(&elem, el >= 0 ? p + o : NULL, el, &d, &ev) || put_json_element(&b, &elem, &d.v, &ev);
+    copy_decoded_release(&d);
+    if (refused) {
+      snprintf(ve->buf, sizeof ve->buf, "an element: %s", ev.why);
+      rc = bad(ve, ev.sqlstate, ve->buf);
+      break;
+    }
+    if (el > 0) o += (size_t)el;
+    for (int dd = ndim - 1; dd >= 0; dd--) {   /* the next index; close what ends */
+      if (++idx[dd] < dims[dd]) break;
+      idx[dd] = 0;
+      strbuf_add(&b, "]", 1);
+    }
+  }
+  if (rc == 0 && (o != (size_t)len || nulls != flag)) rc = bad(ve, "08P01", NOT_ARRAY);
+  if (rc) {
+    free(b.p);
+    return 1;
+  }
+  if (b.oom) {
+    free(b.p);
+    return bad(ve, "53200", "out of memory");
+  }
+  free(out->own);
+  out->own = (unsigned char *)b.p;
+  out->v.storage = SQLITE_TEXT;
+  out->v.p = out->own;
+  out->v.n = b.len;
   return 0;
 }
 static int decode_unsupported(const copy_column *col, const unsigned char *p, int32_t len,
@@ -1437,7 +1694,10 @@ static const char DESCRIBE_SQL[] =
     " coalesce(b.typname, t.typname), coalesce(b.typtype, t.typtype),"
     " coalesce(b.typnamespace, t.typnamespace) = 'pg_catalog'::regnamespace,"
     " CASE WHEN b.oid IS NULL THEN a.atttypmod ELSE t.typtypmod END,"
-    " a.attnotnull OR (b.oid IS NOT NULL AND t.typnotnull)"
+    " a.attnotnull OR (b.oid IS NOT NULL AND t.typnotnull),"
+    " CASE WHEN coalesce(b.typcategory, t.typcategory) = 'A' THEN coalesce(b.typelem, t.typelem) ELSE 0 END,"
+    " (SELECT e.typname FROM pg_type e WHERE e.oid = coalesce(b.typelem, t.typelem)"
+    "   AND e.typnamespace = 'pg_catalog'::regnamespace AND e.typtype = 'b')"
     " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
     " LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype"
     " WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped"
@@ -1450,6 +1710,13 @@ static void fill_column(copy_column *c, const PGresult *r, int row) {
                     PQgetvalue(r, row, 4)[0] == 't');
   long typmod = strtol(PQgetvalue(r, row, 5), NULL, 10);
   const char *base = PQgetvalue(r, row, 2);
+  c->elem_oid = (uint32_t)strtoul(PQgetvalue(r, row, 7), NULL, 10);
+  c->elem = COPY_UNSUPPORTED;
+  if (c->elem_oid) {   /* an array: of an element type the copy converts (not bytea: JSON has no bytes) */
+    base = PQgetvalue(r, row, 8);
+    c->elem = base[0] ? type_of(base, 'b', 1) : COPY_UNSUPPORTED;
+    c->type = c->elem == COPY_UNSUPPORTED || c->elem == COPY_BYTEA ? COPY_UNSUPPORTED : COPY_ARRAY;
+  }
   c->max_chars = (strcmp(base, "varchar") == 0 || strcmp(base, "bpchar") == 0) && typmod >= 4
                      ? (int32_t)(typmod - 4) : -1;
   c->precision = strcmp(base, "numeric") == 0 && typmod >= 4 ? (int32_t)(((typmod - 4) >> 16) & 0xffff) : -1;
@@ -2003,11 +2270,13 @@ static void reverse_row_id(const copy_column *cols, const copy_field *fields, in
                            char *out, size_t size) {
   copy_decoded d;
   copy_refusal ve;
-  if (idk >= 0 && copy_decode_field(&cols[idk], fields[idk].data, fields[idk].len, &d, &ve) == 0) {
-    if (d.v.storage == SQLITE_INTEGER) { snprintf(out, size, "%lld", (long long)d.v.i); return; }
-    if (d.v.storage == SQLITE_TEXT) { snprintf(out, size, "'%.*s'", (int)(d.v.n > 60 ? 60 : d.v.n), (const char *)d.v.p); return; }
-  }
+  d.own = NULL;
   snprintf(out, size, "%lld", (long long)row);
+  if (idk >= 0 && copy_decode_field(&cols[idk], fields[idk].data, fields[idk].len, &d, &ve) == 0) {
+    if (d.v.storage == SQLITE_INTEGER) snprintf(out, size, "%lld", (long long)d.v.i);
+    if (d.v.storage == SQLITE_TEXT) snprintf(out, size, "'%.*s'", (int)(d.v.n > 60 ? 60 : d.v.n), (const char *)d.v.p);
+  }
+  copy_decoded_release(&d);
 }
 
 /* Stops a COPY OUT early: asks the server to cancel and reads what is left. */
@@ -2119,6 +2388,7 @@ done:
   sqlite3_finalize(ins);
   free(cols);
   free(fields);
+  for (int k = 0; dec && k < ncol; k++) copy_decoded_release(&dec[k]);
   free(dec);
   free(sql.p);
   free(out_sql);

@@ -49,7 +49,9 @@
  * stores, which encode_<encoder> turns into the same bytes); typnames are the
  * pg_catalog type names (pg_type.typname, domains resolved to their base)
  * that detect it in the target's catalog, space-separated. Enum types
- * (typtype 'e') are COPY_TEXT, sent as their label. A new type is one entry
+ * (typtype 'e') are COPY_TEXT, sent as their label. Arrays (typcategory
+ * 'A') are COPY_ARRAY, of the element type COPY_TYPES finds for their
+ * element (copy_column.elem). A new type is one entry
  * here, its encoder and decoder in copy.c, and its test. */
 #define COPY_TYPES(X)                                                  \
   X(BOOL, bool, "bool")                                                \
@@ -67,7 +69,8 @@
   X(NUMERIC, numeric, "numeric") /* exact; numeric(p, s) checked */    \
   X(TIME, time, "time")          /* microseconds since midnight */    \
   X(CHAR, char, "bpchar")        /* char(n): padded with spaces */    \
-  X(JSONB, jsonb, "jsonb")       /* version 1, PostgreSQL's own form */
+  X(JSONB, jsonb, "jsonb")       /* version 1, PostgreSQL's own form */ \
+  X(ARRAY, array, "")            /* any T[] of an element type here  */
 
 typedef enum copy_type {
   COPY_UNSUPPORTED = 0,
@@ -85,6 +88,9 @@ typedef struct copy_column {
   int32_t max_chars;    /* varchar(n), char(n): n characters; -1 when unlimited */
   int32_t precision;    /* numeric(p, s): p, or -1 when unconstrained */
   int32_t scale;        /* numeric(p, s): s */
+  copy_type elem;       /* arrays (COPY_ARRAY): the element type; the fields
+                           above then describe an element */
+  uint32_t elem_oid;    /* arrays: the element type's oid */
   int not_null;
 } copy_column;
 
@@ -273,7 +279,12 @@ copy_problem copy_classify(const copy_column *col, const copy_value *v, const co
 typedef struct copy_decoded {
   copy_value v;
   unsigned char buf[48];
+  unsigned char *own;   /* an array's JSON text: NULL at first, grown by the
+                           decoder, freed by copy_decoded_release */
 } copy_decoded;
+
+/* Frees what a decoder grew in d (d->own). */
+void copy_decoded_release(copy_decoded *d);
 
 /* The way back of copy_encode_value: the binary COPY field p[0..len) of
  * col's type (len -1: NULL) as the SQLite value the app stores (booleans 0

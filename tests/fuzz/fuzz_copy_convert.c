@@ -102,17 +102,22 @@ static void check_date(const copy_value *v, const copy_field *f) {
                (int)v->n, (const char *)v->p, text);
 }
 
-/* numeric, time, char(n), jsonb: the field, when the way back takes it, decodes
+/* numeric, time, char(n), jsonb, arrays: the field, when the way back takes it, decodes
  * to a value that encodes to the very same bytes. */
 static void check_decodes_back(const copy_column *col, const copy_field *f) {
   copy_decoded d;
   copy_refusal ve = {0};
-  if (copy_decode_field(col, f->data, f->len, &d, &ve)) return;
+  d.own = NULL;
+  if (copy_decode_field(col, f->data, f->len, &d, &ve)) {
+    copy_decoded_release(&d);
+    return;
+  }
   copy_field back;
   back.own = NULL;
   FUZZ_REQUIRE(copy_encode_value(col, &d.v, &back, &ve) == 0, "type %d: decoded but refused: %s", (int)col->type, ve.why);
   FUZZ_REQUIRE(back.len == f->len && memcmp(back.data, f->data, (size_t)f->len) == 0, "type %d: bytes changed", (int)col->type);
   copy_field_release(&back);
+  copy_decoded_release(&d);
 }
 
 /* What was accepted decodes back to v. */
@@ -158,7 +163,7 @@ static void check_round_trip(const copy_column *col, const copy_value *v, const 
     case COPY_UUID: check_uuid(v, f->data); break;
     case COPY_DATE: check_date(v, f); break;
     case COPY_TIMESTAMP: case COPY_TIMESTAMPTZ: check_datetime(col, f); break;
-    case COPY_NUMERIC: case COPY_TIME: case COPY_CHAR: case COPY_JSONB: check_decodes_back(col, f); break;
+    case COPY_NUMERIC: case COPY_TIME: case COPY_CHAR: case COPY_JSONB: case COPY_ARRAY: check_decodes_back(col, f); break;
     default: FUZZ_REQUIRE(0, "type %d accepted", (int)col->type);
   }
 }
@@ -172,6 +177,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   col.max_chars = data[2] & 2 ? (int32_t)(data[2] >> 2) : -1;
   col.precision = data[2] & 2 ? (int32_t)(data[2] >> 2) : -1;   /* numeric(p, s): s from p */
   col.scale = col.precision > 0 ? data[0] / COPY_TYPE_COUNT % (col.precision + 1) : 0;
+  col.elem = (copy_type)(data[0] / COPY_TYPE_COUNT % COPY_TYPE_COUNT);   /* arrays: of what */
+  if (col.elem == COPY_ARRAY || col.elem == COPY_BYTEA || col.elem == COPY_UNSUPPORTED) col.elem = COPY_INT4;
+  col.elem_oid = 23;
   copy_value v = {.storage = 1 + data[1] % 5};
   const uint8_t *rest = data + 3;
   size_t n = size - 3;

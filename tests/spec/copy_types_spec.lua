@@ -35,11 +35,12 @@ return { revision = "2026_02_21_005", down_revision = "2026_02_21_004", message 
       op.column("v", t.string(5)), op.column("j", t.json), op.column("bin", t.large_binary),
       op.column("d", t.date), op.column("ts", t.datetime), op.column("tz", t.datetime{ timezone = true }),
       op.column("u", t.uuid), op.column("n", t.numeric(12, 3)), op.column("nu", t.numeric),
-      op.column("tm", t.time), op.column("c", t.char(4)), op.column("jb", t.jsonb))
+      op.column("tm", t.time), op.column("c", t.char(4)), op.column("jb", t.jsonb),
+      op.column("ai", t.array(t.integer)), op.column("at", t.array(t.string(3))), op.column("af", t.array(t.float)))
   end,
   downgrade = function(op) op.drop_table("typed") end }
 ]]
-local COLUMNS = { "id", "b", "i2", "i4", "i8", "f", "s", "v", "j", "bin", "d", "ts", "tz", "u", "n", "nu", "tm", "c", "jb" }
+local COLUMNS = { "id", "b", "i2", "i4", "i8", "f", "s", "v", "j", "bin", "d", "ts", "tz", "u", "n", "nu", "tm", "c", "jb", "ai", "at", "af" }
 
 local migrations
 local function env() return "MIGRATIONS_DIR=" .. q(migrations) .. " " end
@@ -60,10 +61,11 @@ local ROWS = {
   { 1, 1, -32768, -2147483648, math.mininteger, -0.0, "it's \"q\" \\N\t\n😀", "ab✓de", '{"b": [1, 2.50], "a": null}',
     "\0\1\255", "0001-01-01", "1999-12-31 23:59:59.999999", "2026-02-21 10:15:30.000001",
     "0123456789abcdef0123456789abcdef", 123456789.125, "0.1", "00:00:00.000000", "ab  ",
-    [[{"b": [1, 2.50, 1e2, -0.0, 1E-2], "a": null, "aa": "x\u00e9\n\/", "a": true}]] },
+    [[{"b": [1, 2.50, 1e2, -0.0, 1E-2], "a": null, "aa": "x\u00e9\n\/", "a": true}]],
+    "[1, null, -2147483648]", [=[[["a\"b", null], ["😀", ""]]]=], "[0.1, -0.0, 1e+300, 5e-324]" },
   { 2, 0, 32767, 2147483647, math.maxinteger, 1 / 0, "", "", "[]", "", "9999-12-31",
     "2026-02-21 10:15:30.000000", "2000-01-01 00:00:00.000000", "ffffffffffffffffffffffffffffffff",
-    -999999999.999, 12345678901234567, "23:59:59.999999", "    ", [[ "\ud83d\ude00 \u0001" ]] },
+    -999999999.999, 12345678901234567, "23:59:59.999999", "    ", [[ "\ud83d\ude00 \u0001" ]], "[]", "[[[null]]]", "[]" },
   { 3, nil, 0, 0, 0, -1 / 0, "naïve", "x", "1", nil, "2026-02-28", "2026-02-21 10:15:30.500000", nil,
     nil, 0, -1.5, "24:00:00.000000", "✓✓✓✓", "[]" },
   { 4, 1, nil, nil, nil, 5e-324, nil, nil, nil, "text", nil, nil, nil, nil, 12, "NaN", "12:34:56.000000", nil, "1.25" },
@@ -154,6 +156,10 @@ describe("copy of every op.types type", function()
     assert.equal([["😀 \u0001"]], want[2].jb:sub(6))
     assert.equal([=[{"": 0, "k": {"y": 1, "z": [{}, [[]]]}}]=], want[5].jb:sub(6))
 
+    assert.equal([[{{"a\"b",NULL},{😀,""}}]], pg:first("SELECT at::text AS v FROM typed WHERE id = 1").v)
+    assert.equal("{{{NULL}}}", pg:first("SELECT at::text AS v FROM typed WHERE id = 2").v)
+    assert.equal("{0.1,-0,1e+300,5e-324}", pg:first("SELECT af::text AS v FROM typed WHERE id = 1").v)
+
     local back = dir .. "/back.db"
     code, out = run_copy(("--from %s --to %s"):format(q(TARGET_URL), q("sqlite:///" .. back)))
     assert.equal(0, code, out)
@@ -171,6 +177,8 @@ describe("copy of every op.types type", function()
       { 12, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, "1.2.3" },
       { 13, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, [[{"a":}]] },
       { 14, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, [=[["\u0000"]]=] },
+      { 15, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, "[1, 2.5]", "[[\"abcd\"]]" },
+      { 16, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, "[[1], 2]", nil, "{}" },
     })
     local code, out = run_copy(("--from %s --to %s"):format(q("sqlite:///" .. source), q(TARGET_URL)))
     assert.equal(1, code, out)
@@ -186,6 +194,10 @@ describe("copy of every op.types type", function()
     assert.matches("typed%.tm, row id 10: value '25:00' %(text%): time of day out of range", out)
     assert.matches("typed%.c, row id 11: value 'abcde' %(text%): 5 characters, the column holds 4", out)
     assert.matches("typed%.nu, row id 12: value '1%.2%.3' %(text%): not a decimal number", out)
+    assert.matches("typed%.ai, row id 15: value '%[1, 2%.5%]' %(text%): an element: expected an integer", out)
+    assert.matches("typed%.at, row id 15: value '%[%[\"abcd\"%]%]' %(text%): an element: 4 characters, the column holds at most 3", out)
+    assert.matches("typed%.ai, row id 16: value '%[%[1%], 2%]' %(text%): a JSON array that is not rectangular", out)
+    assert.matches("typed%.af, row id 16: value '{}' %(text%): not a JSON array", out)
     assert.matches("typed%.jb, row id 13: value '{\"a\":}' %(text%): not JSON", out)
     assert.matches("typed%.jb, row id 14: value '%[\"\\u0000\"%]' %(text%): \\u0000, which PostgreSQL's jsonb cannot hold", out)
   end)
