@@ -36,11 +36,12 @@ return { revision = "2026_02_21_005", down_revision = "2026_02_21_004", message 
       op.column("d", t.date), op.column("ts", t.datetime), op.column("tz", t.datetime{ timezone = true }),
       op.column("u", t.uuid), op.column("n", t.numeric(12, 3)), op.column("nu", t.numeric),
       op.column("tm", t.time), op.column("c", t.char(4)), op.column("jb", t.jsonb),
-      op.column("ai", t.array(t.integer)), op.column("at", t.array(t.string(3))), op.column("af", t.array(t.float)))
+      op.column("ai", t.array(t.integer)), op.column("at", t.array(t.string(3))), op.column("af", t.array(t.float)),
+      op.column("st", t.enum("typed_status", { "open", "done", "it's" })))
   end,
   downgrade = function(op) op.drop_table("typed") end }
 ]]
-local COLUMNS = { "id", "b", "i2", "i4", "i8", "f", "s", "v", "j", "bin", "d", "ts", "tz", "u", "n", "nu", "tm", "c", "jb", "ai", "at", "af" }
+local COLUMNS = { "id", "b", "i2", "i4", "i8", "f", "s", "v", "j", "bin", "d", "ts", "tz", "u", "n", "nu", "tm", "c", "jb", "ai", "at", "af", "st" }
 
 local migrations
 local function env() return "MIGRATIONS_DIR=" .. q(migrations) .. " " end
@@ -62,10 +63,10 @@ local ROWS = {
     "\0\1\255", "0001-01-01", "1999-12-31 23:59:59.999999", "2026-02-21 10:15:30.000001",
     "0123456789abcdef0123456789abcdef", 123456789.125, "0.1", "00:00:00.000000", "ab  ",
     [[{"b": [1, 2.50, 1e2, -0.0, 1E-2], "a": null, "aa": "x\u00e9\n\/", "a": true}]],
-    "[1, null, -2147483648]", [=[[["a\"b", null], ["😀", ""]]]=], "[0.1, -0.0, 1e+300, 5e-324]" },
+    "[1, null, -2147483648]", [=[[["a\"b", null], ["😀", ""]]]=], "[0.1, -0.0, 1e+300, 5e-324]", "it's" },
   { 2, 0, 32767, 2147483647, math.maxinteger, 1 / 0, "", "", "[]", "", "9999-12-31",
     "2026-02-21 10:15:30.000000", "2000-01-01 00:00:00.000000", "ffffffffffffffffffffffffffffffff",
-    -999999999.999, 12345678901234567, "23:59:59.999999", "    ", [[ "\ud83d\ude00 \u0001" ]], "[]", "[[[null]]]", "[]" },
+    -999999999.999, 12345678901234567, "23:59:59.999999", "    ", [[ "\ud83d\ude00 \u0001" ]], "[]", "[[[null]]]", "[]", "open" },
   { 3, nil, 0, 0, 0, -1 / 0, "naïve", "x", "1", nil, "2026-02-28", "2026-02-21 10:15:30.500000", nil,
     nil, 0, -1.5, "24:00:00.000000", "✓✓✓✓", "[]" },
   { 4, 1, nil, nil, nil, 5e-324, nil, nil, nil, "text", nil, nil, nil, nil, 12, "NaN", "12:34:56.000000", nil, "1.25" },
