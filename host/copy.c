@@ -666,6 +666,958 @@ static int decode_uuid(const copy_column *col, const unsigned char *p, int32_t l
   return 0;
 }
 
+
+/* ---- numeric, time, char(n) ------------------------------------------- */
+
+#define NUMERIC_MAX_DIGITS 1000
+#define NUMERIC_POS 0x0000
+#define NUMERIC_NEG 0x4000
+#define NUMERIC_NAN 0xC000
+#define NUMERIC_PINF 0xD000
+#define NUMERIC_NINF 0xF000
+
+/* A decimal number: 0.d[0]d[1]...d[len-1] x 10^point, without leading or
+ * trailing zero digits (zero: len 0); digits are 0-9, not characters. */
+typedef struct decimal {
+  int neg;
+  int len;
+  int point;
+  unsigned char d[NUMERIC_MAX_DIGITS];
+} decimal;
+
+/* Appends digit c (0-9) at the end of x, leading zeros skipped (moving the
+ * point). 0, or -1 when there are too many digits. */
+static int dec_push(decimal *x, int c, int before_point) {
+  if (x->len == 0 && c == 0) {
+    if (!before_point) x->point--;
+    return 0;
+  }
+  if (x->len >= NUMERIC_MAX_DIGITS) return -1;
+  x->d[x->len++] = (unsigned char)c;
+  if (before_point) x->point++;
+  return 0;
+}
+
+static void dec_trim(decimal *x) {
+  while (x->len && x->d[x->len - 1] == 0) x->len--;
+  if (!x->len) x->point = 0, x->neg = 0;
+}
+
+/* The fraction digits x needs: 0 for an integer. */
+static int dec_frac(const decimal *x) { return x->len - x->point > 0 ? x->len - x->point : 0; }
+
+/* The shortest decimal digits that read back as d (finite) into x. */
+static void dec_from_double(double d, decimal *x) {
+  char s[40];
+  memset(x, 0, sizeof *x);
+  for (int prec = 0; prec < 17; prec++) {
+    snprintf(s, sizeof s, "%.*e", prec, d);
+    if (strtod(s, NULL) == d) break;
+  }
+  const char *e = strchr(s, 'e');
+  x->neg = s[0] == '-';
+  x->point = atoi(e + 1) + 1;   /* d.ddd x 10^E = 0.dddd x 10^(E+1) */
+  for (const char *c = s + x->neg; c < e; c++)
+    if (*c != '.') x->d[x->len++] = (unsigned char)(*c - '0');
+  dec_trim(x);
+}
+
+static void dec_from_int(int64_t i, decimal *x) {
+  char s[24];
+  int n = snprintf(s, sizeof s, "%lld", (long long)i);
+  memset(x, 0, sizeof *x);
+  x->neg = s[0] == '-';
+  for (int k = x->neg; k < n; k++) dec_push(x, s[k] - '0', 1);
+  dec_trim(x);
+}
+
+static int word_is(const unsigned char *p, size_t n, const char *w) {
+  size_t k = 0;
+  for (; k < n && w[k]; k++)
+    if ((p[k] | 0x20) != w[k]) return 0;
+  return k == n && !w[k];
+}
+
+/* The numeric's 8-byte header and its base-10000 digits, written to out. */
+static int numeric_field(copy_field *out, const decimal *x, int sign, int dscale) {
+  unsigned char *b = out->fixed;
+  int ndig = 0, weight = 0;
+  if (x->len) {
+    /* decimal exponent of digit i: point - 1 - i; its group: floor(e / 4) */
+    int first = x->point - 1, last = x->point - x->len;
+    weight = first >= 0 ? first / 4 : -((-first + 3) / 4);
+    int lastg = last >= 0 ? last / 4 : -((-last + 3) / 4);
+    ndig = weight - lastg + 1;
+    memset(b + 8, 0, (size_t)ndig * 2);
+    for (int i = 0; i < x->len; i++) {
+      int e = x->point - 1 - i, g = e >= 0 ? e / 4 : -((-e + 3) / 4), pos = e - 4 * g;
+      static const int pow10[4] = {1, 10, 100, 1000};
+      unsigned char *q = b + 8 + 2 * (weight - g);
+      put_be16(q, (uint16_t)(get_be16(q) + x->d[i] * pow10[pos]));
+    }
+  }
+  put_be16(b, (uint16_t)ndig);
+  put_be16(b + 2, (uint16_t)(int16_t)weight);
+  put_be16(b + 4, (uint16_t)sign);
+  put_be16(b + 6, (uint16_t)dscale);
+  out->len = 8 + 2 * ndig;
+  out->data = b;
+  return 0;
+}
+
+static int encode_numeric(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  decimal x;
+  int dscale = 0, special = 0;
+  memset(&x, 0, sizeof x);
+  if (v->storage == SQLITE_INTEGER) {
+    dec_from_int(v->i, &x);
+  } else if (v->storage == SQLITE_FLOAT) {
+    if (isnan(v->f)) special = NUMERIC_NAN;
+    else if (isinf(v->f)) special = v->f > 0 ? NUMERIC_PINF : NUMERIC_NINF;
+    else dec_from_double(v->f, &x);
+    dscale = dec_frac(&x);
+  } else if (v->storage == SQLITE_TEXT) {
+    const unsigned char *p = v->p;
+    size_t n = v->n, k = 0;
+    if (word_is(p, n, "nan")) special = NUMERIC_NAN;
+    else if (word_is(p, n, "infinity") || word_is(p, n, "+infinity") || word_is(p, n, "inf")) special = NUMERIC_PINF;
+    else if (word_is(p, n, "-infinity") || word_is(p, n, "-inf")) special = NUMERIC_NINF;
+    else {
+      int digits = 0, dot = 0;
+      if (k < n && (p[k] == '+' || p[k] == '-')) x.neg = p[k++] == '-';
+      for (; k < n; k++) {
+        if (p[k] == '.' && !dot) { dot = 1; continue; }
+        if (p[k] < '0' || p[k] > '9') return bad(ve, "22P02", "not a decimal number (expected [-]digits[.digits])");
+        digits++;
+        if (dot) dscale++;
+        if (dec_push(&x, p[k] - '0', !dot)) return bad(ve, "22003", "more than 1000 significant digits");
+      }
+      if (!digits) return bad(ve, "22P02", "not a decimal number (expected [-]digits[.digits])");
+      dec_trim(&x);
+    }
+  } else {
+    return bad(ve, "22P02", "expected a number");
+  }
+  if (special) {
+    if (special != NUMERIC_NAN && col->precision >= 0)
+      return bad(ve, "22003", "infinity does not fit a numeric(p, s) column");
+    memset(&x, 0, sizeof x);
+    return numeric_field(out, &x, special, 0);
+  }
+  if (x.len > NUMERIC_MAX_DIGITS) return bad(ve, "22003", "more than 1000 significant digits");
+  if (col->precision >= 0) {
+    if (dec_frac(&x) > col->scale) {
+      snprintf(ve->buf, sizeof ve->buf, "more decimal places than numeric(%d, %d) keeps: it would be rounded",
+               (int)col->precision, (int)col->scale);
+      return bad(ve, "22003", ve->buf);
+    }
+    if (x.len && x.point > col->precision - col->scale) {
+      snprintf(ve->buf, sizeof ve->buf, "does not fit numeric(%d, %d): at most %d digits before the point",
+               (int)col->precision, (int)col->scale, (int)(col->precision - col->scale));
+      return bad(ve, "22003", ve->buf);
+    }
+    dscale = col->scale;
+  }
+  if (dscale > 0x3FFF || x.point > 131072) return bad(ve, "22003", "out of range for numeric");
+  return numeric_field(out, &x, x.neg ? NUMERIC_NEG : NUMERIC_POS, dscale);
+}
+
+static int decimal_value(const copy_column *col, const decimal *xp, int dscale, copy_decoded *out,
+                         copy_refusal *ve);
+
+/* numeric: an integer when it is one (and fits 64 bits), a real when the
+ * double's shortest text is exactly the number, NaN as the text 'NaN',
+ * infinities as reals; refused when SQLite's NUMERIC column cannot hold it
+ * exactly (more digits than a double keeps, or trailing zeros after the
+ * point in an unconstrained numeric, which SQLite's affinity drops). Only
+ * PostgreSQL's own form (no leading or trailing zero groups) is taken. */
+static int decode_numeric(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                          copy_refusal *ve) {
+  static const char NOT_NUMERIC[] = "not a numeric in PostgreSQL's binary form";
+  if (len < 8) return bad(ve, "08P01", NOT_NUMERIC);
+  int ndig = (int16_t)get_be16(p), weight = (int16_t)get_be16(p + 2);
+  unsigned sign = get_be16(p + 4), dscale = get_be16(p + 6);
+  if (ndig < 0 || len != 8 + 2 * ndig) return bad(ve, "08P01", NOT_NUMERIC);
+  if (sign == NUMERIC_NAN || sign == NUMERIC_PINF || sign == NUMERIC_NINF) {
+    if (ndig || weight || dscale) return bad(ve, "08P01", NOT_NUMERIC);
+    if (sign != NUMERIC_NAN && col->precision >= 0) return bad(ve, "22003", "infinity in a numeric(p, s) column");
+    if (sign == NUMERIC_NAN) {
+      out->v.storage = SQLITE_TEXT;
+      out->v.p = (const unsigned char *)"NaN";
+      out->v.n = 3;
+    } else {
+      out->v.storage = SQLITE_FLOAT;
+      out->v.f = sign == NUMERIC_PINF ? HUGE_VAL : -HUGE_VAL;
+    }
+    return 0;
+  }
+  if ((sign != NUMERIC_POS && sign != NUMERIC_NEG) || dscale > 0x3FFF) return bad(ve, "08P01", NOT_NUMERIC);
+  if (ndig == 0 && (weight || sign != NUMERIC_POS)) return bad(ve, "08P01", NOT_NUMERIC);
+  if (ndig && (get_be16(p + 8) == 0 || get_be16(p + 8 + 2 * (ndig - 1)) == 0))
+    return bad(ve, "08P01", NOT_NUMERIC);
+  decimal x;
+  memset(&x, 0, sizeof x);
+  x.neg = sign == NUMERIC_NEG;
+  x.point = 4 * (weight + 1);
+  for (int g = 0; g < ndig; g++) {
+    unsigned dg = get_be16(p + 8 + 2 * g);
+    if (dg > 9999) return bad(ve, "08P01", NOT_NUMERIC);
+    for (int k = 3; k >= 0; k--) {
+      static const unsigned pow10[4] = {1, 10, 100, 1000};
+      int c = (int)(dg / pow10[k] % 10);
+      if (x.len == 0 && c == 0) { x.point--; continue; }
+      if (x.len >= NUMERIC_MAX_DIGITS) return bad(ve, "22003", "more than 1000 significant digits");
+      x.d[x.len++] = (unsigned char)c;
+    }
+  }
+  dec_trim(&x);
+  return decimal_value(col, &x, (int)dscale, out, ve);
+}
+
+/* The SQLite value of decimal x with dscale fraction digits in col (a
+ * numeric): as decode_numeric says. */
+static int decimal_value(const copy_column *col, const decimal *xp, int dscale, copy_decoded *out,
+                         copy_refusal *ve) {
+  const decimal x = *xp;
+  if (x.point > 131072) return bad(ve, "22003", "out of range for numeric");
+  int frac = dec_frac(&x);
+  if (col->precision >= 0) {
+    if (dscale != col->scale || frac > col->scale || (x.len && x.point > col->precision - col->scale))
+      return bad(ve, "22003", "does not fit the column's numeric(p, s)");
+  } else if (dscale != frac) {
+    return bad(ve, "22003", "trailing zeros after the point, which SQLite's NUMERIC column drops "
+                            "(1.50 becomes 1.5): declare the column numeric(p, s)");
+  }
+  if (x.point >= x.len && x.point <= 18) {   /* an integer of at most 18 digits */
+    int64_t i = 0;
+    for (int k = 0; k < x.point; k++) i = i * 10 + (k < x.len ? x.d[k] : 0);
+    out->v.storage = SQLITE_INTEGER;
+    out->v.i = x.neg ? -i : i;
+    return 0;
+  }
+  char s[NUMERIC_MAX_DIGITS + 40];
+  int n = snprintf(s, sizeof s, "%s0.", x.neg ? "-" : "");
+  for (int k = 0; k < x.len; k++) s[n++] = (char)('0' + x.d[k]);
+  snprintf(s + n, sizeof s - (size_t)n, "e%d", x.point);
+  double d = strtod(s, NULL);
+  decimal back;
+  if (isinf(d)) return bad(ve, "22003", "more digits than SQLite's NUMERIC column keeps exactly (a double)");
+  dec_from_double(d, &back);
+  if (back.len != x.len || back.point != x.point || back.neg != x.neg || memcmp(back.d, x.d, (size_t)x.len))
+    return bad(ve, "22003", "more digits than SQLite's NUMERIC column keeps exactly (a double)");
+  out->v.storage = SQLITE_FLOAT;
+  out->v.f = d;
+  return 0;
+}
+
+/* time: HH:MM[:SS[.ffffff]] (24:00:00 too, as PostgreSQL takes it). */
+static int encode_time(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  static const char WHY[] = "not a time of day (expected HH:MM:SS[.ffffff])";
+  if (v->storage != SQLITE_TEXT) return bad(ve, "22007", WHY);
+  const char *s = (const char *)v->p;
+  size_t n = v->n, i = 0;
+  int hh, mi, ss = 0;
+  int64_t frac = 0;
+  if (read_digits(s, n, &i, 2, &hh) || i >= n || s[i++] != ':' || read_digits(s, n, &i, 2, &mi))
+    return bad(ve, "22007", WHY);
+  if (i < n && s[i] == ':') {
+    i++;
+    if (read_digits(s, n, &i, 2, &ss)) return bad(ve, "22007", WHY);
+    if (i < n && s[i] == '.') {
+      int ndig = 0;
+      for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, ndig++) {
+        if (ndig < 6) frac = frac * 10 + (s[i] - '0');
+        else if (s[i] != '0') return bad(ve, "22007", "more precision than microseconds (it would be rounded)");
+      }
+      if (ndig == 0) return bad(ve, "22007", WHY);
+      for (; ndig < 6; ndig++) frac *= 10;
+    }
+  }
+  if (i != n) return bad(ve, "22007", WHY);
+  if (mi > 59 || ss > 59 || hh > 24 || (hh == 24 && (mi || ss || frac))) return bad(ve, "22008", "time of day out of range");
+  return fixed(out, 8, (uint64_t)(((int64_t)hh * 3600 + mi * 60 + ss) * 1000000 + frac));
+}
+
+/* time: SQLAlchemy's text on SQLite, HH:MM:SS.ffffff. */
+static int decode_time(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  (void)col;
+  if (field_size(len, 8, ve)) return 1;
+  int64_t us = (int64_t)((uint64_t)get_be32(p) << 32 | get_be32(p + 4));
+  if (us < 0 || us > USEC_PER_DAY) return bad(ve, "22008", "time of day out of range");
+  int64_t secs = us / 1000000;
+  snprintf((char *)out->buf, sizeof out->buf, "%02d:%02d:%02d.%06d", (int)(secs / 3600), (int)(secs / 60 % 60),
+           (int)(secs % 60), (int)(us % 1000000));
+  out->v.storage = SQLITE_TEXT;
+  out->v.p = out->buf;
+  out->v.n = 15;
+  return 0;
+}
+
+void copy_field_release(copy_field *f) {
+  free(f->own);
+  f->own = NULL;
+  f->own_cap = 0;
+}
+
+void copy_decoded_release(copy_decoded *d) {
+  free(d->own);
+  d->own = NULL;
+}
+
+/* char(n): the text padded with spaces to n characters, as PostgreSQL
+ * stores it (spaces past n are cut, as PostgreSQL cuts them; any other
+ * character past n is refused). */
+static int encode_char(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  copy_column unlimited = *col;
+  unlimited.max_chars = -1;
+  if (encode_text(&unlimited, v, out, ve)) return 1;
+  const unsigned char *p = out->data;
+  size_t n = (size_t)out->len, at;
+  const char *why;
+  int64_t chars = copy_utf8_check(p, n, &why, &at);
+  if (col->max_chars < 0) return 0;
+  while (chars > col->max_chars && n && p[n - 1] == ' ') n--, chars--;
+  if (chars > col->max_chars) {
+    snprintf(ve->buf, sizeof ve->buf, "%lld characters, the column holds %d", (long long)chars, (int)col->max_chars);
+    return bad(ve, "22001", ve->buf);
+  }
+  size_t pad = (size_t)(col->max_chars - chars), need = n + pad;
+  unsigned char *b = out->fixed;
+  if (need > sizeof out->fixed) {
+    if (need > out->own_cap) {
+      unsigned char *nb = realloc(out->own, need);
+      if (!nb) return bad(ve, "53200", "out of memory");
+      out->own = nb;
+      out->own_cap = need;
+    }
+    b = out->own;
+  }
+  if (b != p) memmove(b, p, n);   /* p may be the integer's text in out->fixed */
+  memset(b + n, ' ', pad);
+  out->data = b;
+  out->len = (int32_t)need;
+  return 0;
+}
+
+/* char(n): the padded text as PostgreSQL sends it. */
+static int decode_char(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  copy_column unlimited = *col;
+  const char *why;
+  size_t at;
+  unlimited.max_chars = -1;
+  if (decode_text(&unlimited, p, len, out, ve)) return 1;
+  if (col->max_chars >= 0 && copy_utf8_check(p, (size_t)len, &why, &at) != col->max_chars)
+    return bad(ve, "22001", "not padded to its char(n)");
+  return 0;
+}
+
+/* ---- jsonb: JSON text in PostgreSQL's own form ------------------------ */
+
+#define JSON_MAX_DEPTH 256
+
+/* A JSON text being read: s[0..n), at i. */
+typedef struct json_reader {
+  const unsigned char *s;
+  size_t n, i;
+  int depth;
+  const char *why;    /* set on the first error */
+} json_reader;
+
+static int json_fail(json_reader *r, const char *why) {
+  if (!r->why) r->why = why;
+  return -1;
+}
+
+static void json_space(json_reader *r) {
+  while (r->i < r->n && (r->s[r->i] == ' ' || r->s[r->i] == '\t' || r->s[r->i] == '\n' || r->s[r->i] == '\r'))
+    r->i++;
+}
+
+/* Appends s[0..n) as PostgreSQL's escape_json writes a string. */
+static void json_put_string(strbuf *b, const unsigned char *s, size_t n) {
+  strbuf_add(b, "\"", 1);
+  size_t run = 0;
+  for (size_t k = 0; k < n; k++) {
+    unsigned char c = s[k];
+    const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
+                    : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+    if (!esc && c >= 0x20) continue;
+    strbuf_add(b, (const char *)s + run, k - run);
+    if (esc) {
+      strbuf_str(b, esc);
+    } else {
+      char u[8];
+      snprintf(u, sizeof u, "\\u%04x", c);
+      strbuf_str(b, u);
+    }
+    run = k + 1;
+  }
+  strbuf_add(b, (const char *)s + run, n - run);
+  strbuf_add(b, "\"", 1);
+}
+
+static int hex4(const unsigned char *s, unsigned *v) {
+  *v = 0;
+  for (int k = 0; k < 4; k++) {
+    unsigned c = s[k], d = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : 99;
+    if (d > 15) return -1;
+    *v = *v << 4 | d;
+  }
+  return 0;
+}
+
+/* Reads a JSON string at r (at its opening quote) into out, unescaped
+ * (UTF-8, as jsonb stores it). */
+static int json_read_string(json_reader *r, strbuf *out) {
+  r->i++;
+  size_t run = r->i;
+  while (r->i < r->n) {
+    unsigned char c = r->s[r->i];
+    if (c == '"') {
+      strbuf_add(out, (const char *)r->s + run, r->i - run);
+      r->i++;
+      return 0;
+    }
+    if (c < 0x20) return json_fail(r, "a control character inside a JSON string");
+    if (c != '\\') { r->i++; continue; }
+    strbuf_add(out, (const char *)r->s + run, r->i - run);
+    if (r->n - r->i < 2) return json_fail(r, "a JSON string that does not end");
+    unsigned char e = r->s[r->i + 1];
+    const char *plain = e == '"' ? "\"" : e == '\\' ? "\\" : e == '/' ? "/" : e == 'b' ? "\b" : e == 'f' ? "\f"
+                      : e == 'n' ? "\n" : e == 'r' ? "\r" : e == 't' ? "\t" : NULL;
+    if (plain) {
+      strbuf_add(out, plain, 1);
+      r->i += 2;
+    } else if (e == 'u') {
+      unsigned cp, lo;
+      if (r->n - r->i < 6 || hex4(r->s + r->i + 2, &cp)) return json_fail(r, "a bad \\u escape in a JSON string");
+      r->i += 6;
+      if (cp >= 0xDC00 && cp <= 0xDFFF) return json_fail(r, "a lone low surrogate \\u escape in a JSON string");
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        if (r->n - r->i < 6 || r->s[r->i] != '\\' || r->s[r->i + 1] != 'u' || hex4(r->s + r->i + 2, &lo) ||
+            lo < 0xDC00 || lo > 0xDFFF)
+          return json_fail(r, "a high surrogate \\u escape not followed by a low one");
+        r->i += 6;
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      }
+      if (cp == 0) return json_fail(r, "\\u0000, which PostgreSQL's jsonb cannot hold");
+      char u[4];
+      size_t k = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+      if (k == 1) u[0] = (char)cp;
+      else if (k == 2) { u[0] = (char)(0xC0 | cp >> 6); u[1] = (char)(0x80 | (cp & 63)); }
+      else if (k == 3) { u[0] = (char)(0xE0 | cp >> 12); u[1] = (char)(0x80 | (cp >> 6 & 63)); u[2] = (char)(0x80 | (cp & 63)); }
+      else { u[0] = (char)(0xF0 | cp >> 18); u[1] = (char)(0x80 | (cp >> 12 & 63)); u[2] = (char)(0x80 | (cp >> 6 & 63)); u[3] = (char)(0x80 | (cp & 63)); }
+      strbuf_add(out, u, k);
+    } else {
+      return json_fail(r, "a bad escape in a JSON string");
+    }
+    run = r->i;
+  }
+  return json_fail(r, "a JSON string that does not end");
+}
+
+/* Appends decimal x of dscale fraction digits as numeric_out writes it. */
+static void put_decimal(strbuf *b, const decimal *x, int dscale) {
+  char c;
+  if (x->neg) strbuf_add(b, "-", 1);
+  if (x->point <= 0) strbuf_add(b, "0", 1);
+  for (int k = 0; k < x->point; k++) {
+    c = (char)('0' + (k < x->len ? x->d[k] : 0));
+    strbuf_add(b, &c, 1);
+  }
+  if (dscale > 0) strbuf_add(b, ".", 1);
+  for (int k = 0; k < dscale; k++) {
+    int at = x->point + k;
+    c = (char)('0' + (at >= 0 && at < x->len ? x->d[at] : 0));
+    strbuf_add(b, &c, 1);
+  }
+}
+
+/* Reads a JSON number at r as jsonb stores it (a numeric: the exponent
+ * applied, the fraction digits written kept) into x and *dscale. */
+static int json_read_number(json_reader *r, decimal *x, int *dscale) {
+  const unsigned char *s = r->s;
+  size_t n = r->n, i = r->i;
+  int frac = 0;
+  long exp10 = 0;
+  memset(x, 0, sizeof *x);
+  if (i < n && s[i] == '-') x->neg = 1, i++;
+  if (i >= n || s[i] < '0' || s[i] > '9') return json_fail(r, "not JSON");
+  if (s[i] == '0' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9') return json_fail(r, "a JSON number with a leading zero");
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+    if (dec_push(x, s[i] - '0', 1)) return json_fail(r, "a JSON number of more than 1000 digits");
+  if (i < n && s[i] == '.') {
+    i++;
+    if (i >= n || s[i] < '0' || s[i] > '9') return json_fail(r, "a JSON number without digits after its point");
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, frac++)
+      if (dec_push(x, s[i] - '0', 0)) return json_fail(r, "a JSON number of more than 1000 digits");
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    int neg = 0;
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
+    if (i >= n || s[i] < '0' || s[i] > '9') return json_fail(r, "a JSON number without exponent digits");
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+      if ((exp10 = exp10 * 10 + (s[i] - '0')) > 100000) return json_fail(r, "a JSON number out of range");
+    if (neg) exp10 = -exp10;
+  }
+  dec_trim(x);
+  if (x->len) x->point += (int)exp10;
+  long ds = frac - exp10;
+  *dscale = ds > 0 ? (int)ds : 0;
+  if (*dscale > 16383 || x->point > 131072) return json_fail(r, "a JSON number out of range for PostgreSQL's numeric");
+  r->i = i;
+  return 0;
+}
+
+typedef struct json_member { size_t key, key_len, val, val_len; } json_member;
+
+/* jsonb's key order: shorter keys first, then bytewise (keys in base). */
+static int member_before(const unsigned char *base, const json_member *x, const json_member *y) {
+  if (x->key_len != y->key_len) return x->key_len < y->key_len;
+  return memcmp(base + x->key, base + y->key, x->key_len) < 0;
+}
+
+/* Sorts m[0..n) by key, stably (equal keys stay in the order written, so
+ * the last one is kept), with tmp of n entries. */
+static void sort_members(const unsigned char *base, json_member *m, json_member *tmp, size_t n) {
+  if (n < 2) return;
+  size_t h = n / 2, i = 0, j = h, k = 0;
+  sort_members(base, m, tmp, h);
+  sort_members(base, m + h, tmp, n - h);
+  while (i < h && j < n) tmp[k++] = member_before(base, &m[j], &m[i]) ? m[j++] : m[i++];
+  while (i < h) tmp[k++] = m[i++];
+  while (j < n) tmp[k++] = m[j++];
+  memcpy(m, tmp, n * sizeof *m);
+}
+
+/* Reads one JSON value at r and appends it to out in jsonb's output form. */
+static int json_value(json_reader *r, strbuf *out) {
+  json_space(r);
+  if (r->i >= r->n) return json_fail(r, "not JSON (it ends early)");
+  unsigned char c = r->s[r->i];
+  if (c == '"') {
+    strbuf str = {0};
+    int rc = json_read_string(r, &str);
+    if (rc == 0) json_put_string(out, (const unsigned char *)str.p, str.len);
+    if (str.oom) rc = json_fail(r, "out of memory");
+    free(str.p);
+    return rc;
+  }
+  if (c == '-' || (c >= '0' && c <= '9')) {
+    decimal x;
+    int dscale;
+    if (json_read_number(r, &x, &dscale)) return -1;
+    put_decimal(out, &x, dscale);
+    return 0;
+  }
+  static const char *const words[] = {"true", "false", "null"};
+  for (int w = 0; w < 3; w++) {
+    size_t len = strlen(words[w]);
+    if (r->n - r->i >= len && memcmp(r->s + r->i, words[w], len) == 0) {
+      strbuf_str(out, words[w]);
+      r->i += len;
+      return 0;
+    }
+  }
+  if (c != '[' && c != '{') return json_fail(r, "not JSON");
+  if (++r->depth > JSON_MAX_DEPTH) return json_fail(r, "JSON nested more than 256 deep");
+  r->i++;
+  json_space(r);
+  int rc = 0;
+  if (c == '[') {
+    strbuf_add(out, "[", 1);
+    for (int first = 1; r->i < r->n && r->s[r->i] != ']'; first = 0) {
+      if (!first) {
+        if (r->s[r->i] != ',') return json_fail(r, "not JSON (expected , or ])");
+        r->i++;
+        strbuf_add(out, ", ", 2);
+      }
+      if (json_value(r, out)) return -1;
+      json_space(r);
+    }
+    if (r->i >= r->n) return json_fail(r, "not JSON (an array that does not end)");
+    strbuf_add(out, "]", 1);
+  } else {
+    strbuf parts = {0};
+    json_member *m = NULL;
+    size_t count = 0, cap = 0;
+    for (int first = 1; rc == 0 && r->i < r->n && r->s[r->i] != '}'; first = 0) {
+      if (!first) {
+        if (r->s[r->i] != ',') { rc = json_fail(r, "not JSON (expected , or })"); break; }
+        r->i++;
+        json_space(r);
+      }
+      if (r->i >= r->n || r->s[r->i] != '"') { rc = json_fail(r, "not JSON (expected a key)"); break; }
+      if (count == cap) {
+        json_member *nm = realloc(m, (cap = cap ? cap * 2 : 8) * sizeof *m);
+        if (!nm) { rc = json_fail(r, "out of memory"); break; }
+        m = nm;
+      }
+      json_member *e = &m[count];
+      e->key = parts.len;
+      if ((rc = json_read_string(r, &parts))) break;
+      e->key_len = parts.len - e->key;
+      json_space(r);
+      if (r->i >= r->n || r->s[r->i] != ':') { rc = json_fail(r, "not JSON (expected :)"); break; }
+      r->i++;
+      e->val = parts.len;
+      if ((rc = json_value(r, &parts))) break;
+      e->val_len = parts.len - e->val;
+      count++;
+      json_space(r);
+    }
+    if (rc == 0 && r->i >= r->n) rc = json_fail(r, "not JSON (an object that does not end)");
+    if (rc == 0 && parts.oom) rc = json_fail(r, "out of memory");
+    if (rc == 0) {
+      json_member *tmp = count > 1 ? malloc(count * sizeof *tmp) : NULL;
+      if (count > 1 && !tmp) rc = json_fail(r, "out of memory");
+      else sort_members((const unsigned char *)parts.p, m, tmp, count);
+      free(tmp);
+    }
+    if (rc == 0) {
+      strbuf_add(out, "{", 1);
+      int written = 0;
+      for (size_t k = 0; k < count; k++) {
+        if (k + 1 < count && m[k].key_len == m[k + 1].key_len &&
+            memcmp(parts.p + m[k].key, parts.p + m[k + 1].key, m[k].key_len) == 0) continue;  /* the last wins */
+        if (written++) strbuf_add(out, ", ", 2);
+        json_put_string(out, (const unsigned char *)parts.p + m[k].key, m[k].key_len);
+        strbuf_add(out, ": ", 2);
+        strbuf_add(out, parts.p + m[k].val, m[k].val_len);
+      }
+      strbuf_add(out, "}", 1);
+    }
+    free(m);
+    free(parts.p);
+    if (rc) return -1;
+  }
+  r->i++;
+  r->depth--;
+  return 0;
+}
+
+/* Makes b (taken over) the field out, in out->own; 1 when it could not be
+ * built (oom, or b.oom) or is too long for a field. */
+static int field_from(copy_field *out, strbuf *b, int oom, copy_refusal *ve) {
+  if (oom || b->oom || b->len > INT32_MAX) {
+    free(b->p);
+    return bad(ve, "54000", "out of memory, or longer than a PostgreSQL field can be");
+  }
+  free(out->own);
+  out->own = (unsigned char *)b->p;
+  out->own_cap = b->cap;
+  out->data = out->own;
+  out->len = (int32_t)b->len;
+  return 0;
+}
+
+/* jsonb: the JSON text (a SQLite text, or a number SQLite's JSON column
+ * turned into one) as PostgreSQL stores and sends it: format version 1,
+ * then the text in its own form (keys sorted by length then bytes, the
+ * last of duplicate keys kept, ", " and ": " between items, numbers as
+ * numerics with the exponent applied, strings re-escaped). */
+static int encode_jsonb(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  (void)col;
+  strbuf b = {0};
+  size_t at;
+  if (v->storage == SQLITE_FLOAT && !isfinite(v->f)) return bad(ve, "22P02", "NaN and infinities are not JSON");
+  if (v->storage == SQLITE_TEXT && copy_utf8_check(v->p, v->n, &ve->why, &at) < 0) return bad(ve, "22021", ve->why);
+  strbuf_add(&b, "\1", 1);
+  if (v->storage == SQLITE_INTEGER || v->storage == SQLITE_FLOAT) {
+    decimal x;
+    if (v->storage == SQLITE_INTEGER) dec_from_int(v->i, &x);
+    else dec_from_double(v->f, &x);
+    put_decimal(&b, &x, dec_frac(&x));
+  } else if (v->storage == SQLITE_TEXT) {
+    json_reader r = {v->p, v->n, 0, 0, NULL};
+    int rc = json_value(&r, &b);
+    json_space(&r);
+    if (rc == 0 && r.i != r.n) rc = json_fail(&r, "not JSON (text after the value)");
+    if (rc) {
+      free(b.p);
+      return bad(ve, "22P02", r.why);
+    }
+  } else {
+    free(b.p);
+    return bad(ve, "22P02", "expected JSON text");
+  }
+  return field_from(out, &b, 0, ve);
+}
+
+/* jsonb: the text after the format version byte, which must be in
+ * PostgreSQL's own form (the encoder's, so that it gives back the same
+ * bytes); a number alone is stored as a numeric is (SQLite's JSON column
+ * turns a numeric text into a number). */
+static int decode_jsonb(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                        copy_refusal *ve) {
+  if (len < 1 || p[0] != 1) return bad(ve, "08P01", "not jsonb of format version 1");
+  if (decode_text(col, p + 1, len - 1, out, ve)) return 1;
+  copy_field again = {0};
+  copy_refusal why;
+  int same = encode_jsonb(col, &out->v, &again, &why) == 0 && again.len == len && memcmp(again.data, p, (size_t)len) == 0;
+  copy_field_release(&again);
+  if (!same) return bad(ve, "08P01", "jsonb not in PostgreSQL's own form");
+  if (len > 1 && (p[1] == '-' || (p[1] >= '0' && p[1] <= '9'))) {
+    json_reader r = {p + 1, (size_t)len - 1, 0, 0, NULL};
+    decimal x;
+    int dscale;
+    copy_column plain = *col;
+    plain.precision = -1;
+    if (json_read_number(&r, &x, &dscale) || r.i != r.n) return bad(ve, "08P01", "jsonb not in PostgreSQL's own form");
+    return decimal_value(&plain, &x, (int)dscale, out, ve);
+  }
+  return 0;
+}
+
+/* ---- arrays: PostgreSQL's binary array, JSON text on SQLite ----------- */
+
+#define ARRAY_MAX_DIMS 6
+
+static int encode_element(const copy_column *ecol, const copy_value *v, strbuf *b, copy_refusal *ve);
+
+/* An array's elements as read from JSON: per dimension its size (the
+ * first array seen at each depth fixes it), and the encoded elements. */
+typedef struct array_build {
+  copy_column elem;
+  int ndim, dims[ARRAY_MAX_DIMS], dim_set[ARRAY_MAX_DIMS], hasnull;
+  strbuf items;
+  int64_t count;
+} array_build;
+
+/* Reads the JSON array (or, below the first level, element) at r, at depth. */
+static int array_read(json_reader *r, array_build *a, int depth, copy_refusal *ve) {
+  json_space(r);
+  if (r->i >= r->n) return json_fail(r, "not a JSON array (it ends early)");
+  unsigned char c = r->s[r->i];
+  if (c == '[') {
+    if (depth >= ARRAY_MAX_DIMS) return json_fail(r, "an array of more than 6 dimensions");
+    r->i++;
+    json_space(r);
+    int size = 0;
+    while (r->i < r->n && r->s[r->i] != ']') {
+      if (size) {
+        if (r->s[r->i] != ',') return json_fail(r, "not JSON (expected , or ])");
+        r->i++;
+      }
+      if (array_read(r, a, depth + 1, ve)) return -1;
+      size++;
+      json_space(r);
+    }
+    if (r->i >= r->n) return json_fail(r, "not JSON (an array that does not end)");
+    r->i++;
+    if (size == 0 && depth > 0) return json_fail(r, "an empty inner array (PostgreSQL has none)");
+    if (!a->dim_set[depth]) a->dim_set[depth] = 1, a->dims[depth] = size;
+    else if (a->dims[depth] != size) return json_fail(r, "a JSON array that is not rectangular");
+    return 0;
+  }
+  if (depth == 0) return json_fail(r, "not a JSON array");
+  if (a->ndim == 0) a->ndim = depth;
+  else if (a->ndim != depth) return json_fail(r, "a JSON array that is not rectangular");
+  copy_value v = {.storage = SQLITE_NULL};
+  strbuf str = {0};
+  if (c == '"') {
+    if (json_read_string(r, &str)) {
+      free(str.p);
+      return -1;
+    }
+    v.storage = SQLITE_TEXT;
+    v.p = (const unsigned char *)(str.p ? str.p : "");
+    v.n = str.len;
+  } else if (c == '-' || (c >= '0' && c <= '9')) {
+    size_t start = r->i;
+    decimal x;
+    int dscale;
+    if (json_read_number(r, &x, &dscale)) return -1;
+    char num[64];
+    size_t len = r->i - start;
+    if (len >= sizeof num) return json_fail(r, "a number too long for an array element");
+    memcpy(num, r->s + start, len);
+    num[len] = '\0';
+    char *end;
+    errno = 0;
+    long long i = strtoll(num, &end, 10);
+    if (*end == '\0' && errno == 0) {
+      v.storage = SQLITE_INTEGER;
+      v.i = i;
+    } else {
+      v.storage = SQLITE_FLOAT;
+      v.f = strtod(num, NULL);
+    }
+  } else if (r->n - r->i >= 4 && memcmp(r->s + r->i, "true", 4) == 0) {
+    v.storage = SQLITE_INTEGER, v.i = 1, r->i += 4;
+  } else if (r->n - r->i >= 5 && memcmp(r->s + r->i, "false", 5) == 0) {
+    v.storage = SQLITE_INTEGER, v.i = 0, r->i += 5;
+  } else if (r->n - r->i >= 4 && memcmp(r->s + r->i, "null", 4) == 0) {
+    r->i += 4;
+  } else {
+    return json_fail(r, "not JSON");
+  }
+  a->hasnull |= v.storage == SQLITE_NULL;
+  a->count++;
+  int rc = encode_element(&a->elem, &v, &a->items, ve);
+  free(str.p);
+  return rc ? -1 : 0;
+}
+
+/* Appends element v of ecol's type as a field (length, bytes) to b. */
+static int encode_element(const copy_column *ecol, const copy_value *v, strbuf *b, copy_refusal *ve) {
+  copy_field f;
+  unsigned char len[4];
+  f.own = NULL;
+  if (copy_encode_value(ecol, v, &f, ve)) {
+    copy_field_release(&f);
+    return -1;
+  }
+  put_be32(len, (uint32_t)f.len);
+  strbuf_add(b, (const char *)len, 4);
+  if (f.len > 0) strbuf_add(b, (const char *)f.data, (size_t)f.len);
+  copy_field_release(&f);
+  return 0;
+}
+
+/* The element column of array column col. */
+static copy_column element_column(const copy_column *col) {
+  copy_column e = *col;
+  e.type = col->elem;
+  e.not_null = 0;
+  return e;
+}
+
+/* arrays: a JSON array text (nested for more dimensions; null, numbers,
+ * strings, true/false) as PostgreSQL's binary array of col's element type
+ * (lower bounds 1). */
+static int encode_array(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  size_t at;
+  if (v->storage != SQLITE_TEXT) return bad(ve, "22P02", "expected a JSON array text");
+  if (copy_utf8_check(v->p, v->n, &ve->why, &at) < 0) return bad(ve, "22021", ve->why);
+  array_build a = {.elem = element_column(col)};
+  json_reader r = {v->p, v->n, 0, 0, NULL};
+  copy_refusal ev = {0};
+  int rc = array_read(&r, &a, 0, &ev);
+  json_space(&r);
+  if (rc == 0 && r.i != r.n) rc = json_fail(&r, "not JSON (text after the array)");
+  if (rc) {
+    free(a.items.p);
+    if (ev.why) {   /* an element its type refused */
+      snprintf(ve->buf, sizeof ve->buf, "an element: %s", ev.why);
+      return bad(ve, ev.sqlstate, ve->buf);
+    }
+    return bad(ve, "22P02", r.why);
+  }
+  for (int d = a.ndim; d < ARRAY_MAX_DIMS && rc == 0; d++)
+    if (a.dim_set[d] && (a.ndim || a.dims[0])) rc = json_fail(&r, "a JSON array that is not rectangular");
+  strbuf b = {0};
+  unsigned char h[12];
+  put_be32(h, (uint32_t)a.ndim);
+  put_be32(h + 4, (uint32_t)a.hasnull);
+  put_be32(h + 8, col->elem_oid);
+  strbuf_add(&b, (const char *)h, 12);
+  for (int d = 0; d < a.ndim; d++) {
+    put_be32(h, (uint32_t)a.dims[d]);
+    put_be32(h + 4, 1);
+    strbuf_add(&b, (const char *)h, 8);
+  }
+  if (a.items.len) strbuf_add(&b, a.items.p, a.items.len);
+  int oom = a.items.oom;
+  free(a.items.p);
+  return field_from(out, &b, oom, ve);
+}
+
+/* Appends decoded element v (of elem's type) to b as JSON. */
+static int put_json_element(strbuf *b, const copy_column *elem, const copy_value *v, copy_refusal *ve) {
+  char num[40];
+  switch (v->storage) {
+    case SQLITE_NULL: strbuf_str(b, "null"); return 0;
+    case SQLITE_INTEGER:
+      if (elem->type == COPY_BOOL) strbuf_str(b, v->i ? "true" : "false");
+      else { snprintf(num, sizeof num, "%lld", (long long)v->i); strbuf_str(b, num); }
+      return 0;
+    case SQLITE_FLOAT:
+      if (!isfinite(v->f)) return bad(ve, "22003", "an infinite element, which JSON cannot hold");
+      for (int prec = 0; prec < 17; prec++) {
+        snprintf(num, sizeof num, "%.*g", prec + 1, v->f);
+        if (strtod(num, NULL) == v->f) break;
+      }
+      strbuf_str(b, num);
+      if (!strpbrk(num, ".e")) strbuf_str(b, ".0");   /* a real stays a real (-0.0 too) */
+      return 0;
+    case SQLITE_TEXT: json_put_string(b, v->p, v->n); return 0;
+    default: return bad(ve, "0A000", "an element type JSON cannot hold");
+  }
+}
+
+/* arrays: the JSON text encode_array reads ([] for an empty array). Only
+ * lower bounds 1 and a null flag that says whether there is a NULL (as
+ * PostgreSQL builds them). */
+static int decode_array(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                        copy_refusal *ve) {
+  static const char NOT_ARRAY[] = "not an array of the column's type in PostgreSQL's binary form";
+  if (len < 12) return bad(ve, "08P01", NOT_ARRAY);
+  int32_t ndim = (int32_t)get_be32(p), flag = (int32_t)get_be32(p + 4);
+  if (ndim < 0 || ndim > ARRAY_MAX_DIMS || (flag != 0 && flag != 1) || get_be32(p + 8) != col->elem_oid ||
+      (size_t)len < 12 + 8 * (size_t)ndim)
+    return bad(ve, "08P01", NOT_ARRAY);
+  int64_t total = ndim ? 1 : 0;
+  int dims[ARRAY_MAX_DIMS];
+  for (int d = 0; d < ndim; d++) {
+    dims[d] = (int32_t)get_be32(p + 12 + 8 * d);
+    if (dims[d] <= 0 || (int32_t)get_be32(p + 16 + 8 * d) != 1) return bad(ve, "22P02", "an array whose lower bound is not 1 (JSON cannot say so)");
+    total *= dims[d];
+    if (total > len) return bad(ve, "08P01", NOT_ARRAY);
+  }
+  size_t o = 12 + 8 * (size_t)ndim;
+  copy_column elem = element_column(col);
+  strbuf b = {0};
+  int nulls = 0, rc = 0;
+  int64_t idx[ARRAY_MAX_DIMS] = {0};
+  if (ndim == 0) strbuf_str(&b, "[]");
+  for (int64_t k = 0; k < total && rc == 0; k++) {
+    int opened = 0;   /* how many brackets open before this element */
+    for (int d = ndim - 1; d >= 0 && idx[d] == 0; d--) opened++;
+    if (k) strbuf_add(&b, ", ", 2);
+    for (int d = 0; d < opened; d++) strbuf_add(&b, "[", 1);
+    if ((size_t)len - o < 4) { rc = bad(ve, "08P01", NOT_ARRAY); break; }
+    int32_t el = (int32_t)get_be32(p + o);
+    o += 4;
+    if (el < -1 || (el > 0 && (size_t)el > (size_t)len - o)) { rc = bad(ve, "08P01", NOT_ARRAY); break; }
+    copy_decoded d;
+    copy_refusal ev = {0};
+    d.own = NULL;
+    nulls |= el < 0;
+    int refused = copy_decode_field(&elem, el >= 0 ? p + o : NULL, el, &d, &ev) || put_json_element(&b, &elem, &d.v, &ev);
+    copy_decoded_release(&d);
+    if (refused) {
+      snprintf(ve->buf, sizeof ve->buf, "an element: %s", ev.why);
+      rc = bad(ve, ev.sqlstate, ve->buf);
+      break;
+    }
+    if (el > 0) o += (size_t)el;
+    for (int dd = ndim - 1; dd >= 0; dd--) {   /* the next index; close what ends */
+      if (++idx[dd] < dims[dd]) break;
+      idx[dd] = 0;
+      strbuf_add(&b, "]", 1);
+    }
+  }
+  if (rc == 0 && (o != (size_t)len || nulls != flag)) rc = bad(ve, "08P01", NOT_ARRAY);
+  if (rc) {
+    free(b.p);
+    return 1;
+  }
+  if (b.oom) {
+    free(b.p);
+    return bad(ve, "53200", "out of memory");
+  }
+  free(out->own);
+  out->own = (unsigned char *)b.p;
+  out->v.storage = SQLITE_TEXT;
+  out->v.p = out->own;
+  out->v.n = b.len;
+  return 0;
+}
 static int decode_unsupported(const copy_column *col, const unsigned char *p, int32_t len,
                               copy_decoded *out, copy_refusal *ve) {
   (void)col, (void)p, (void)len, (void)out;
@@ -742,7 +1694,10 @@ static const char DESCRIBE_SQL[] =
     " coalesce(b.typname, t.typname), coalesce(b.typtype, t.typtype),"
     " coalesce(b.typnamespace, t.typnamespace) = 'pg_catalog'::regnamespace,"
     " CASE WHEN b.oid IS NULL THEN a.atttypmod ELSE t.typtypmod END,"
-    " a.attnotnull OR (b.oid IS NOT NULL AND t.typnotnull)"
+    " a.attnotnull OR (b.oid IS NOT NULL AND t.typnotnull),"
+    " CASE WHEN coalesce(b.typcategory, t.typcategory) = 'A' THEN coalesce(b.typelem, t.typelem) ELSE 0 END,"
+    " (SELECT e.typname FROM pg_type e WHERE e.oid = coalesce(b.typelem, t.typelem)"
+    "   AND e.typnamespace = 'pg_catalog'::regnamespace AND e.typtype = 'b')"
     " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
     " LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype"
     " WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped"
@@ -754,8 +1709,18 @@ static void fill_column(copy_column *c, const PGresult *r, int row) {
   c->type = type_of(PQgetvalue(r, row, 2), PQgetvalue(r, row, 3)[0],
                     PQgetvalue(r, row, 4)[0] == 't');
   long typmod = strtol(PQgetvalue(r, row, 5), NULL, 10);
-  c->max_chars = strcmp(PQgetvalue(r, row, 2), "varchar") == 0 && typmod >= 4
+  const char *base = PQgetvalue(r, row, 2);
+  c->elem_oid = (uint32_t)strtoul(PQgetvalue(r, row, 7), NULL, 10);
+  c->elem = COPY_UNSUPPORTED;
+  if (c->elem_oid) {   /* an array: of an element type the copy converts (not bytea: JSON has no bytes) */
+    base = PQgetvalue(r, row, 8);
+    c->elem = base[0] ? type_of(base, 'b', 1) : COPY_UNSUPPORTED;
+    c->type = c->elem == COPY_UNSUPPORTED || c->elem == COPY_BYTEA ? COPY_UNSUPPORTED : COPY_ARRAY;
+  }
+  c->max_chars = (strcmp(base, "varchar") == 0 || strcmp(base, "bpchar") == 0) && typmod >= 4
                      ? (int32_t)(typmod - 4) : -1;
+  c->precision = strcmp(base, "numeric") == 0 && typmod >= 4 ? (int32_t)(((typmod - 4) >> 16) & 0xffff) : -1;
+  c->scale = c->precision >= 0 ? (int32_t)((((typmod - 4) & 0x7ff) ^ 1024) - 1024) : 0;
   c->not_null = PQgetvalue(r, row, 6)[0] == 't';
 }
 
@@ -816,8 +1781,14 @@ static int convert(copier *cp, sqlite3_stmt *st, int i, const copy_column *col, 
   copy_value v;
   read_value(st, i, &v);
   copy_field f;
-  if (copy_encode_value(col, &v, &f, ve)) return 1;
-  if (f.len >= 0) return put_field(cp, f.data, (size_t)f.len);
+  f.own = NULL;
+  f.own_cap = 0;
+  if (copy_encode_value(col, &v, &f, ve)) return copy_field_release(&f), 1;
+  if (f.len >= 0) {
+    int rc = put_field(cp, f.data, (size_t)f.len);
+    copy_field_release(&f);
+    return rc;
+  }
   if (reserve(cp, 4)) return -1;
   put_be32(cp->buf + cp->n, UINT32_MAX);
   cp->n += 4;
@@ -1043,7 +2014,7 @@ done:
 
 const char *copy_problem_name(copy_problem p) {
   static const char *const names[COPY_PROBLEM_COUNT] = {
-    "other", "null", "too_long", "utf8", "time_number", "text_bool",
+    "other", "null", "too_long", "utf8", "time_number", "text_bool", "out_of_range",
   };
   return (unsigned)p < COPY_PROBLEM_COUNT ? names[p] : "other";
 }
@@ -1079,7 +2050,9 @@ copy_problem copy_classify(const copy_column *col, const copy_value *v, const co
   if (t == SQLITE_NULL) return COPY_PROBLEM_NULL;
   if (strcmp(ve->sqlstate, "22001") == 0) return COPY_PROBLEM_TOO_LONG;
   if (strcmp(ve->sqlstate, "22021") == 0) return COPY_PROBLEM_UTF8;
-  if ((col->type == COPY_DATE || col->type == COPY_TIMESTAMP || col->type == COPY_TIMESTAMPTZ) &&
+  if (strcmp(ve->sqlstate, "22003") == 0) return COPY_PROBLEM_RANGE;
+  if ((col->type == COPY_DATE || col->type == COPY_TIMESTAMP || col->type == COPY_TIMESTAMPTZ ||
+       col->type == COPY_TIME) &&
       (t == SQLITE_INTEGER || t == SQLITE_FLOAT || (t == SQLITE_TEXT && numeric_text(v->p, v->n))))
     return COPY_PROBLEM_TIME_NUMBER;
   if (col->type == COPY_BOOL && t == SQLITE_TEXT && boolean_word(v->p, v->n))
@@ -1127,9 +2100,12 @@ int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
       copy_value v;
       copy_field f;
       copy_refusal ve;
+      f.own = NULL;
       read_value(st, k + 1, &v);
       c->storage[v.storage]++;
-      if (copy_encode_value(&c->col, &v, &f, &ve)) {
+      int refused = copy_encode_value(&c->col, &v, &f, &ve);
+      copy_field_release(&f);
+      if (refused) {
         note_refusal(c, st, k + 1, &v, &ve);
         continue;
       }
@@ -1294,11 +2270,13 @@ static void reverse_row_id(const copy_column *cols, const copy_field *fields, in
                            char *out, size_t size) {
   copy_decoded d;
   copy_refusal ve;
-  if (idk >= 0 && copy_decode_field(&cols[idk], fields[idk].data, fields[idk].len, &d, &ve) == 0) {
-    if (d.v.storage == SQLITE_INTEGER) { snprintf(out, size, "%lld", (long long)d.v.i); return; }
-    if (d.v.storage == SQLITE_TEXT) { snprintf(out, size, "'%.*s'", (int)(d.v.n > 60 ? 60 : d.v.n), (const char *)d.v.p); return; }
-  }
+  d.own = NULL;
   snprintf(out, size, "%lld", (long long)row);
+  if (idk >= 0 && copy_decode_field(&cols[idk], fields[idk].data, fields[idk].len, &d, &ve) == 0) {
+    if (d.v.storage == SQLITE_INTEGER) snprintf(out, size, "%lld", (long long)d.v.i);
+    if (d.v.storage == SQLITE_TEXT) snprintf(out, size, "'%.*s'", (int)(d.v.n > 60 ? 60 : d.v.n), (const char *)d.v.p);
+  }
+  copy_decoded_release(&d);
 }
 
 /* Stops a COPY OUT early: asks the server to cancel and reads what is left. */
@@ -1410,6 +2388,7 @@ done:
   sqlite3_finalize(ins);
   free(cols);
   free(fields);
+  for (int k = 0; dec && k < ncol; k++) copy_decoded_release(&dec[k]);
   free(dec);
   free(sql.p);
   free(out_sql);
@@ -1448,8 +2427,10 @@ int copy_sqlite_checksum(sqlite3 *db, PGconn *pg, const copy_spec *spec, copy_st
       copy_value v;
       copy_field f;
       copy_refusal ve;
+      f.own = NULL;
       read_value(st, k, &v);
       if (copy_encode_value(&cols[k], &v, &f, &ve)) {
+        copy_field_release(&f);
         db_error_set(err, "XX000", NULL, "table %s did not verify: the snapshot's %s of row %lld does not convert back (%s)",
                      spec->table, cols[k].name, (long long)stats->rows + 1, ve.why);
         goto done;
@@ -1457,6 +2438,7 @@ int copy_sqlite_checksum(sqlite3 *db, PGconn *pg, const copy_spec *spec, copy_st
       put_be32(head, (uint32_t)f.len);
       XXH3_128bits_update(hs, head, 4);
       if (f.len > 0) XXH3_128bits_update(hs, f.data, (size_t)f.len);
+      copy_field_release(&f);
       bytes += 4 + (f.len > 0 ? f.len : 0);
     }
     sum_add(&stats->sum_hi, &stats->sum_lo, XXH3_128bits_digest(hs));

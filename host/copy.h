@@ -49,7 +49,9 @@
  * stores, which encode_<encoder> turns into the same bytes); typnames are the
  * pg_catalog type names (pg_type.typname, domains resolved to their base)
  * that detect it in the target's catalog, space-separated. Enum types
- * (typtype 'e') are COPY_TEXT, sent as their label. A new type is one entry
+ * (typtype 'e') are COPY_TEXT, sent as their label. Arrays (typcategory
+ * 'A') are COPY_ARRAY, of the element type COPY_TYPES finds for their
+ * element (copy_column.elem). A new type is one entry
  * here, its encoder and decoder in copy.c, and its test. */
 #define COPY_TYPES(X)                                                  \
   X(BOOL, bool, "bool")                                                \
@@ -63,7 +65,12 @@
   X(DATE, date, "date")                                                \
   X(TIMESTAMP, datetime, "timestamp")                                  \
   X(TIMESTAMPTZ, datetime, "timestamptz")                              \
-  X(UUID, uuid, "uuid")
+  X(UUID, uuid, "uuid")                                                \
+  X(NUMERIC, numeric, "numeric") /* exact; numeric(p, s) checked */    \
+  X(TIME, time, "time")          /* microseconds since midnight */    \
+  X(CHAR, char, "bpchar")        /* char(n): padded with spaces */    \
+  X(JSONB, jsonb, "jsonb")       /* version 1, PostgreSQL's own form */ \
+  X(ARRAY, array, "")            /* any T[] of an element type here  */
 
 typedef enum copy_type {
   COPY_UNSUPPORTED = 0,
@@ -78,7 +85,12 @@ typedef struct copy_column {
   char name[64];        /* NAMEDATALEN */
   char type_name[64];   /* format_type(): "character varying(200)", ... */
   copy_type type;
-  int32_t max_chars;    /* varchar(n): n characters; -1 when unlimited */
+  int32_t max_chars;    /* varchar(n), char(n): n characters; -1 when unlimited */
+  int32_t precision;    /* numeric(p, s): p, or -1 when unconstrained */
+  int32_t scale;        /* numeric(p, s): s */
+  copy_type elem;       /* arrays (COPY_ARRAY): the element type; the fields
+                           above then describe an element */
+  uint32_t elem_oid;    /* arrays: the element type's oid */
   int not_null;
 } copy_column;
 
@@ -141,6 +153,7 @@ typedef enum copy_problem {
   COPY_PROBLEM_UTF8,         /* text that is not UTF-8, or holds a NUL byte */
   COPY_PROBLEM_TIME_NUMBER,  /* a number (or a numeric text) in a date/timestamp column */
   COPY_PROBLEM_TEXT_BOOL,    /* 'true', 'yes', 'f', 'off'... in a boolean column */
+  COPY_PROBLEM_RANGE,        /* a number the column's type cannot hold (numeric(p, s), int2...) */
   COPY_PROBLEM_COUNT
 } copy_problem;
 
@@ -205,8 +218,14 @@ typedef struct copy_value {
 typedef struct copy_field {
   int32_t len;
   const unsigned char *data;   /* fixed[] below, or the value's own bytes */
-  unsigned char fixed[24];
+  unsigned char fixed[520];    /* fixed sizes, and numerics up to 1000 digits */
+  unsigned char *own;          /* longer encodings (a padded char(n)): grown by the
+                                  encoder, freed by copy_field_release; NULL at first */
+  size_t own_cap;
 } copy_field;
+
+/* Frees what an encoder grew in f (f->own); f stays usable. */
+void copy_field_release(copy_field *f);
 
 /* Why a value cannot be stored: a SQLSTATE (22xxx bad data, 23502 NULL in
  * a NOT NULL column, 54000 too long, 0A000 unsupported type) and a short
@@ -222,7 +241,11 @@ typedef struct copy_refusal {
  * COPY sends for it. Returns 0 with *out filled (out->data may point into
  * v->p: it lives as long as v does, and as out), or 1 with *ve filled when
  * the value cannot be stored in that column without changing it. Pure: no
- * I/O, no allocation, no state. */
+ * I/O, no state; the one allocation is out->own, for a char(n) value longer
+ * than out->fixed once padded (out must start with own NULL, and be
+ * released with copy_field_release). Numerics: exact decimal text, an
+ * integer or a real (its shortest decimal text), NaN, Infinity; more than
+ * 1000 significant digits are refused. */
 int copy_encode_value(const copy_column *col, const copy_value *v, copy_field *out,
                       copy_refusal *ve);
 
@@ -256,7 +279,12 @@ copy_problem copy_classify(const copy_column *col, const copy_value *v, const co
 typedef struct copy_decoded {
   copy_value v;
   unsigned char buf[48];
+  unsigned char *own;   /* an array's JSON text: NULL at first, grown by the
+                           decoder, freed by copy_decoded_release */
 } copy_decoded;
+
+/* Frees what a decoder grew in d (d->own). */
+void copy_decoded_release(copy_decoded *d);
 
 /* The way back of copy_encode_value: the binary COPY field p[0..len) of
  * col's type (len -1: NULL) as the SQLite value the app stores (booleans 0

@@ -443,6 +443,8 @@ local PROBLEMS = {
     fix = "shorten it in the source, or widen the column with a migration" },
   { kind = "utf8", says = "text that is not UTF-8 or holds a NUL byte (PostgreSQL text can hold neither)",
     fix = "correct the text in the source" },
+  { kind = "out_of_range", says = "numbers the column's type cannot hold (numeric(p, s) without rounding, smallint...)",
+    fix = "correct them in the source, or widen the column with a migration" },
   { kind = "null", says = "NULL in a NOT NULL column", fix = "give those rows a value in the source" },
   { kind = "other", says = "values the column's type cannot hold", fix = "see each row's reason" },
 }

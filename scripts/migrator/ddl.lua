@@ -216,6 +216,27 @@ end, function(self, name, values)
   self.enum_name, self.values = name, { table.unpack(values) }
 end)
 
+-- jsonb: PostgreSQL's JSONB; on SQLite JSON (text), as SQLAlchemy's JSON.
+types.jsonb = fixed("JSONB", "JSON", "numeric", "jsonb")
+
+-- char(length): CHAR(length) on both (PostgreSQL pads with spaces to length).
+types.char = make_type("char", "text", function(self)
+  return self.length and ("CHAR(" .. self.length .. ")") or "CHAR"
+end, function(self, length) self.length = length end)
+
+-- array(element): PostgreSQL's ELEMENT[] (one dimension declared); on
+-- SQLite, which has no arrays, JSON (the array as JSON text).
+types.array = make_type("array", "numeric", function(self, dialect)
+  if not self.element then error("op.types.array needs an element type: op.types.array(op.types.integer)", 0) end
+  if dialect == "postgresql" then return self.element:render(dialect) .. "[]" end
+  return "JSON"
+end, function(self, element)
+  if getmetatable(element) ~= Type or element.kind == "array" then
+    error("op.types.array(element): element is a column type other than an array (op.types.text, ...)", 3)
+  end
+  self.element = element
+end)
+
 -- The statement creating enum type t on PostgreSQL.
 function ddl.create_enum_sql(t)
   local quoted = {}

@@ -34,22 +34,27 @@ static void check_field(const copy_column *col, const copy_field *f) {
   copy_decoded d;
   copy_refusal ve = {0};
   memset(&d, 0xAA, sizeof d);
+  d.own = NULL;
   int rc = copy_decode_field(col, f->data, f->len, &d, &ve);
   FUZZ_REQUIRE(rc == 0 || rc == 1, "returned %d", rc);
   if (rc == 1) {
     check_refusal(&ve);
+    copy_decoded_release(&d);
     return;
   }
   FUZZ_REQUIRE(d.v.storage >= SQLITE_INTEGER && d.v.storage <= SQLITE_NULL, "storage %d", d.v.storage);
   FUZZ_REQUIRE((d.v.storage == SQLITE_NULL) == (f->len < 0), "NULL decoded from a value, or the reverse");
   copy_field back;
   copy_refusal ve2 = {0};
+  back.own = NULL;
   int rc2 = copy_encode_value(col, &d.v, &back, &ve2);
   FUZZ_REQUIRE(rc2 == 0, "decoded (type %d, storage %d) but refused on the way back: %s", (int)col->type,
                d.v.storage, ve2.why ? ve2.why : "?");
   FUZZ_REQUIRE(back.len == f->len, "type %d: %d bytes came back as %d", (int)col->type, (int)f->len, (int)back.len);
   FUZZ_REQUIRE(f->len <= 0 || memcmp(back.data, f->data, (size_t)f->len) == 0, "type %d: the bytes changed",
                (int)col->type);
+  copy_field_release(&back);
+  copy_decoded_release(&d);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -59,6 +64,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   col.type = (copy_type)(data[0] % COPY_TYPE_COUNT);
   col.not_null = data[1] & 1;
   col.max_chars = data[1] & 2 ? (int32_t)(data[1] >> 2) : -1;
+  col.precision = data[1] & 2 ? (int32_t)(data[1] >> 2) : -1;   /* numeric(p, s): s from p */
+  col.scale = col.precision > 0 ? data[0] / COPY_TYPE_COUNT % (col.precision + 1) : 0;
+  col.elem = (copy_type)(data[0] / COPY_TYPE_COUNT % COPY_TYPE_COUNT);   /* arrays: of what */
+  if (col.elem == COPY_ARRAY || col.elem == COPY_BYTEA || col.elem == COPY_UNSUPPORTED) col.elem = COPY_INT4;
+  col.elem_oid = 23;
   copy_stream s = {.header_done = !(data[2] & 1)};
   size_t n = size - 3;
   unsigned char *msg = malloc(n ? n : 1);   /* exactly n bytes: reading past them is caught */
