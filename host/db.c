@@ -443,11 +443,6 @@ void db_close_cursors(db_conn *c) {
 
 int db_pending(const db_conn *c) { return c->op != DB_OP_NONE; }
 
-int db_idle(const db_conn *c) {
-  return !c->depth && !c->busy && !c->pinned && !c->cursors && c->op == DB_OP_NONE &&
-         !c->drv->in_transaction(c);
-}
-
 int db_lost(db_conn *c) {
   int lost = c->drv->lost && c->drv->lost(c);
   c->seen_alive = !lost;   /* (the next db_send need not look again) */

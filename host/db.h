@@ -220,9 +220,6 @@ void db_close_cursors(db_conn *c);
  * for it instead). */
 int db_pending(const db_conn *c);
 
-/* 1 when c is in no transaction, runs nothing and has no open cursor. */
-int db_idle(const db_conn *c);
-
 /* 1 when the connection is known to be closed (also by looking at its
  * socket, without waiting). Only for a connection with nothing running. */
 int db_lost(db_conn *c);

@@ -21,8 +21,9 @@ typedef struct db_stmt {
   int binary;                        /* PostgreSQL: results come in binary format */
   int prepared;                      /* PostgreSQL: exists on the server */
   int uses;                          /* PostgreSQL: executions so far */
-  int busy;                          /* SQLite: an open cursor is stepping it;
-                                        PostgreSQL: an operation is using it */
+  int busy;                          /* SQLite: an open cursor is stepping it (a
+                                        PostgreSQL connection runs one statement
+                                        at a time: never evicted while in use) */
   int described;                     /* PG: binary set from a result's columns */
 } db_stmt;
 

@@ -61,6 +61,7 @@ typedef struct app_worker {
   request_slot **idle;    /* slots free for the next request */
   int nidle;
   int cap;                /* of idle: >= ncoroutines */
+  int db_fd;              /* th_db_fd of L: fixed for the state's life */
 } app_worker;
 
 /* [-1, +2] require(name) in a fresh state (name: a light userdata, so
@@ -129,6 +130,7 @@ static void *worker_open(void *ud, char *err, size_t errsize) {
     free(w);
     return NULL;
   }
+  w->db_fd = th_db_fd(L);
   return w;
 }
 
@@ -341,7 +343,7 @@ static void wake(th_db_req *r) {
   if (rc != HTTP_PENDING) http_finish(req, rc, err);
 }
 
-static int worker_fd(void *worker) { return th_db_fd(((app_worker *)worker)->L); }
+static int worker_fd(void *worker) { return ((app_worker *)worker)->db_fd; }
 
 static int worker_tick(void *worker, int ready) {
   return th_db_tick(((app_worker *)worker)->L, ready);

@@ -22,6 +22,7 @@
 
 #include "fuzz.h"
 #include "copy.h"
+#include "fuzz_copy.h"
 #include "db_int.h"
 
 static uint64_t be(const unsigned char *p, int n) {
@@ -171,15 +172,7 @@ static void check_round_trip(const copy_column *col, const copy_value *v, const 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 3 || size > 4096) return 0;
   copy_column col;
-  memset(&col, 0, sizeof col);
-  col.type = (copy_type)(data[0] % COPY_TYPE_COUNT);
-  col.not_null = data[2] & 1;
-  col.max_chars = data[2] & 2 ? (int32_t)(data[2] >> 2) : -1;
-  col.precision = data[2] & 2 ? (int32_t)(data[2] >> 2) : -1;   /* numeric(p, s): s from p */
-  col.scale = col.precision > 0 ? data[0] / COPY_TYPE_COUNT % (col.precision + 1) : 0;
-  col.elem = (copy_type)(data[0] / COPY_TYPE_COUNT % COPY_TYPE_COUNT);   /* arrays: of what */
-  if (col.elem == COPY_ARRAY || col.elem == COPY_BYTEA || col.elem == COPY_UNSUPPORTED) col.elem = COPY_INT4;
-  col.elem_oid = 23;
+  fuzz_column(&col, data[0], data[2]);
   copy_value v = {.storage = 1 + data[1] % 5};
   const uint8_t *rest = data + 3;
   size_t n = size - 3;

@@ -21,6 +21,7 @@
 
 #include "fuzz.h"
 #include "copy.h"
+#include "fuzz_copy.h"
 
 #define MAX_FIELDS 64
 
@@ -60,15 +61,7 @@ static void check_field(const copy_column *col, const copy_field *f) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 3 || size > 65536) return 0;
   copy_column col;
-  memset(&col, 0, sizeof col);
-  col.type = (copy_type)(data[0] % COPY_TYPE_COUNT);
-  col.not_null = data[1] & 1;
-  col.max_chars = data[1] & 2 ? (int32_t)(data[1] >> 2) : -1;
-  col.precision = data[1] & 2 ? (int32_t)(data[1] >> 2) : -1;   /* numeric(p, s): s from p */
-  col.scale = col.precision > 0 ? data[0] / COPY_TYPE_COUNT % (col.precision + 1) : 0;
-  col.elem = (copy_type)(data[0] / COPY_TYPE_COUNT % COPY_TYPE_COUNT);   /* arrays: of what */
-  if (col.elem == COPY_ARRAY || col.elem == COPY_BYTEA || col.elem == COPY_UNSUPPORTED) col.elem = COPY_INT4;
-  col.elem_oid = 23;
+  fuzz_column(&col, data[0], data[1]);
   copy_stream s = {.header_done = !(data[2] & 1)};
   size_t n = size - 3;
   unsigned char *msg = malloc(n ? n : 1);   /* exactly n bytes: reading past them is caught */
