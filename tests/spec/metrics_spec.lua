@@ -85,6 +85,10 @@ describe("/metrics and the JSON access log on " .. kind, function()
 
   it("writes one JSON object a line per request with ACCESS_LOG=json", function()
     hit(5, "/todos/1?x=%22quoted%22", "-H 'Authorization: Bearer not-logged'")
+    -- paths that JSON must escape: quotes, backslashes, bytes that are not UTF-8,
+    -- and one longer than the line's room for it (every line must still parse)
+    hit(1, "/q%22uote%5Cback%FF%C3%01")
+    hit(1, "/" .. ("%22%5C"):rep(1200))
     os.execute("sleep 0.5")   -- (the server writes its buffered lines every 200 ms)
     local n = 0
     for line in (helper.read(log) or ""):gmatch("[^\n]+") do
