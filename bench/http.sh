@@ -8,6 +8,9 @@
 #   reference), else a script running the handler's own statement.
 # Prints each round, then the medians: requests/s, p99 latency, the ratio
 # to pgbench against its target, and the server's peak resident memory.
+# Each PostgreSQL round also prints where the time goes: CPU microseconds per
+# request spent by the server, by PostgreSQL (the postmaster and every
+# backend, those that ended included) and by the load tool (wrk, pgbench).
 # Settings: ROUNDS=3 (the median run is shown), SECONDS_PER_RUN=5, CONNECTIONS=32, WORKERS (server default: cores),
 # ACCESS_LOG=true (the default; the log goes to a file; false: no log),
 # BENCH_DBS="postgresql sqlite".
@@ -83,10 +86,46 @@ stop_server() {
   server=""
 }
 
-# wrk_run PATH [SCRIPT]: prints "requests/s p99_ms errors".
+# cpu_ticks PID...: clock ticks of CPU used by the processes and by their
+# children that ended (fields utime, stime, cutime, cstime of /proc/PID/stat).
+cpu_ticks() {
+  local t=0 f p
+  for p in "$@"; do
+    f=($(cut -d' ' -f14-17 "/proc/$p/stat" 2>/dev/null)) || continue
+    t=$((t + ${f[0]:-0} + ${f[1]:-0} + ${f[2]:-0} + ${f[3]:-0}))
+  done
+  echo "$t"
+}
+# pg_ticks: the CPU ticks of the PostgreSQL server, backends included.
+pg_ticks() {
+  local pm
+  pm=$(head -n 1 "$pgdir/data/postmaster.pid")
+  cpu_ticks "$pm" $(pgrep -P "$pm")
+}
+# measured CMD...: runs CMD; its stdout goes to $work/out; sets cpu_tool,
+# cpu_server, cpu_pg (seconds) for the run.
+measured() {
+  local hz s0 s1 p0=0 p1=0 tool
+  hz=$(getconf CLK_TCK)
+  s0=$(cpu_ticks $server)
+  [ -n "$pgdir" ] && p0=$(pg_ticks)
+  tool=$( { "$@" >"$work/out"; times; } | tail -n 1)
+  s1=$(cpu_ticks $server)
+  [ -n "$pgdir" ] && p1=$(pg_ticks)
+  cpu_server=$(echo "($s1 - $s0) / $hz" | bc -l)
+  cpu_pg=$(echo "($p1 - $p0) / $hz" | bc -l)
+  # `times`' second line: the children's user and system time, as 0m1.234s
+  cpu_tool=$(echo "$tool" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print t }')
+}
+# per_request CPU_SECONDS RATE: microseconds of CPU per request.
+per_request() { printf '%.0f' "$(echo "$1 * 1000000 / ($2 * $SECS)" | bc -l)"; }
+
+# wrk_run PATH [SCRIPT]: prints "requests/s p99_ms errors" and the CPU
+# microseconds per request of the server, PostgreSQL and wrk.
 wrk_run() {
   local out
-  out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" --latency ${2:+-s "$2"} "http://127.0.0.1:$port$1")
+  measured wrk -t2 -c"$CONNS" -d"${SECS}s" --latency ${2:+-s "$2"} "http://127.0.0.1:$port$1"
+  out=$(cat "$work/out")
   local rps p99 errors
   rps=$(echo "$out" | sed -nE 's/^Requests\/sec: *([0-9.]+).*/\1/p')
   p99=$(echo "$out" | awk '$1 == "99%" {
@@ -96,7 +135,8 @@ wrk_run() {
   non2xx=$(echo "$out" | sed -nE 's/.*Non-2xx or 3xx responses: *([0-9]+).*/\1/p')
   socket=$(echo "$out" | sed -nE 's/.*Socket errors: connect ([0-9]+), read ([0-9]+), write ([0-9]+), timeout ([0-9]+).*/\1+\2+\3+\4/p')
   errors=$(( ${non2xx:-0} + ${socket:-0} ))
-  echo "$rps $p99 $errors"
+  # then CPU microseconds per request: server, PostgreSQL, wrk
+  echo "$rps $p99 $errors $(per_request "$cpu_server" "$rps") $(per_request "$cpu_pg" "$rps") $(per_request "$cpu_tool" "$rps")"
 }
 
 # verdict VALUE TARGET [le]: "ok" or "MISSED".
@@ -132,10 +172,14 @@ cat >"$work/pg_patch.sql" <<SQL
 UPDATE todos SET is_completed = true, updated_at = CURRENT_TIMESTAMP WHERE id = :id AND deleted_at IS NULL RETURNING $COLUMNS;
 SQL
 
-# pgbench_run ARGS...: tps of one pgbench run with CONNS clients.
+# pgbench_run ARGS...: tps of one pgbench run with CONNS clients, and the
+# CPU microseconds per transaction of PostgreSQL and pgbench.
 pgbench_run() {
-  "$bindir/pgbench" -h 127.0.0.1 -p "$pgport" -U todo_user -n -M prepared \
-    -c "$CONNS" -j 2 -T "$SECS" "$@" todo_test 2>/dev/null | sed -nE 's/^tps = ([0-9.]+).*/\1/p'
+  measured "$bindir/pgbench" -h 127.0.0.1 -p "$pgport" -U todo_user -n -M prepared \
+    -c "$CONNS" -j 2 -T "$SECS" "$@" todo_test
+  local tps
+  tps=$(sed -nE 's/^tps = ([0-9.]+).*/\1/p' "$work/out")
+  echo "$tps $(per_request "$cpu_pg" "$tps") $(per_request "$cpu_tool" "$tps")"
 }
 
 # median: the middle one of the numbers on stdin.
@@ -187,9 +231,11 @@ for db in $DBS; do
           post) t=$(pgbench_run -f "$work/pg_post.sql") ;;
           patch) t=$(pgbench_run -f "$work/pg_patch.sql") ;;
         esac
-        echo "$t" >>"$work/$db.$w.pgbench"
-        printf '  round %d %-6s todohost %9.0f req/s  pgbench %9.0f tps  ratio %.2f\n' "$round" "$w" \
-          "${r%% *}" "$t" "$(echo "${r%% *} / $t" | bc -l)"
+        echo "${t%% *}" >>"$work/$db.$w.pgbench"
+        read -r rps _ _ us_server us_pg us_wrk <<<"$r"
+        read -r tps us_pg_ref us_pgbench <<<"$t"
+        printf '  round %d %-6s todohost %7.0f req/s (CPU us/req: server %3s + postgres %3s + wrk %3s)  pgbench %7.0f tps (postgres %3s + pgbench %3s)  ratio %.2f\n' \
+          "$round" "$w" "$rps" "$us_server" "$us_pg" "$us_wrk" "$tps" "$us_pg_ref" "$us_pgbench" "$(echo "$rps / $tps" | bc -l)"
       fi
     done
   done
@@ -197,7 +243,7 @@ for db in $DBS; do
   stop_server
 
   for w in $WORK; do
-    read -r rps p99 err < <(sort -g -k1,1 "$work/$db.$w.wrk" | sed -n "$(( (ROUNDS + 1) / 2 ))p")
+    read -r rps p99 err us_server _ us_wrk < <(sort -g -k1,1 "$work/$db.$w.wrk" | sed -n "$(( (ROUNDS + 1) / 2 ))p")
     case $w in
       one) name="GET /todos/1" target=0.8 ref="(pgbench -S)" ;;
       list) name="GET /todos" target="" ref="(its SELECT)" ;;
@@ -207,7 +253,8 @@ for db in $DBS; do
     if [ "$db" = postgresql ]; then
       row "$name" "$rps" "$p99" "$err" "$(median <"$work/$db.$w.pgbench")" "$target" "$ref"
     else
-      printf '  %-16s %9.0f req/s  p99 %7.2f ms (%-6s)  errors %s\n' "$name" "$rps" "$p99" "$(verdict "$p99" 20 le)" "$err"
+      printf '  %-16s %9.0f req/s  p99 %7.2f ms (%-6s)  errors %-3s  CPU us/req: server %s + wrk %s\n' "$name" "$rps" "$p99" \
+        "$(verdict "$p99" 20 le)" "$err" "$us_server" "$us_wrk"
     fi
   done
   printf '  %-16s %9d kB peak resident memory (target < 65536: %s)\n' "server memory" "$rss" "$(verdict "$rss" 65536 le)"
