@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 enum { S_CONNECTING, S_IDLE, S_LENT, S_RESETTING, S_LOOSE, S_DEAD };   /* S_LOOSE: counted nowhere */
@@ -59,6 +60,8 @@ struct db_loop {
   struct db_lent *graveyard;    /* slots ended during a run */
   db_task *ready_head, *ready_tail;   /* borrowers to call back */
   int running;
+  int aborted;                  /* db_loop_abort: nothing more is lent or made */
+  db_error abort_err;
 };
 
 /* ---- task lists -------------------------------------------------------- */
@@ -202,13 +205,13 @@ static int start_connect(db_pool *p) {
 /* A connection was lost or failed: one is made in its place when the
  * pool is not full (in the background: no borrower needs to wait). */
 static void replace(db_pool *p) {
-  if (!p->closing && p->open < p->cfg.size) (void)start_connect(p);
+  if (!p->closing && !p->loop->aborted && p->open < p->cfg.size) (void)start_connect(p);
 }
 
 /* s is ready for use: to the oldest waiter, or idle. */
 static void give(struct db_lent *s) {
   db_pool *p = s->pool;
-  if (p->closing) {
+  if (p->closing || p->loop->aborted) {
     kill_slot(s);
     pool_maybe_free(p);
     return;
@@ -372,6 +375,10 @@ int db_pool_acquire(db_pool *p, db_task *t) {
     db_error_set(&t->err, "08003", "open it again", "the connection pool is closed");
     return -1;
   }
+  if (p->loop->aborted) {
+    t->err = p->loop->abort_err;
+    return -1;
+  }
   while (p->idle) {
     struct db_lent *s = p->idle;
     idle_remove(p, s);
@@ -407,7 +414,7 @@ int db_pool_acquire_now(db_pool *p, db_lent **out, db_error *err) {
   *out = NULL;
   db_task t;
   memset(&t, 0, sizeof t);
-  if (p->closing || p->idle) {   /* (acquire lends an idle one at once) */
+  if (p->closing || p->loop->aborted || p->idle) {   /* (acquire lends or fails at once) */
     int rc = db_pool_acquire(p, &t);
     if (rc == 1) { *out = t.lent; return 1; }
     if (rc == 0) db_pool_cancel(&t);
@@ -521,6 +528,29 @@ void db_loop_free(db_loop *l) {
 }
 
 int db_loop_fd(const db_loop *l) { return l->epfd; }
+
+void db_loop_abort(db_loop *l, const db_error *err) {
+  if (l->aborted) return;
+  l->aborted = 1;
+  l->abort_err = *err;
+  for (db_pool *p = l->pools, *after; p; p = after) {
+    after = p->next;
+    fail_waiters(p, err);
+    for (struct db_lent *s = p->slots, *next; s; s = next) {
+      next = s->next;
+      if (s->state != S_LENT) {
+        kill_slot(s);
+      } else if (s->conn && db_socket(s->conn) >= 0) {
+        /* libpq keeps the socket (and closes it); it reads the end of the
+         * stream now, and fails what runs or comes next as a connection
+         * lost: the loop calls back whoever waits on it */
+        shutdown(db_socket(s->conn), SHUT_RDWR);
+        set_watch(s, DB_WANT_READ);
+      }
+    }
+    pool_maybe_free(p);
+  }
+}
 
 /* Waiters and connection attempts past their deadline fail. Returns the
  * nearest deadline left, or -1. */

@@ -57,6 +57,13 @@ db_loop *db_loop_new(void);
 /* Frees the loop and every pool still on it, whatever they lent. */
 void db_loop_free(db_loop *l);
 int db_loop_fd(const db_loop *l);
+/* For a stop that cannot wait any longer: every borrower waiting for a
+ * connection fails with err, idle connections close, and the lent ones
+ * are cut off (their sockets shut down: what runs on them, or is sent
+ * next, fails as a connection lost, its outcome unknown). The loop lends
+ * and makes nothing more (acquiring fails with err). Callbacks come from
+ * the next db_loop_run, as always. */
+void db_loop_abort(db_loop *l, const db_error *err);
 /* Handles what is due and, when ready (db_loop_fd was found readable),
  * what is ready, without waiting. Returns the ms until the next deadline
  * (0: call again at once), or -1 when none. */

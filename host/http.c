@@ -1020,7 +1020,8 @@ static void take_queue(struct MHD_Daemon *d, int l) {
  * handle what came in (on_request for each request in whole), then runs
  * the app's tick, which ends the suspended requests that are ready (their
  * connections are resumed for the next round). On stopping it stops
- * accepting; it ends once quit is set and nothing is pending. */
+ * accepting. Once quit is set, what the requests still pending wait for
+ * is made to fail (app->abort), and it ends when none is left. */
 static void *pool_loop(void *arg) {
   struct pool_thread *t = arg;
   struct server *srv = t->srv;
@@ -1030,10 +1031,16 @@ static void *pool_loop(void *arg) {
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(t->d, MHD_DAEMON_INFO_EPOLL_FD);
   struct epoll_event mine = {.events = EPOLLIN, .data.u32 = 0};
   if (ep >= 0 && info) epoll_ctl(ep, EPOLL_CTL_ADD, info->epoll_fd, &mine);
-  int app_fd = -1, app_wait = -1, quiesced = 0;
+  int app_fd = -1, app_wait = -1, quiesced = 0, aborted = 0;
   for (;;) {
     int pending = s ? s->pending : 0;
-    if (!pending && atomic_load(&srv->quit)) break;
+    if (atomic_load(&srv->quit)) {
+      if (!pending) break;
+      if (!aborted && app->abort && s && s->worker) {   /* past the time-out: they end now */
+        app->abort(s->worker);
+        aborted = 1;
+      }
+    }
     if (!quiesced && atomic_load(&srv->stopping)) {
       MHD_socket l = MHD_quiesce_daemon(t->d);
       if (l != MHD_INVALID_SOCKET) {   /* this daemon's copy of the listener */
@@ -1207,7 +1214,8 @@ int http_serve(const http_config *cfg, const http_app *app, char *err, size_t er
   }
 
   /* Graceful stop: no new connections, in-flight requests finish (up to
-   * the time-out; a second signal cuts it short), then the pool stops.
+   * the time-out; a second signal cuts it short: then the app makes those
+   * still waiting end, see pool_loop), then the pool stops.
    * Done once every pool thread has stopped accepting (taking the
    * connections queued in the listener) and, three rounds in a row,
    * nothing is in flight: the requests on connections just taken have

@@ -79,6 +79,10 @@ typedef struct http_app {
    * thread may sleep before calling it again, or -1 for no limit. */
   int (*fd)(void *worker);
   int (*tick)(void *worker, int ready);
+  /* Optional: the server stops and will not wait any longer (its time-out
+   * passed, or a second signal came): make what the suspended requests
+   * wait for fail, so that they end (through tick and http_finish) now. */
+  void (*abort)(void *worker);
 } http_app;
 
 /* Ends a suspended request; rc and err mean what handle's would have.

@@ -353,6 +353,15 @@ int th_db_tick(lua_State *L, int ready) {
   return st ? db_loop_run(st->loop, ready) : -1;
 }
 
+void th_db_abort(lua_State *L) {
+  dbstate *st = state_of(L);
+  if (!st) return;
+  db_error err;
+  db_error_set(&err, "57P01", "run the request again once the server is back",
+               "the server is stopping: this request's database work was cut short");
+  db_loop_abort(st->loop, &err);
+}
+
 void th_db_enter(lua_State *L, th_db_req *r) {
   dbstate *st = state_of(L);
   if (st) {

@@ -61,5 +61,8 @@ void th_db_enter(lua_State *L, th_db_req *r);
 void th_db_end(lua_State *L, th_db_req *r);
 int th_db_fd(lua_State *L);               /* -1 outside a server's worker */
 int th_db_tick(lua_State *L, int ready);  /* ms until it wants a tick again, or -1 */
+/* The server stops now: what the paused requests wait for fails (their
+ * calls raise errors, from the next th_db_tick), so that they end. */
+void th_db_abort(lua_State *L);
 
 #endif

@@ -349,10 +349,13 @@ static int worker_tick(void *worker, int ready) {
   return th_db_tick(((app_worker *)worker)->L, ready);
 }
 
+static void worker_abort(void *worker) { th_db_abort(((app_worker *)worker)->L); }
+
 /* ---- http.serve ------------------------------------------------------- */
 
 http_app th_http_lua_app(const char *app) {
-  http_app happ = {worker_open, worker_close, worker_handle, (void *)app, worker_fd, worker_tick};
+  http_app happ = {worker_open, worker_close, worker_handle, (void *)app, worker_fd, worker_tick,
+                    worker_abort};
   return happ;
 }
 

@@ -5,7 +5,7 @@
  * db_loop_run, statements sent and finished without blocking (a statement's
  * second use is prepared on the way), a transaction left open rolled back
  * on return, the full reset, a terminated session replaced, a server that
- * is down failing at once.
+ * is down failing at once, and a stop that cannot wait (db_loop_abort).
  */
 #include "check.h"
 
@@ -241,6 +241,49 @@ static void down(db_loop *l) {
   db_pool_close(p);
 }
 
+/* A stop that cannot wait: db_loop_abort ends the waits of a borrower
+ * waiting for a connection and of one whose statement never ends. */
+static void aborted(const char *url) {
+  db_loop *l = db_loop_new();
+  db_pool_config cfg = {.size = 1, .wait_ms = 60000, .connect_ms = 5000};
+  db_error err;
+  db_pool *p = l ? db_pool_new(l, url, NULL, &cfg, &err) : NULL;
+  borrower a, b, c, sleeping;
+  borrower_init(&a);
+  borrower_init(&b);
+  borrower_init(&c);
+  borrower_init(&sleeping);
+  if (!CHECK(p && acquire(p, l, &a, 5000), "a pool of 1 lends")) return;
+  db_conn *conn = db_lent_conn(a.task.lent);
+  const char *sql = "SELECT pg_sleep(600)";
+  CHECK_INT(db_send(conn, sql, strlen(sql), 0, NULL, 0, &err), 0, "a statement that never ends is sent");
+  CHECK_INT(db_pool_wait(a.task.lent, &sleeping.task), 0, "... and waited on");
+  CHECK_INT(db_pool_acquire(p, &b.task), 0, "a second borrower waits for the connection");
+  db_error why;
+  db_error_set(&why, "57P01", NULL, "the server is stopping");
+  double t0 = th_clock_ms();
+  db_loop_abort(l, &why);
+  CHECK_INT(b.calls + sleeping.calls, 0, "nobody is called back from db_loop_abort itself");
+  run_until(l, &b.calls, 2000);
+  run_until(l, &sleeping.calls, 2000);
+  CHECK(b.calls == 1 && b.task.failed && strcmp(b.task.err.sqlstate, "57P01") == 0,
+        "the waiting borrower fails with the abort's error (%s)", b.task.err.message);
+  CHECK(sleeping.calls == 1 && th_clock_ms() - t0 < 1000, "the statement's wait ends at once");
+  CHECK_INT(db_finish(NULL, conn, &err), -1, "... and the statement fails");
+  CHECK(strncmp(err.sqlstate, "08", 2) == 0, "... as a connection lost (%s: %s)", err.sqlstate, err.message);
+  CHECK_INT(db_pool_acquire(p, &c.task), -1, "nothing more is lent");
+  CHECK(strcmp(c.task.err.sqlstate, "57P01") == 0, "... with the abort's error (%s)", c.task.err.message);
+  db_pool_release(a.task.lent);
+  db_pool_close(p);
+  db_loop_free(l);
+  db_conn *admin;   /* (the session is gone; its backend may sleep on) */
+  if (db_connect(url, NULL, &admin, &err) == 0) {
+    db_exec_simple(admin, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                          "WHERE query = 'SELECT pg_sleep(600)'", &err);
+    db_close(admin);
+  }
+}
+
 int main(void) {
   const char *url = getenv("TEST_PG_URL");
   if (!url) {
@@ -255,5 +298,6 @@ int main(void) {
   reset_and_loss(l, url);
   down(l);
   db_loop_free(l);
+  aborted(url);
   return check_summary();
 }

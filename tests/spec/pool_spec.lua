@@ -457,6 +457,43 @@ describe("a worker's connection pool", function()
     assert.is_true(ok, "no answer from the database after it came back")
   end)
 
+  it("stops within its time-out while a statement never ends: the request gets 503", function()
+    -- a server of its own, with a 1 s time-out (its graceful stop waits that long)
+    local own_tmp = helper.tmpdir()
+    local own, own_base, own_log = start_server(own_tmp, pg_url, "WORKERS=1 HTTP_TIMEOUT=1")
+    local out = own_tmp .. "/never.out"
+    os.execute(("curl -s -o /dev/null -w '%%{http_code}' --max-time 120 %s >%s 2>&1 &")
+      :format(quote(own_base .. "/sleep?id=600000"), quote(out)))
+    local admin <close> = db.connect(pg_url)
+    local running = false
+    for _ = 1, 100 do   -- (until PostgreSQL runs the statement)
+      running = admin:first([[SELECT count(*) AS n FROM pg_stat_activity
+        WHERE query LIKE 'SELECT pg_sleep%' AND state = 'active']]).n > 0
+      if running then break end
+      os.execute("sleep 0.05")
+    end
+    assert.is_true(running, "the statement never started")
+    local t0 = util.clock()
+    os.execute("kill -TERM " .. own)
+    local gone = false
+    for _ = 1, 150 do
+      if not os.execute("kill -0 " .. own .. " 2>/dev/null") then gone = true break end
+      os.execute("sleep 0.1")
+    end
+    local took = util.clock() - t0
+    if not gone then os.execute("kill -KILL " .. own) end
+    admin:exec([[SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+      WHERE query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid()]])
+    assert.is_true(gone, "the server did not stop in 15 s:\n" .. slurp(own_log))
+    assert.is_true(took < 6, ("the stop took %.1f s"):format(took))
+    for _ = 1, 50 do   -- (curl writes its code as it ends)
+      if slurp(out) ~= "" then break end
+      os.execute("sleep 0.1")
+    end
+    assert.are.equal("503", slurp(out), slurp(own_log))
+    assert.truthy(slurp(own_log):find("stopped", 1, true), slurp(own_log))
+  end)
+
   it("answers 503 at once when PostgreSQL is down", function()
     ctl("stop", "-m", "fast", "-w")
     local bodies, statuses, times = fetch({ "/get?id=1", "/get?id=2", "/get?id=3" })
