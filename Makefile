@@ -99,11 +99,11 @@ bench-copy: ## time copy.lua (1,000,000 todos SQLite -> PostgreSQL, verified) vs
 
 bench: bench-db bench-http bench-migrate bench-copy ## run every benchmark
 
-db-start: ## start PostgreSQL on localhost:5432 (Docker Compose, else a native server; data in localdev/data/)
-	@scripts/db.sh start
+db-start: all ## start PostgreSQL on localhost:5432 (Docker Compose, else a native server; data in localdev/data/)
+	@TODOHOST=$(TODOHOST) scripts/db.sh start
 
-db-stop: ## stop it; the data stays in localdev/data/personal_todo_pgdata
-	@scripts/db.sh stop
+db-stop: all ## stop it; the data stays in localdev/data/personal_todo_pgdata
+	@TODOHOST=$(TODOHOST) scripts/db.sh stop
 
 env: ## create .env from .env.example (PostgreSQL of `make db-start`); an existing .env is kept
 	@if [ -e .env ]; then echo ".env exists: kept as it is (compare with .env.example)"; \

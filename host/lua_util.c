@@ -5,8 +5,12 @@
  *   util.clock()     -> seconds from a monotonic clock, as a float
  *   util.sleep(s)    -> sleeps s seconds (a float)
  *   util.isatty(f)   -> true when f (io.stdout, io.stderr...) is a terminal
- *   util.listdir(d)  -> sorted array of the names in directory d (no . and ..),
- *                       or nil, message when it cannot be read
+ *   util.listdir(d [, suffix])
+ *                    -> sorted array of the names in directory d (no . and ..;
+ *                       with suffix, only the names ending in it that do not
+ *                       start with '.': util.listdir(d, ".lua") lists the
+ *                       revision files and seeds), or nil, message when d
+ *                       cannot be read
  *   util.mkdir(d)    -> true after creating directory d and its missing
  *                       parents (mode 0777 less the umask; d existing as a
  *                       directory is fine), or nil, message
@@ -87,8 +91,19 @@ static int dir_gc(lua_State *L) {
   return 0;
 }
 
+/* 1 when name is listed: with a suffix, a name that ends in it and is not
+ * hidden (an editor's ".#x.lua" lock file is no revision). */
+static int listed(const char *name, const char *suffix, size_t suffix_len) {
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) return 0;
+  if (!suffix) return 1;
+  size_t len = strlen(name);
+  return name[0] != '.' && len >= suffix_len && memcmp(name + len - suffix_len, suffix, suffix_len) == 0;
+}
+
 static int l_util_listdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  size_t suffix_len = 0;
+  const char *suffix = luaL_optlstring(L, 2, NULL, &suffix_len);
   DIR **d = lua_newuserdatauv(L, sizeof *d, 0);
   *d = NULL;
   if (luaL_newmetatable(L, "todohost.util.dir")) {
@@ -105,7 +120,7 @@ static int l_util_listdir(lua_State *L) {
   lua_Integer n = 0;
   struct dirent *e;
   while ((e = readdir(*d)) != NULL) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    if (!listed(e->d_name, suffix, suffix_len)) continue;
     lua_pushstring(L, e->d_name);
     lua_rawseti(L, -2, ++n);
   }

@@ -4,6 +4,8 @@
 #   scripts/db.sh start    make db-start: start it (nothing to do when it runs)
 #   scripts/db.sh stop     make db-stop:  stop it; the data stays
 #   scripts/db.sh status   is it running, and where
+#   scripts/db.sh config   the native server's role, database, port and data
+#                          folder as this script resolves them (no password)
 #   scripts/db.sh psql     make psql: a SQL shell on DATABASE_URL as todohost
 #                          reads it (TODOHOST: the binary; psql with the password
 #                          in PGPASSWORD, never on its command line; or
@@ -12,25 +14,89 @@
 # With a Docker engine (`docker info` answers) this is `docker compose up -d` /
 # `docker compose down` on docker-compose.yml (postgres:16). Without one, a
 # native PostgreSQL server (Debian's postgresql package) does the same job:
-# same role todo_user / password todo_pass, database todo_db, port 5432 on
-# localhost, data in localdev/data/personal_todo_pgdata (kept across stop and
-# start). So DATABASE_URL=postgresql://todo_user:todo_pass@localhost:5432/todo_db
-# works either way. As root the native server runs as the `postgres` user.
-# DB_PORT and DB_DATA_DIR override the port and the data folder (for tests).
+# the same role, password and database on the same port of localhost, data
+# in the same folder (kept across stop and start), so .env.example's
+# DATABASE_URL works either way. As root the native server runs as the
+# `postgres` user.
+#
+# Each value has one place: the role, password and database are
+# docker-compose.yml's (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB); the
+# port and the data folder are the settings DB_PORT and DB_DATA_DIR, read by
+# todohost (TODOHOST: the binary) from the environment, then .env, then their
+# defaults (host/config.c), as `make doctor` reads them.
 set -eu
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-DATA=${DB_DATA_DIR:-localdev/data/personal_todo_pgdata}
-case "$DATA" in /*) ;; *) DATA=$ROOT/$DATA ;; esac
-PORT=${DB_PORT:-5432}
-DB_USER=todo_user
-DB_PASS=todo_pass
-DB_NAME=todo_db
-LOG=$DATA/server.log
 
 die() { echo "db: $*" >&2; exit 1; }
 say() { echo "db: $*"; }
+
+# todohost_says MODE: the shell assignments todohost prints for MODE
+# (scripts/db.sh's Lua part below), evaluated here. "server": PORT and DATA
+# (the settings DB_PORT and DB_DATA_DIR); "target": the psql target of
+# DATABASE_URL. A setting it cannot read stops here in one line.
+todohost_says() {
+  bin=${TODOHOST:-$ROOT/build/todohost}
+  [ -x "$bin" ] || die "$bin is missing; build it first: make"
+  assignments=$("$bin" run - "$1" <<'LUA'
+local settings = require "todohost.settings"
+local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local function get(name)
+  local ok, value = pcall(settings.get, name)
+  if not ok then
+    io.stderr:write("db: ", tostring(value), "\n")
+    os.exit(1)
+  end
+  return value
+end
+if arg[1] == "server" then
+  print("PORT=" .. get("DB_PORT"))
+  print("DATA=" .. sh(get("DB_DATA_DIR")))
+  os.exit(0)
+end
+-- "target": kind (sqlite or postgresql) and file, or conninfo (libpq's
+-- key='value' form, WITHOUT the password) and password, from DATABASE_URL as
+-- todohost resolves it and parses it (host/dburl.c: the same reading as
+-- every other command).
+local target, err = require("todohost.db").parse_url(get("DATABASE_URL"))
+if not target then
+  io.stderr:write("db: ", tostring(err), "\n")
+  os.exit(1)
+end
+local function libpq(s) return "'" .. s:gsub("\\", "\\\\"):gsub("'", "\\'") .. "'" end
+print("kind=" .. target.kind)
+if target.kind == "sqlite" then
+  print("file=" .. sh(target.path or ""))
+else
+  local parts = {}
+  for key, value in pairs(target.params) do parts[#parts + 1] = key .. "=" .. libpq(value) end
+  table.sort(parts)
+  print("conninfo=" .. sh(table.concat(parts, " ")))
+  print("password=" .. sh(target.password or ""))
+end
+LUA
+) || exit 1
+  eval "$assignments"
+}
+
+# compose_value KEY: KEY's value in docker-compose.yml's environment.
+compose_value() {
+  v=$(sed -n -E "s/^[[:space:]]+$1:[[:space:]]*\"?([^\"]*)\"?[[:space:]]*$/\1/p" docker-compose.yml | head -n 1)
+  [ -n "$v" ] || die "docker-compose.yml names no $1; restore it: git checkout docker-compose.yml"
+  printf '%s' "$v"
+}
+
+# server_settings: what the native server is (DB_USER, DB_PASS, DB_NAME,
+# PORT, DATA, LOG).
+server_settings() {
+  DB_USER=$(compose_value POSTGRES_USER)
+  DB_PASS=$(compose_value POSTGRES_PASSWORD)
+  DB_NAME=$(compose_value POSTGRES_DB)
+  todohost_says server
+  case "$DATA" in /*) ;; *) DATA=$ROOT/$DATA ;; esac
+  LOG=$DATA/server.log
+}
 
 # ---- Docker --------------------------------------------------------------
 
@@ -158,42 +224,11 @@ native_status() {
 
 # ---- make psql -------------------------------------------------------------
 
-# target: sets kind (sqlite or postgresql) and file, or conninfo (libpq's
-# key='value' form, WITHOUT the password) and password, from DATABASE_URL as
-# todohost resolves it (environment, then .env, then the default) and parses
-# it (host/dburl.c: the same reading as every other command).
-target() {
-  bin=${TODOHOST:-$ROOT/build/todohost}
-  [ -x "$bin" ] || die "$bin is missing; build it first: make"
-  assignments=$("$bin" run - <<'LUA'
-local db = require "todohost.db"
-local target, err = db.parse_url((require "todohost.settings").get("DATABASE_URL"))
-if not target then
-  io.stderr:write("db: ", tostring(err), "\n")
-  os.exit(1)
-end
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function libpq(s) return "'" .. s:gsub("\\", "\\\\"):gsub("'", "\\'") .. "'" end
-print("kind=" .. target.kind)
-if target.kind == "sqlite" then
-  print("file=" .. sh(target.path or ""))
-else
-  local parts = {}
-  for key, value in pairs(target.params) do parts[#parts + 1] = key .. "=" .. libpq(value) end
-  table.sort(parts)
-  print("conninfo=" .. sh(table.concat(parts, " ")))
-  print("password=" .. sh(target.password or ""))
-end
-LUA
-) || exit 1
-  eval "$assignments"
-}
-
 # The password goes to psql through PGPASSWORD, never its command line
 # (which ps shows to every user).
 open_shell() {
   kind='' file='' conninfo='' password=''
-  target
+  todohost_says target
   case "$kind" in
     sqlite)
       command -v sqlite3 >/dev/null 2>&1 || die "sqlite3 is missing; install it: apt-get install sqlite3"
@@ -213,6 +248,9 @@ open_shell() {
 
 cmd=${1:-}
 case "$cmd" in
+  start|stop|status|config) server_settings ;;
+esac
+case "$cmd" in
   start)
     if have_docker; then
       mkdir -p "$DATA"
@@ -224,6 +262,7 @@ case "$cmd" in
     if have_docker; then compose down; else native_stop; fi ;;
   status)
     if have_docker; then compose ps; else native_status; fi ;;
+  config) echo "role $DB_USER, database $DB_NAME, port $PORT, data in ${DATA#"$ROOT"/}" ;;
   psql) open_shell ;;
-  *) echo "usage: scripts/db.sh start|stop|status|psql" >&2; exit 2 ;;
+  *) echo "usage: scripts/db.sh start|stop|status|config|psql" >&2; exit 2 ;;
 esac

@@ -8,7 +8,6 @@
 --
 --   seeding.run(conn [, dir]) -> number of scripts run (0: todos had rows)
 
-local revisions = require "migrator.revisions"
 local paths = require "todohost.paths"
 local util = require "todohost.util"
 
@@ -27,10 +26,7 @@ end
 
 -- The *.lua files of dir, sorted by name; an error when dir is missing.
 function seeding.files(dir)
-  local f = io.open(dir .. "/.", "r")
-  if not f then error(string.format("seed directory %s not found", dir), 0) end
-  f:close()
-  return revisions.lua_files(dir)   -- the migrator's listing of *.lua files
+  return util.listdir(dir, ".lua") or error(string.format("seed directory %s not found", dir), 0)
 end
 
 -- true when the todos table has no rows at all.

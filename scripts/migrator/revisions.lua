@@ -40,13 +40,8 @@ end
 
 -- The *.lua file names in dir, sorted (none when dir cannot be read).
 local function lua_files(dir)
-  local names = {}
-  for _, name in ipairs(util.listdir(dir) or {}) do
-    if name:match("%.lua$") and not name:match("^%.") then names[#names + 1] = name end
-  end
-  return names
+  return util.listdir(dir, ".lua") or {}
 end
-revisions.lua_files = lua_files
 
 local function read_file(path)
   local f, err = io.open(path, "rb")

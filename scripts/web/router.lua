@@ -33,9 +33,9 @@ local text_safe = require("todohost.util").text_safe
 local router = {}
 router.__index = router
 
-local type, match, gmatch, gsub, sub, byte, format, concat, pairs, ipairs, xpcall, tostring, char, tonumber =
+local type, match, gmatch, gsub, sub, byte, format, concat, pairs, ipairs, xpcall, tostring =
   type, string.match, string.gmatch, string.gsub, string.sub, string.byte, string.format, table.concat, pairs,
-  ipairs, xpcall, tostring, string.char, tonumber
+  ipairs, xpcall, tostring
 
 local JSON_TYPE = "application/json; charset=utf-8"
 router.JSON_HEADERS = { ["content-type"] = JSON_TYPE }
@@ -52,20 +52,8 @@ local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = tr
 
 -- ---- query strings ------------------------------------------------------
 
--- Percent-decoding: the server's C version when it is loaded, else Lua's.
-local unescape
-do
-  local ok, http = pcall(require, "todohost.http")
-  if ok and type(http) == "table" and http.unescape then
-    unescape = http.unescape
-  else
-    local function hex(h) return char(tonumber(h, 16)) end
-    unescape = function(s)
-      s = gsub(s, "+", " ")
-      return (gsub(s, "%%(%x%x)", hex))
-    end
-  end
-end
+-- Percent-decoding, '+' as a space: the one decoder, todohost.http's (C).
+local unescape = require("todohost.http").unescape
 
 -- Parses a raw query string into name -> value (the last one wins, as in
 -- FastAPI for a scalar parameter). An empty value counts as absent.

@@ -123,11 +123,24 @@ same ".env.example's DATABASE_URL has the guide's password" "$(sed -n 2p <<<"$ur
 
 # ---- scripts/db.sh: the native server has the same role, database, port, data ------
 
-native=$(env -u DB_PORT -u DB_DATA_DIR sh -c "
-  $(grep -E '^(DATA|PORT|DB_USER|DB_PASS|DB_NAME)=' scripts/db.sh)
-  printf '%s\n' \"\$DB_USER \$DB_NAME \$PORT \$DATA\" \"\$DB_PASS\"")
+# (run in a copy holding no .env, whose DB_PORT would rightly win)
+copy=$tmp/dbsh-project
+mkdir -p "$copy/scripts"
+cp scripts/db.sh "$copy/scripts/" && cp docker-compose.yml "$copy/"
+dbsh() { (cd "$copy" && env -u DB_PORT -u DB_DATA_DIR TODOHOST="${TODOHOST:-$ROOT/build/todohost}" scripts/db.sh "$@" 2>&1); }
+native=$(dbsh config)
 same "scripts/db.sh's native server: $USER_, $DBNAME, port $PORT_, data in $DATA_DIR" \
-  "$(head -n 1 <<<"$native")" "$USER_ $DBNAME $PORT_ $DATA_DIR"
-same "scripts/db.sh's native server has the guide's password" "$(sed -n 2p <<<"$native")" "$PASSWORD"
+  "$native" "role $USER_, database $DBNAME, port $PORT_, data in $DATA_DIR"
+printf 'DB_PORT=6543\nDB_DATA_DIR=pg data\n' >"$copy/.env"
+native=$(dbsh config)
+same "scripts/db.sh reads DB_PORT and DB_DATA_DIR from .env too, as make doctor does" \
+  "$native" "role $USER_, database $DBNAME, port 6543, data in pg data"
+printf 'DB_PORT=99999\n' >"$copy/.env"
+native=$(dbsh status)
+rc=$?
+check "scripts/db.sh status with a bad DB_PORT in .env: one line saying so, exit 1" \
+  eval '[ $rc -eq 1 ] && [ "$native" = "db: DB_PORT must be a whole number from 1 to 65535, got \"99999\" (from .env)" ]'
+check "scripts/db.sh takes the password from docker-compose.yml (written nowhere in it)" \
+  eval '! grep -q -F "$PASSWORD" scripts/db.sh'
 
 [ "$failed" -eq 0 ]

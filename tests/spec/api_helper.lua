@@ -45,6 +45,14 @@ function M.migrate(url)
   return "spec_head"
 end
 
+-- The app's handler (api.lua) on the database at url brought to head:
+-- returns the connection (the caller closes it) and the handler.
+function M.app(url)
+  M.migrate(url)
+  local conn = db.connect(url)
+  return conn, require("api").handler(conn)
+end
+
 -- Before migrations/ has revisions: a migrations directory in dir holding
 -- the one revision M.migrate() records, so serve.lua's start-up check
 -- passes. Returns that directory, or nil when the real migrations exist.

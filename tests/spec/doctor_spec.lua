@@ -1,9 +1,9 @@
 -- tests/spec/doctor_spec.lua: `todohost run doctor.lua` (make doctor) as a
 -- user meets it: run as a process in a scratch project folder against the
 -- database of this pass (TEST_DATABASE_URL), checking its verdict line by
--- line, its fixes and its exit status; plus the URL helpers it relies on.
+-- line, its fixes and its exit status (the facts it gathers, one by one:
+-- doctor_probe_spec.lua).
 local h = require "spec_helper"
-local probe = require "doctor.probe"
 
 local url = h.database_url()
 local bin = h.todohost()
@@ -280,25 +280,5 @@ describe("doctor.lua", function()
     code, out = doctor(dir, { PORT = h.free_port() })
     assert.truthy(line(out, "✓", ".env exists and git ignores it"), out)
     assert.equal(0, code, out)
-  end)
-end)
-
-describe("doctor.probe", function()
-  it("masks passwords in URLs and command lines", function()
-    assert.equal("postgresql://u:***@h:5432/d", probe.mask("postgresql://u:pw@h:5432/d"))
-    assert.equal("psql postgres://a:***@x/y -c 1", probe.mask("psql postgres://a:p:w@x/y -c 1"))
-    assert.equal("postgresql://h/d?user=u&password=***", probe.mask("postgresql://h/d?user=u&password=pw"))
-    assert.equal("sqlite:///./database.db", probe.mask("sqlite:///./database.db"))
-  end)
-
-  it("reads the parts of a DATABASE_URL", function()
-    local t = probe.parse_url("postgresql+psycopg2://todo_user:todo_pass@localhost:5433/todo_db")
-    assert.same({ kind = "postgresql", host = "localhost", port = 5433, user = "todo_user", dbname = "todo_db" }, t)
-    assert.same({ kind = "sqlite", path = "./database.db" }, probe.parse_url("sqlite:///./database.db"))
-    assert.same({ kind = "sqlite", path = "/abs/x.db" }, probe.parse_url("sqlite:////abs/x.db"))
-    assert.same({ kind = "sqlite" }, probe.parse_url("sqlite:///:memory:"))
-    assert.equal(5432, probe.parse_url("postgres://h/d").port)
-    assert.same({ kind = "unknown", scheme = "postgressql" }, probe.parse_url("postgressql://u@h/d"))
-    assert.equal("unknown", probe.parse_url("localhost:5432/todo_db").kind)
   end)
 end)

@@ -10,10 +10,7 @@ local quote = helper.quote
 
 -- `todohost run -` with code on stdin, in dir, with env (a string of VAR=VALUE).
 local function run_in(dir, code, env)
-  local script = helper.tmpdir() .. "/script.lua"
-  helper.write(script, code)
-  return helper.run(("env -u TODOHOST_HOME -u MIGRATIONS_DIR %s %s run - <%s")
-    :format(env or "", quote(helper.todohost()), quote(script)), dir)
+  return helper.run_lua(code, "-u TODOHOST_HOME -u MIGRATIONS_DIR " .. (env or ""), dir)
 end
 
 local function physical(dir)

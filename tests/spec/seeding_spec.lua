@@ -34,7 +34,7 @@ describe("seeding", function()
   end
 
   it("lists the *.lua files of a folder by name, and names a folder that is missing", function()
-    local dir = seeds({ ["b.lua"] = "", ["a.lua"] = "", ["notes.txt"] = "" })
+    local dir = seeds({ ["b.lua"] = "", ["a.lua"] = "", ["notes.txt"] = "", [".#a.lua"] = "", ["c.lua.orig"] = "" })
     assert.same({ "a.lua", "b.lua" }, seeding.files(dir))
     local ok, err = pcall(seeding.files, dir .. "/none")
     assert.is_false(ok)

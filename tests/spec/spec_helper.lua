@@ -75,6 +75,15 @@ function M.run(cmd, dir)
   return ok and 0 or code, stdout, stderr
 end
 
+--- Runs Lua code as `todohost run -` (the code on stdin), in dir (default:
+--- here), under `env ENV` (a string of options and VAR=VALUE, quoted);
+--- returns exit code, stdout, stderr.
+function M.run_lua(code, env, dir)
+  local script = M.tmpdir() .. "/script.lua"
+  M.write(script, code)
+  return M.run(("env %s %s run - <%s"):format(env or "", M.quote(M.todohost()), M.quote(script)), dir)
+end
+
 --- Writes text to path.
 function M.write(path, text)
   local f = assert(io.open(path, "wb"))
