@@ -1,5 +1,5 @@
 -- health.lua: GET /health, the liveness check: the database kind and the
--- revision it is at. When the database cannot be reached the query raises a
+-- revision it is at (null when none is, or it was never migrated). When the database cannot be reached the query raises a
 -- connection error, which the router answers with 503.
 
 local schema = require "web.schema"
@@ -16,7 +16,7 @@ local Health = schema.model("Health", {
 local KEYS = { "status", "database", "revision" }
 
 local function health(_, db)
-  local revision = version.revision(db)
+  local revision = version.revision_if_migrated(db)
   return 200, router.JSON_HEADERS, json.encode(json.object({
     status = "ok", database = db.kind, revision = revision or json.null,
   }, KEYS))

@@ -44,6 +44,14 @@ describe("health (" .. kind .. ")", function()
     conn:exec("DELETE FROM alembic_version")
   end)
 
+  it("reports a null revision, not 500, when the database was never migrated (no alembic_version)", function()
+    conn:exec("DROP TABLE alembic_version")
+    local status, body = api_helper.call(handle, "GET", "/health")
+    conn:exec("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+    assert.equal(200, status)
+    assert.same({ status = "ok", database = kind, revision = cjson.null }, body)
+  end)
+
   it("answers 503 when the database connection is lost inside a transaction (PostgreSQL)", function()
     if kind ~= "postgresql" then return end
     local url, drop = h.fresh_database("health_gone")
