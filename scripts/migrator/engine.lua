@@ -18,9 +18,7 @@ local compare = require "migrator.compare"
 local db = require "todohost.db"
 local ddl = require "migrator.ddl"
 local executor = require "migrator.executor"
-local lint = require "migrator.lint"
 local log = require "migrator.log"
-local ops = require "migrator.ops"
 local reflect = require "migrator.reflect"
 local revisions = require "migrator.revisions"
 local schema = require "migrator.schema"
@@ -29,6 +27,13 @@ local version = require "migrator.version"
 
 local fail = revisions.fail
 local engine = {}
+
+-- The `op` object of migrator/ops.lua for ctx. ops (and lint, in
+-- engine.lint) are required when first used: `check` and `current` never
+-- run a revision, and compiling them is a good part of their time.
+local function new_op(ctx)
+  return require("migrator.ops").new(ctx)
+end
 -- ---- helpers -----------------------------------------------------------------
 
 local IMPL = { sqlite = "SQLiteImpl", postgresql = "PostgresqlImpl" }
@@ -159,7 +164,7 @@ local function warn_data_loss(graph, plan, conn, dialect)
   for _, id in ipairs(plan) do
     local rev = graph:get(id)
     local ctx = executor.new({ dialect = dialect, dry = true })
-    if pcall(rev.module.downgrade, ops.new(ctx)) then
+    if pcall(rev.module.downgrade, new_op(ctx)) then
       for _, note in ipairs(ctx.notes) do
         local what, count_sql
         if note.kind == "drop_table" then
@@ -289,7 +294,7 @@ local function run_step_outside(env, rev, direction, heads, new_heads, removed, 
   local timeout = lock_timeout_ms()
   if timeout > 0 then conn:exec("SET lock_timeout = " .. timeout) end
   ctx.transactional = false
-  local ok, err = pcall(rev.module[direction], ops.new(ctx))
+  local ok, err = pcall(rev.module[direction], new_op(ctx))
   ctx.transactional = nil
   if timeout > 0 then pcall(conn.exec, conn, "RESET lock_timeout") end
   if not ok then fail("%s", step_failure(conn, rev, direction, heads, err, true)) end
@@ -321,7 +326,7 @@ local function run_step(env, rev, direction, heads)
     end
     log.info("%s", step_line(direction, rev, heads, new_heads))
     if direction == "upgrade" then version.ensure_table(ctx) end
-    local fn_ok, fn_err = pcall(rev.module[direction], ops.new(ctx))
+    local fn_ok, fn_err = pcall(rev.module[direction], new_op(ctx))
     if not fn_ok then error(fn_err, 0) end
     version.step(ctx, removed, added)
     if direction == "upgrade" then
@@ -440,7 +445,7 @@ local function migrate_offline(opts, direction, range)
     local mirror = executor.new({ dialect = dialect, conn = scratch })
     for _, id in ipairs(graph:upgrade_plan({}, heads)) do
       local rev = graph:get(id)
-      scratch:transaction(function() rev.module.upgrade(ops.new(mirror)) end)
+      scratch:transaction(function() rev.module.upgrade(new_op(mirror)) end)
     end
     if #heads > 0 then
       version.ensure_table(mirror)
@@ -456,7 +461,7 @@ local function migrate_offline(opts, direction, range)
       io.stdout:write("BEGIN;\n\n")
       if i == 1 and direction == "upgrade" and #heads == 0 then version.ensure_table(ctx) end
       ctx:comment((step_line(direction, rev, heads, new_heads):gsub(", .*$", "")))
-      local run = function() rev.module[direction](ops.new(ctx)) end
+      local run = function() rev.module[direction](new_op(ctx)) end
       if scratch then scratch:transaction(run) else run() end
       version.step(ctx, removed, added)
       if direction == "downgrade" and #new_heads == 0 then version.drop_table(ctx) end
@@ -613,7 +618,7 @@ function engine.lint(opts, name)
   local findings = {}
   for _, id in ipairs(ids) do
     local rev = graph:get(id)
-    for _, text in ipairs(lint.revision(rev, target.kind, nulls)) do
+    for _, text in ipairs(require("migrator.lint").revision(rev, target.kind, nulls)) do
       findings[#findings + 1] = { revision = id, path = rev.path, text = text }
     end
   end
@@ -655,7 +660,7 @@ function engine.migrations_model(graph, conn)
     local ctx = executor.new({ dialect = target.kind, conn = target })
     ctx.replay = true
     for _, id in ipairs(plan) do
-      local ok, err = pcall(graph:get(id).module.upgrade, ops.new(ctx))
+      local ok, err = pcall(graph:get(id).module.upgrade, new_op(ctx))
       if not ok then
         local cause = describe_error(err)
         fail("replaying %s to compare with the schema failed: %s", graph:get(id).path, cause)

@@ -13,7 +13,6 @@
 -- conn: a todohost.db connection (anything with :query and .kind).
 
 local normal = require "migrator.normal"
-local sqlite_batch = require "migrator.sqlite_batch"
 local version = require "migrator.version"
 
 local reflect = {}
@@ -43,6 +42,7 @@ end
 -- ---- SQLite ------------------------------------------------------------------------
 
 local function sqlite_table(conn, name, sql)
+  local sqlite_batch = require "migrator.sqlite_batch"   -- its CREATE TABLE parser; SQLite only
   local t = new_table(name)
   local q = '"' .. name:gsub('"', '""') .. '"'
   local pk = {}
