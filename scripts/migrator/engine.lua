@@ -136,9 +136,10 @@ end
 -- and layout do not count); with opts.strict, raises after the warnings.
 -- A checksum of the first form (the file's bytes) that matches is
 -- accepted, and with rewrite (a migrator holding the lock) replaced by the
--- new form. Returns the number of edited revisions.
-local function check_checksums(graph, ctx, current, opts, rewrite)
-  local recorded = version.checksums(ctx)
+-- new form. recorded: the checksums read already (nil: read them). Returns
+-- the number of edited revisions.
+local function check_checksums(graph, ctx, current, opts, rewrite, recorded)
+  recorded = recorded or version.checksums(ctx)
   local applied = graph:ancestors(current)
   local edited = 0
   for _, id in ipairs(graph:topological(applied)) do
@@ -269,9 +270,9 @@ end
 
 -- Raises when a transactional = false revision started and did not finish
 -- (see run_step_outside), saying what to do: nothing can go on from a
--- state that is not known.
-local function refuse_unfinished(ctx, graph, heads)
-  local left = version.unfinished(ctx)[1]
+-- state that is not known. recorded: the checksums read already (nil: read them).
+local function refuse_unfinished(ctx, graph, heads, recorded)
+  local left = version.unfinished(ctx, recorded)[1]
   if not left then return end
   local rev = graph:get(left.id)
   local done_at = left.direction == "upgrade" and left.id or at_text(rev and rev.parents or {})
@@ -553,15 +554,15 @@ function engine.named(graph, name)
 end
 
 -- Returns fn(ctx, graph, declared schema, the database's ids checked
--- against the graph) on a new connection (see with_reader); the graph and
--- the schema (opts.schema) are loaded first.
+-- against the graph, its recorded checksums) on a new connection (see
+-- with_reader); the graph and the schema (opts.schema) are loaded first.
 local function with_schema(opts, fn)
   local graph = load_graph(opts)
   local declared = schema.load(opts.schema)
   return with_reader(opts, false, function(ctx)
-    local heads = version.current(ctx)
-    graph:check_current(heads)
-    return fn(ctx, graph, declared, heads)
+    local state = version.state(ctx)
+    graph:check_current(state.ids)
+    return fn(ctx, graph, declared, state.ids, state.checksums)
   end)
 end
 
@@ -573,9 +574,9 @@ end
 -- the database's) or "database" (the migrations make the schema's; the database was
 -- changed outside them) }. Warns about edited revision files.
 function engine.check(opts)
-  return with_schema(opts, function(ctx, graph, declared, heads)
-    refuse_unfinished(ctx, graph, heads)
-    check_checksums(graph, ctx, heads, opts, false)
+  return with_schema(opts, function(ctx, graph, declared, heads, recorded)
+    refuse_unfinished(ctx, graph, heads, recorded)
+    check_checksums(graph, ctx, heads, opts, false, recorded)
     local head = graph:head()
     local pending = {}
     if not same_set(heads, { head }) then pending = graph:upgrade_plan(heads, { head }) end
