@@ -3,12 +3,12 @@
 -- check), each a function(opts, args) returning the process exit status.
 -- The work is migrator/engine.lua's and migrator/template.lua's; this
 -- module checks the arguments and prints the results in Alembic's formats.
+-- Modules only one command needs (autogen, template) are required by that
+-- command, so that `check` (timed: under 30 ms) compiles only what it uses.
 
-local autogen = require "migrator.autogen"
 local engine = require "migrator.engine"
 local log = require "migrator.log"
 local revisions = require "migrator.revisions"
-local template = require "migrator.template"
 
 local fail = revisions.fail
 local cli = {}
@@ -156,10 +156,10 @@ function cli.revision(opts)
       return 0
     end
     for _, d in ipairs(found.differences) do log.info("Detected %s", d.text) end
-    local up, down = autogen.render(found.differences, found.dialect)
+    local up, down = require("migrator.autogen").render(found.differences, found.dialect)
     bodies = { upgrades = up, downgrades = down }
   end
-  local path = template.write(opts.dir, message, opts.head, opts.rev_id, bodies)
+  local path = require("migrator.template").write(opts.dir, message, opts.head, opts.rev_id, bodies)
   log.out("Generating %s ...  done", path)
   return 0
 end

@@ -18,9 +18,7 @@ local compare = require "migrator.compare"
 local db = require "todohost.db"
 local ddl = require "migrator.ddl"
 local executor = require "migrator.executor"
-local lint = require "migrator.lint"
 local log = require "migrator.log"
-local ops = require "migrator.ops"
 local reflect = require "migrator.reflect"
 local revisions = require "migrator.revisions"
 local schema = require "migrator.schema"
@@ -29,6 +27,13 @@ local version = require "migrator.version"
 
 local fail = revisions.fail
 local engine = {}
+
+-- The `op` object of migrator/ops.lua for ctx. ops (and lint, in
+-- engine.lint) are required when first used: `check` and `current` never
+-- run a revision, and compiling them is a good part of their time.
+local function new_op(ctx)
+  return require("migrator.ops").new(ctx)
+end
 -- ---- helpers -----------------------------------------------------------------
 
 local IMPL = { sqlite = "SQLiteImpl", postgresql = "PostgresqlImpl" }
@@ -131,9 +136,10 @@ end
 -- and layout do not count); with opts.strict, raises after the warnings.
 -- A checksum of the first form (the file's bytes) that matches is
 -- accepted, and with rewrite (a migrator holding the lock) replaced by the
--- new form. Returns the number of edited revisions.
-local function check_checksums(graph, ctx, current, opts, rewrite)
-  local recorded = version.checksums(ctx)
+-- new form. recorded: the checksums read already (nil: read them). Returns
+-- the number of edited revisions.
+local function check_checksums(graph, ctx, current, opts, rewrite, recorded)
+  recorded = recorded or version.checksums(ctx)
   local applied = graph:ancestors(current)
   local edited = 0
   for _, id in ipairs(graph:topological(applied)) do
@@ -159,7 +165,7 @@ local function warn_data_loss(graph, plan, conn, dialect)
   for _, id in ipairs(plan) do
     local rev = graph:get(id)
     local ctx = executor.new({ dialect = dialect, dry = true })
-    if pcall(rev.module.downgrade, ops.new(ctx)) then
+    if pcall(rev.module.downgrade, new_op(ctx)) then
       for _, note in ipairs(ctx.notes) do
         local what, count_sql
         if note.kind == "drop_table" then
@@ -264,9 +270,9 @@ end
 
 -- Raises when a transactional = false revision started and did not finish
 -- (see run_step_outside), saying what to do: nothing can go on from a
--- state that is not known.
-local function refuse_unfinished(ctx, graph, heads)
-  local left = version.unfinished(ctx)[1]
+-- state that is not known. recorded: the checksums read already (nil: read them).
+local function refuse_unfinished(ctx, graph, heads, recorded)
+  local left = version.unfinished(ctx, recorded)[1]
   if not left then return end
   local rev = graph:get(left.id)
   local done_at = left.direction == "upgrade" and left.id or at_text(rev and rev.parents or {})
@@ -289,7 +295,7 @@ local function run_step_outside(env, rev, direction, heads, new_heads, removed, 
   local timeout = lock_timeout_ms()
   if timeout > 0 then conn:exec("SET lock_timeout = " .. timeout) end
   ctx.transactional = false
-  local ok, err = pcall(rev.module[direction], ops.new(ctx))
+  local ok, err = pcall(rev.module[direction], new_op(ctx))
   ctx.transactional = nil
   if timeout > 0 then pcall(conn.exec, conn, "RESET lock_timeout") end
   if not ok then fail("%s", step_failure(conn, rev, direction, heads, err, true)) end
@@ -321,7 +327,7 @@ local function run_step(env, rev, direction, heads)
     end
     log.info("%s", step_line(direction, rev, heads, new_heads))
     if direction == "upgrade" then version.ensure_table(ctx) end
-    local fn_ok, fn_err = pcall(rev.module[direction], ops.new(ctx))
+    local fn_ok, fn_err = pcall(rev.module[direction], new_op(ctx))
     if not fn_ok then error(fn_err, 0) end
     version.step(ctx, removed, added)
     if direction == "upgrade" then
@@ -440,7 +446,7 @@ local function migrate_offline(opts, direction, range)
     local mirror = executor.new({ dialect = dialect, conn = scratch })
     for _, id in ipairs(graph:upgrade_plan({}, heads)) do
       local rev = graph:get(id)
-      scratch:transaction(function() rev.module.upgrade(ops.new(mirror)) end)
+      scratch:transaction(function() rev.module.upgrade(new_op(mirror)) end)
     end
     if #heads > 0 then
       version.ensure_table(mirror)
@@ -456,7 +462,7 @@ local function migrate_offline(opts, direction, range)
       io.stdout:write("BEGIN;\n\n")
       if i == 1 and direction == "upgrade" and #heads == 0 then version.ensure_table(ctx) end
       ctx:comment((step_line(direction, rev, heads, new_heads):gsub(", .*$", "")))
-      local run = function() rev.module[direction](ops.new(ctx)) end
+      local run = function() rev.module[direction](new_op(ctx)) end
       if scratch then scratch:transaction(run) else run() end
       version.step(ctx, removed, added)
       if direction == "downgrade" and #new_heads == 0 then version.drop_table(ctx) end
@@ -548,15 +554,15 @@ function engine.named(graph, name)
 end
 
 -- Returns fn(ctx, graph, declared schema, the database's ids checked
--- against the graph) on a new connection (see with_reader); the graph and
--- the schema (opts.schema) are loaded first.
+-- against the graph, its recorded checksums) on a new connection (see
+-- with_reader); the graph and the schema (opts.schema) are loaded first.
 local function with_schema(opts, fn)
   local graph = load_graph(opts)
   local declared = schema.load(opts.schema)
   return with_reader(opts, false, function(ctx)
-    local heads = version.current(ctx)
-    graph:check_current(heads)
-    return fn(ctx, graph, declared, heads)
+    local state = version.state(ctx)
+    graph:check_current(state.ids)
+    return fn(ctx, graph, declared, state.ids, state.checksums)
   end)
 end
 
@@ -568,9 +574,9 @@ end
 -- the database's) or "database" (the migrations make the schema's; the database was
 -- changed outside them) }. Warns about edited revision files.
 function engine.check(opts)
-  return with_schema(opts, function(ctx, graph, declared, heads)
-    refuse_unfinished(ctx, graph, heads)
-    check_checksums(graph, ctx, heads, opts, false)
+  return with_schema(opts, function(ctx, graph, declared, heads, recorded)
+    refuse_unfinished(ctx, graph, heads, recorded)
+    check_checksums(graph, ctx, heads, opts, false, recorded)
     local head = graph:head()
     local pending = {}
     if not same_set(heads, { head }) then pending = graph:upgrade_plan(heads, { head }) end
@@ -613,7 +619,7 @@ function engine.lint(opts, name)
   local findings = {}
   for _, id in ipairs(ids) do
     local rev = graph:get(id)
-    for _, text in ipairs(lint.revision(rev, target.kind, nulls)) do
+    for _, text in ipairs(require("migrator.lint").revision(rev, target.kind, nulls)) do
       findings[#findings + 1] = { revision = id, path = rev.path, text = text }
     end
   end
@@ -655,7 +661,7 @@ function engine.migrations_model(graph, conn)
     local ctx = executor.new({ dialect = target.kind, conn = target })
     ctx.replay = true
     for _, id in ipairs(plan) do
-      local ok, err = pcall(graph:get(id).module.upgrade, ops.new(ctx))
+      local ok, err = pcall(graph:get(id).module.upgrade, new_op(ctx))
       if not ok then
         local cause = describe_error(err)
         fail("replaying %s to compare with the schema failed: %s", graph:get(id).path, cause)

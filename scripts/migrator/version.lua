@@ -42,6 +42,46 @@ function version.current(ctx)
   return ids
 end
 
+-- Where a reader finds the database, in two queries whatever it holds:
+-- { ids = version.current's ids, checksums = version.checksums' map }.
+-- One query finds which of the two tables exist (remembered as has_table
+-- does), one reads those that do.
+function version.state(ctx)
+  local present = {}
+  local found
+  if ctx.dialect == "postgresql" then
+    found = ctx:query("SELECT c.relname AS name FROM pg_catalog.pg_class c WHERE c.relname IN ($1, $2) "
+      .. "AND c.relkind IN ('r', 'p') AND c.relnamespace = "
+      .. "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())", version.TABLE, version.CHECKSUMS)
+  else
+    found = ctx:query("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ($1, $2)",
+      version.TABLE, version.CHECKSUMS)
+  end
+  ctx.known_tables = ctx.known_tables or {}
+  for _, row in ipairs(found) do
+    present[row.name] = true
+    ctx.known_tables[row.name] = true
+  end
+  local reads = {}
+  if present[version.TABLE] then
+    reads[#reads + 1] = "SELECT 'version' AS kind, version_num AS revision, NULL AS checksum FROM alembic_version"
+  end
+  if present[version.CHECKSUMS] then
+    reads[#reads + 1] = "SELECT 'checksum' AS kind, revision, checksum FROM todohost_migration_checksums"
+  end
+  local state = { ids = {}, checksums = {} }
+  if #reads == 0 then return state end
+  for _, row in ipairs(ctx:query(table.concat(reads, " UNION ALL "))) do
+    if row.kind == "version" then
+      state.ids[#state.ids + 1] = row.revision
+    else
+      state.checksums[row.revision] = row.checksum
+    end
+  end
+  table.sort(state.ids)
+  return state
+end
+
 -- Creates alembic_version as Alembic does, when it is missing (offline:
 -- always, as Alembic's --sql output does).
 function version.ensure_table(ctx)
@@ -170,10 +210,12 @@ end
 version.STARTED = "started:"
 
 -- The revisions whose transactional = false run started and did not
--- finish: { {id =, direction =}... }, sorted by id ({} when none).
-function version.unfinished(ctx)
+-- finish: { {id =, direction =}... }, sorted by id ({} when none), from
+-- recorded (a map read already, as version.checksums returns it) or the
+-- database.
+function version.unfinished(ctx, recorded)
   local out = {}
-  for id, sum in pairs(version.checksums(ctx)) do
+  for id, sum in pairs(recorded or version.checksums(ctx)) do
     local direction = sum:match("^started:(%a+)$")
     if direction then out[#out + 1] = { id = id, direction = direction } end
   end

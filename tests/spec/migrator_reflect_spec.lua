@@ -74,6 +74,16 @@ describe("migrator.reflect (" .. kind .. ")", function()
     assert.same({ { "user_id" }, "users", { "id" }, "CASCADE" }, { fk.columns, fk.ref_table, fk.ref_columns, fk.ondelete })
   end)
 
+  it("reads key and index columns whose names hold a comma as one column each", function()
+    sh.exec(url, 'CREATE TABLE "odd, table" ("a,b" INTEGER NOT NULL, "c d" INTEGER NOT NULL, PRIMARY KEY ("a,b", "c d"))')
+    sh.exec(url, 'CREATE INDEX ix_odd ON "odd, table" ("c d", "a,b")')
+    local conn <close> = db.connect(url)
+    local odd = reflect.database(conn).tables["odd, table"]
+    sh.exec(url, 'DROP TABLE "odd, table"')
+    assert.same({ "a,b", "c d" }, odd.pk)
+    assert.same({ "c d", "a,b" }, odd.indexes.ix_odd.columns)
+  end)
+
   it("reads a change made by hand", function()
     sh.exec(url, kind == "postgresql" and "ALTER TABLE posts ALTER COLUMN published SET DEFAULT true"
       or "ALTER TABLE posts ADD COLUMN extra INTEGER DEFAULT 7")

@@ -78,6 +78,33 @@ describe("migrator.version (" .. (sqlite and "sqlite" or "postgresql") .. ")", f
     assert.same({ a = "33" }, version.checksums(ctx))
   end)
 
+  it("reads where a database stands (ids and checksums) in at most two queries, whichever tables exist", function()
+    local queries = 0
+    local counted = setmetatable({ query = function(self, ...)
+      queries = queries + 1
+      return ctx.query(self, ...)
+    end }, { __index = ctx })
+    local function state()
+      queries = 0
+      local s = version.state(counted)
+      assert.is_true(queries <= 2, queries .. " queries")
+      return s
+    end
+    assert.same({ ids = {}, checksums = {} }, state())                      -- neither table
+    version.set_checksum(ctx, "a", "11")
+    assert.same({ ids = {}, checksums = { a = "11" } }, state())            -- checksums only
+    version.ensure_table(ctx)
+    assert.same({ ids = {}, checksums = { a = "11" } }, state())            -- an empty alembic_version
+    version.step(ctx, {}, { "c", "b" })
+    version.set_checksum(ctx, "b", "started:upgrade")
+    assert.same({ ids = { "b", "c" }, checksums = { a = "11", b = "started:upgrade" } }, state())
+    assert.same(version.current(ctx), state().ids)
+    assert.same(version.checksums(ctx), state().checksums)
+    assert.same({ { id = "b", direction = "upgrade" } }, version.unfinished(ctx, state().checksums))
+    conn:exec("DROP TABLE todohost_migration_checksums")
+    assert.same({ ids = { "b", "c" }, checksums = {} }, state())            -- alembic_version only
+  end)
+
   it("prints Alembic's statements offline, without the side table", function()
     local out = {}
     local offline = executor.new({ dialect = conn.kind, offline = true, write = function(s) out[#out + 1] = s end })
