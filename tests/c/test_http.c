@@ -134,7 +134,7 @@ static int app_handle(void *p, http_request *req, char *err, size_t errsize) {
   return 0;
 }
 
-static const http_app app = {app_open, app_close, app_handle, NULL, NULL, NULL};
+static const http_app app = {app_open, app_close, app_handle, NULL, NULL, NULL, NULL};
 
 /* ---- a raw client ----------------------------------------------------- */
 
