@@ -13,22 +13,35 @@ version.CHECKSUMS = "todohost_migration_checksums"
 -- pg_advisory_lock key: the bytes of "todohost" as a 64-bit integer.
 version.LOCK_KEY = 0x746f646f686f7374
 
+-- The set of those of names that are tables of the database (of the
+-- current schema on PostgreSQL), in one query.
+local function tables_present(ctx, names)
+  local marks = {}
+  for i = 1, #names do marks[i] = "$" .. i end
+  local sql
+  if ctx.dialect == "postgresql" then
+    sql = "SELECT c.relname AS name FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p') "
+      .. "AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema()) "
+      .. "AND c.relname IN (" .. table.concat(marks, ", ") .. ")"
+  else
+    sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (" .. table.concat(marks, ", ") .. ")"
+  end
+  local present = {}
+  for _, row in ipairs(ctx:query(sql, table.unpack(names))) do present[row.name] = true end
+  return present
+end
+
 -- True when the table exists (in the current schema on PostgreSQL). A
 -- table seen once is remembered in ctx.known_tables: migrators hold the
 -- migration lock, and nothing but a migration drops these tables.
 function version.has_table(ctx, name)
   ctx.known_tables = ctx.known_tables or {}
   if ctx.known_tables[name] ~= nil then return ctx.known_tables[name] end
-  local rows
-  if ctx.dialect == "postgresql" then
-    rows = ctx:query("SELECT 1 AS found FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = $1", name)
-  else
-    rows = ctx:query("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = $1", name)
-  end
+  local found = tables_present(ctx, { name })[name] == true
   -- Under PostgreSQL's migration lock an absent table stays absent until
   -- this migrator creates it, so that answer can be kept too.
-  if #rows > 0 or ctx.locked then ctx.known_tables[name] = #rows > 0 end
-  return #rows > 0
+  if found or ctx.locked then ctx.known_tables[name] = found end
+  return found
 end
 
 -- The revision ids in alembic_version (empty at base or without the table).
@@ -47,21 +60,9 @@ end
 -- One query finds which of the two tables exist (remembered as has_table
 -- does), one reads those that do.
 function version.state(ctx)
-  local present = {}
-  local found
-  if ctx.dialect == "postgresql" then
-    found = ctx:query("SELECT c.relname AS name FROM pg_catalog.pg_class c WHERE c.relname IN ($1, $2) "
-      .. "AND c.relkind IN ('r', 'p') AND c.relnamespace = "
-      .. "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())", version.TABLE, version.CHECKSUMS)
-  else
-    found = ctx:query("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ($1, $2)",
-      version.TABLE, version.CHECKSUMS)
-  end
+  local present = tables_present(ctx, { version.TABLE, version.CHECKSUMS })
   ctx.known_tables = ctx.known_tables or {}
-  for _, row in ipairs(found) do
-    present[row.name] = true
-    ctx.known_tables[row.name] = true
-  end
+  for name in pairs(present) do ctx.known_tables[name] = true end
   local reads = {}
   if present[version.TABLE] then
     reads[#reads + 1] = "SELECT 'version' AS kind, version_num AS revision, NULL AS checksum FROM alembic_version"
