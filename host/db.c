@@ -337,6 +337,15 @@ int db_cursor_next(db_cursor *cur, db_error *err) {
   return rc;
 }
 
+int db_cursor_complete(db_cursor *cur, db_error *err) {
+  if (!cur->conn || cur->done) return 0;
+  const db_driver *drv = cur->conn->drv;
+  if (!drv->must_complete || !drv->must_complete(cur)) return 0;
+  int rc;
+  while ((rc = db_cursor_next(cur, err)) > 0) {}
+  return rc;
+}
+
 int db_cursor_ncols(const db_cursor *cur) { return cur->conn ? cur->ncols : 0; }
 
 const char *db_cursor_colname(const db_cursor *cur, int i, size_t *len) {

@@ -139,6 +139,11 @@ int db_cursor_open(db_cursor *cur, db_conn *c, const char *sql, size_t len,
 
 /* Advances to the next row: 1 on a row, 0 when done, -1 on error. */
 int db_cursor_next(db_cursor *cur, db_error *err);
+/* Runs the statement of an open cursor to its end, skipping its other rows,
+ * when ending it early would leave its end undone (a SQLite statement that
+ * writes: its commit's errors, its checkpoint); else does nothing. Values
+ * read from the cursor before are no longer valid. 0, or -1 with err set. */
+int db_cursor_complete(db_cursor *cur, db_error *err);
 
 int db_cursor_ncols(const db_cursor *cur);
 /* Column name i (0-based), length in *len. */

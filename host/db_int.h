@@ -49,6 +49,12 @@ typedef struct db_driver {
   int (*reset)(db_conn *c, db_error *err);
   /* 1 when the session is inside a transaction block (or a failed one). */
   int (*in_transaction)(const db_conn *c);
+  /* 1 when ending the cursor's statement before its last row would skip
+   * what its end does (NULL: never). SQLite commits a statement that
+   * writes when it is reset, but checks deferred constraints there without
+   * a way to report them, and runs the WAL hook (the automatic checkpoint)
+   * only when a step reaches SQLITE_DONE. */
+  int (*must_complete)(const db_cursor *cur);
 } db_driver;
 
 struct db_conn {

@@ -873,5 +873,5 @@ void db_pg_drop(db_conn *c) {
 
 const db_driver db_pg_driver = {
   pq_prepare, pq_finalize, pq_open, pq_next, pq_colname, pq_value, pq_close,
-  pq_exec_simple, pq_disconnect, pq_lost, pq_reset, db_pg_in_transaction,
+  pq_exec_simple, pq_disconnect, pq_lost, pq_reset, db_pg_in_transaction, NULL,
 };

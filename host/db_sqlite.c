@@ -96,6 +96,33 @@ static int busy_wait(void *ud, int count) {
   return 1;
 }
 
+/* The log's automatic checkpoint, in place of SQLite's (same threshold).
+ * SQLite's is passive: it copies what no reader still needs, and the log
+ * starts over only when a checkpoint copied all of it. Two connections
+ * taking turns at writing (two server workers) each find the other in
+ * the middle of a transaction at every checkpoint, so the log never
+ * starts over and the -wal file grows without bound (hundreds of MB a
+ * minute), slowing every reader. Past WAL_RESTART_PAGES, then, the
+ * checkpoint is RESTART, which makes the next writer start the log over;
+ * it does not wait: when another connection is reading from the log or
+ * writing, it gives up at once and a later commit tries again (a long
+ * read transaction elsewhere delays no writer). ud is the connection (its
+ * busy timeout). */
+enum { WAL_CHECKPOINT_PAGES = 1000, WAL_RESTART_PAGES = 4000 };
+
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages) {
+  const db_conn *c = ud;
+  if (pages < WAL_CHECKPOINT_PAGES) return SQLITE_OK;
+  if (pages < WAL_RESTART_PAGES) {
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+  }
+  sqlite3_busy_handler(db, NULL, NULL);   /* busy: the next commit tries again */
+  sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+  sqlite3_busy_handler(db, busy_wait, (void *)(intptr_t)c->busy_ms);
+  return SQLITE_OK;   /* a checkpoint that could not finish is no error of the commit */
+}
+
 /* Switches the file to WAL unless it is already. The switch needs the
  * database to itself, and SQLite does not call the busy handler for it, so
  * it is retried here for up to the busy timeout. */
@@ -137,6 +164,7 @@ int db_sqlite_connect(db_conn *c, const db_options *opt, db_error *err) {
   c->busy_ms = opt->busy_timeout > 0 ? opt->busy_timeout : 5000;
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_handler(db, busy_wait, (void *)(intptr_t)c->busy_ms);
+  sqlite3_wal_hook(db, wal_hook, c);
   int memory = strcmp(path, ":memory:") == 0 || strstr(path, "mode=memory") != NULL;
   char *msg = NULL;
   rc = sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL, &msg);
@@ -379,8 +407,14 @@ static void sq_close(db_cursor *cur) {
 
 static int sq_in_transaction(const db_conn *c) { return sqlite3_get_autocommit(c->native) == 0; }
 
+/* A writer (INSERT ... RETURNING read by first()) has done its changes at
+ * its first step; the rest of its steps return rows already computed. */
+static int sq_must_complete(const db_cursor *cur) {
+  return !sqlite3_stmt_readonly(st_of((db_cursor *)cur));
+}
+
 const db_driver db_sqlite_driver = {
   sq_prepare, sq_finalize, sq_open, sq_next, sq_colname, sq_value, sq_close,
   sq_exec_simple, sq_disconnect, NULL, NULL,
-  sq_in_transaction,
+  sq_in_transaction, sq_must_complete,
 };

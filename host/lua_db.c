@@ -640,7 +640,10 @@ static int push_all_rows(lua_State *L, db_cursor *cur, const char *sql) {
 static int push_first_row(lua_State *L, db_cursor *cur, const char *sql) {
   db_error err;
   int rc = db_cursor_next(cur, &err);
-  if (rc > 0) push_row(L, cur, 0);
+  if (rc > 0) {
+    push_row(L, cur, 0);
+    if (db_cursor_complete(cur, &err) < 0) rc = -1;   /* a writer's end: its commit */
+  }
   db_cursor_close(cur);
   if (rc < 0) return raise_stmt_error(L, &err, sql);
   if (rc == 0) lua_pushnil(L);
