@@ -67,6 +67,7 @@ struct db_conn {
   int busy;                          /* PG: a streaming cursor owns the wire */
   int pinned;                        /* lent to C code (db_pin) */
   int busy_ms;                       /* SQLite: the busy timeout */
+  int checkpointing;                 /* SQLite: a RESTART checkpoint, which waits for nothing */
   int ended;                         /* PG: the server said, while idle, that it
                                         ends the session (a FATAL message) */
   int tx_open;                       /* PG: the session was inside a transaction

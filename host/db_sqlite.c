@@ -84,12 +84,15 @@ static int journal_is_wal(void *ud, int n, char **values, char **names) {
 /* The busy handler: SQLite's own sleeps in steps of up to 100 ms, far too
  * coarse for a server whose writers each hold the lock for well under a
  * millisecond. This one backs off from 20 us to 500 us, until the
- * connection's timeout (ms, through ud) has passed. Returns 1 to retry. */
+ * connection's timeout (ud: the db_conn, its busy_ms) has passed, and not
+ * at all during wal_hook's RESTART checkpoint. Returns 1 to retry. */
 static int busy_wait(void *ud, int count) {
   static _Thread_local double started;
+  const db_conn *c = ud;
+  if (c->checkpointing) return 0;
   double now = th_clock_ms();
   if (count == 0) started = now;
-  if (now - started >= (double)(intptr_t)ud) return 0;
+  if (now - started >= (double)c->busy_ms) return 0;
   int us = count < 5 ? 20 << count : 500;
   struct timespec ts = {0, us * 1000L};
   nanosleep(&ts, NULL);
@@ -98,28 +101,29 @@ static int busy_wait(void *ud, int count) {
 
 /* The log's automatic checkpoint, in place of SQLite's (same threshold).
  * SQLite's is passive: it copies what no reader still needs, and the log
- * starts over only when a checkpoint copied all of it. Two connections
- * taking turns at writing (two server workers) each find the other in
- * the middle of a transaction at every checkpoint, so the log never
- * starts over and the -wal file grows without bound (hundreds of MB a
- * minute), slowing every reader. Past WAL_RESTART_PAGES, then, the
- * checkpoint is RESTART, which makes the next writer start the log over;
- * it does not wait: when another connection is reading from the log or
- * writing, it gives up at once and a later commit tries again (a long
- * read transaction elsewhere delays no writer). ud is the connection (its
- * busy timeout). */
+ * starts over only when a checkpoint copied all of it while nobody was
+ * reading it. Two connections taking turns at writing (two server
+ * workers) each find the other in the middle of a transaction, so the
+ * log never starts over and the -wal file grows without bound (hundreds
+ * of MB a minute), slowing every reader. Past WAL_RESTART_PAGES, then,
+ * when the passive checkpoint has copied the whole log, a RESTART
+ * checkpoint (nothing left to copy: it holds the write lock only to look
+ * at the readers) makes the next writer start the log over; it does not
+ * wait: when another connection is reading from the log or writing, it
+ * gives up at once and a later commit tries again. ud is the connection.
+ * (PRAGMA wal_autocheckpoint puts SQLite's own back in its place.) */
 enum { WAL_CHECKPOINT_PAGES = 1000, WAL_RESTART_PAGES = 4000 };
 
 static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages) {
-  const db_conn *c = ud;
+  db_conn *c = ud;
   if (pages < WAL_CHECKPOINT_PAGES) return SQLITE_OK;
-  if (pages < WAL_RESTART_PAGES) {
-    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    return SQLITE_OK;
+  int log = 0, copied = 0;
+  int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+  if (rc == SQLITE_OK && pages >= WAL_RESTART_PAGES && copied == log) {
+    c->checkpointing = 1;
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    c->checkpointing = 0;
   }
-  sqlite3_busy_handler(db, NULL, NULL);   /* busy: the next commit tries again */
-  sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-  sqlite3_busy_handler(db, busy_wait, (void *)(intptr_t)c->busy_ms);
   return SQLITE_OK;   /* a checkpoint that could not finish is no error of the commit */
 }
 
@@ -163,7 +167,7 @@ int db_sqlite_connect(db_conn *c, const db_options *opt, db_error *err) {
   c->native = db;
   c->busy_ms = opt->busy_timeout > 0 ? opt->busy_timeout : 5000;
   sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_handler(db, busy_wait, (void *)(intptr_t)c->busy_ms);
+  sqlite3_busy_handler(db, busy_wait, c);
   sqlite3_wal_hook(db, wal_hook, c);
   int memory = strcmp(path, ":memory:") == 0 || strstr(path, "mode=memory") != NULL;
   char *msg = NULL;

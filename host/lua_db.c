@@ -823,12 +823,24 @@ static lcursor *tocursor(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, CURSOR_MT);
 }
 
-static int cursor_close(lua_State *L) {
+/* close(), __close and __gc, idempotent. A statement that writes, left
+ * before its last row, is first run to its end (db_cursor_complete), so a
+ * failed commit raises here, as first() raises it; but not from __gc (a
+ * collector cannot report) nor from a __close that an error unwinds (that
+ * error stays the one reported). */
+static int close_cursor(lua_State *L, int quiet) {
   lcursor *lk = tocursor(L, 1);
-  db_cursor_close(lk->cur);   /* idempotent */
+  db_error err;
+  int rc = !quiet && db_cursor_is_open(lk->cur) ? db_cursor_complete(lk->cur, &err) : 0;
+  db_cursor_close(lk->cur);
   lk->lent = NULL;
+  if (rc < 0) return th_raise_dberror(L, &err);
   return 0;
 }
+
+/* close(), and __close (its second argument: the error unwinding, if any) */
+static int cursor_close(lua_State *L) { return close_cursor(L, !lua_isnoneornil(L, 2)); }
+static int cursor_gc(lua_State *L) { return close_cursor(L, 1); }
 
 /* The next row of the cursor at 1, or nil at the end (closing it). */
 static int next_row(lua_State *L) {
@@ -1213,7 +1225,7 @@ static const luaL_Reg conn_meta[] = {
 };
 
 static const luaL_Reg cursor_meta[] = {
-  {"__gc", cursor_close},
+  {"__gc", cursor_gc},
   {"__close", cursor_close},
   {NULL, NULL}
 };
