@@ -221,6 +221,26 @@ describe("copy of every op.types type", function()
     assert.matches("typed%.jb, row id 14: value '%[\"\\u0000\"%]' %(text%): \\u0000, which PostgreSQL's jsonb cannot hold", out)
   end)
 
+  it("PostgreSQL -> SQLite: arrays of an enum and of bytea written in PostgreSQL come back as the JSON the copy reads", function()
+    local pg <close> = db.connect(TARGET_URL)
+    pg:exec([==[INSERT INTO typed (id, ae, ab) VALUES
+      (1, ARRAY[['a,b', 'NULL'], [NULL, 'it''s "q"']]::typed_tag[], ARRAY['\x00ff'::bytea, NULL, ''::bytea]),
+      (2, '{}', (SELECT ARRAY[decode(string_agg(lpad(to_hex(i), 2, '0'), '' ORDER BY i), 'hex')] FROM generate_series(0, 255) i)),
+      (3, NULL, '{}')]==])
+    local back = dir .. "/back.db"
+    local code, out = run_copy(("--from %s --to %s"):format(q(TARGET_URL), q("sqlite:///" .. back)))
+    assert.equal(0, code, out)   -- verified: the snapshot's checksum is the server's
+    local got = stored(back)
+    assert.equal([=[text:[["a,b", "NULL"], [null, "it's \"q\""]]]=], got[1].ae)
+    assert.equal([=[text:["\\x00ff", null, "\\x"]]=], got[1].ab)
+    assert.equal("text:[]", got[2].ae)
+    local all = {}
+    for i = 0, 255 do all[#all + 1] = ("%02x"):format(i) end
+    assert.equal('text:["\\\\x' .. table.concat(all) .. '"]', got[2].ab)
+    assert.is_nil(got[3].ae)
+    assert.equal("text:[]", got[3].ab)
+  end)
+
   it("refuses a label not of the enum and a bytea element not in hex, naming its row, in the copy and the pre-flight", function()
     local function row(id, st, ae, ab)
       local r = { id }
