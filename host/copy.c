@@ -419,6 +419,11 @@ static int fixed(copy_field *out, int32_t len, uint64_t v) {
   return 0;
 }
 
+/* The value of hex digit c (either case), or -1. */
+static int hex_digit(unsigned c) {
+  return c >= '0' && c <= '9' ? (int)(c - '0') : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (int)((c | 0x20) - 'a' + 10) : -1;
+}
+
 static int bytes_field(copy_field *out, const unsigned char *p, size_t n, copy_refusal *ve) {
   if (n > INT32_MAX) return bad(ve, "54000", "longer than a PostgreSQL field can be");
   out->len = (int32_t)n;
@@ -523,8 +528,7 @@ static int encode_uuid(const copy_column *col, const copy_value *v, copy_field *
     int nib = 0;
     for (; k < n && nib < 32; k++) {
       unsigned char c = p[k];
-      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-            : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      int d = hex_digit(c);
       if (d < 0) {
         if (n == 36 && c == '-' && (k == 8 || k == 13 || k == 18 || k == 23)) continue;
         return bad(ve, "22P02", "not a uuid");
@@ -650,16 +654,21 @@ static int decode_datetime(const copy_column *col, const unsigned char *p, int32
   return 0;
 }
 
+/* Writes p[0..n) as 2n lowercase hex digits at out (no NUL). */
+static void put_hex(unsigned char *out, const unsigned char *p, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  for (size_t k = 0; k < n; k++) {
+    out[2 * k] = (unsigned char)hex[p[k] >> 4];
+    out[2 * k + 1] = (unsigned char)hex[p[k] & 15];
+  }
+}
+
 /* uuid: 32 lowercase hex digits, SQLAlchemy's Uuid on SQLite. */
 static int decode_uuid(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
                        copy_refusal *ve) {
   (void)col;
-  static const char hex[] = "0123456789abcdef";
   if (field_size(len, 16, ve)) return 1;
-  for (int k = 0; k < 16; k++) {
-    out->buf[2 * k] = (unsigned char)hex[p[k] >> 4];
-    out->buf[2 * k + 1] = (unsigned char)hex[p[k] & 15];
-  }
+  put_hex(out->buf, p, 16);
   out->v.storage = SQLITE_TEXT;
   out->v.p = out->buf;
   out->v.n = 32;
@@ -1062,9 +1071,9 @@ static void json_put_string(strbuf *b, const unsigned char *s, size_t n) {
 static int hex4(const unsigned char *s, unsigned *v) {
   *v = 0;
   for (int k = 0; k < 4; k++) {
-    unsigned c = s[k], d = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : 99;
-    if (d > 15) return -1;
-    *v = *v << 4 | d;
+    int d = hex_digit(s[k]);
+    if (d < 0) return -1;
+    *v = *v << 4 | (unsigned)d;
   }
   return 0;
 }
@@ -1373,11 +1382,66 @@ static int decode_jsonb(const copy_column *col, const unsigned char *p, int32_t 
   return 0;
 }
 
+/* ---- enums: a label of the type --------------------------------------- */
+
+/* p[0..n) is one of col's labels, byte for byte (as PostgreSQL compares them). */
+static int is_label(const copy_column *col, const unsigned char *p, size_t n) {
+  const char *label = col->labels;
+  for (int k = 0; k < col->nlabels; k++, label += strlen(label) + 1)
+    if (strlen(label) == n && (n == 0 || memcmp(label, p, n) == 0)) return 1;
+  return 0;
+}
+
+/* enums: the label as text (as encode_text takes it), one of col's labels. */
+static int encode_enum(const copy_column *col, const copy_value *v, copy_field *out, copy_refusal *ve) {
+  if (encode_text(col, v, out, ve)) return 1;
+  if (!is_label(col, out->data, (size_t)out->len)) return bad(ve, "22P02", "not one of the enum type's labels");
+  return 0;
+}
+
+/* enums: the label PostgreSQL sends (one of the type's, or the stream is wrong). */
+static int decode_enum(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
+                       copy_refusal *ve) {
+  if (decode_text(col, p, len, out, ve)) return 1;
+  if (!is_label(col, p, (size_t)len)) return bad(ve, "08P01", "not one of the enum type's labels");
+  return 0;
+}
+
+void copy_columns_release(copy_column *cols, int n) {
+  for (int k = 0; k < n; k++) {
+    free(cols[k].labels);
+    cols[k].labels = NULL;
+    cols[k].nlabels = 0;
+  }
+}
+
 /* ---- arrays: PostgreSQL's binary array, JSON text on SQLite ----------- */
 
 #define ARRAY_MAX_DIMS 6
 
 static int encode_element(const copy_column *ecol, const copy_value *v, strbuf *b, copy_refusal *ve);
+
+static const char HEX_ELEMENT[] = "expected a bytea's hex text, \"\\\\x0102ff\" in JSON";
+
+/* A bytea element: v, the JSON string \x and pairs of hex digits (either
+ * case), as PostgreSQL writes a bytea, made the blob of those bytes (in
+ * bytes, which v then points into); NULL stays NULL. 1 with ve otherwise. */
+static int hex_element(copy_value *v, strbuf *bytes, copy_refusal *ve) {
+  if (v->storage == SQLITE_NULL) return 0;
+  if (v->storage != SQLITE_TEXT || v->n < 2 || v->p[0] != '\\' || v->p[1] != 'x' || v->n % 2)
+    return bad(ve, "22P02", HEX_ELEMENT);
+  for (size_t k = 2; k < v->n; k += 2) {
+    int hi = hex_digit(v->p[k]), lo = hex_digit(v->p[k + 1]);
+    if (hi < 0 || lo < 0) return bad(ve, "22P02", HEX_ELEMENT);
+    char c = (char)(hi << 4 | lo);
+    strbuf_add(bytes, &c, 1);
+  }
+  if (bytes->oom) return bad(ve, "53200", "out of memory");
+  v->storage = SQLITE_BLOB;
+  v->p = (const unsigned char *)bytes->p;
+  v->n = bytes->len;
+  return 0;
+}
 
 /* An array's elements as read from JSON: per dimension its size (the
  * first array seen at each depth fixes it), and the encoded elements. */
@@ -1458,7 +1522,9 @@ static int array_read(json_reader *r, array_build *a, int depth, copy_refusal *v
   }
   a->hasnull |= v.storage == SQLITE_NULL;
   a->count++;
-  int rc = encode_element(&a->elem, &v, &a->items, ve);
+  strbuf bytes = {0};
+  int rc = (a->elem.type == COPY_BYTEA && hex_element(&v, &bytes, ve)) || encode_element(&a->elem, &v, &a->items, ve);
+  free(bytes.p);
   free(str.p);
   return rc ? -1 : 0;
 }
@@ -1546,6 +1612,17 @@ static int put_json_element(strbuf *b, const copy_column *elem, const copy_value
       if (!strpbrk(num, ".e")) strbuf_str(b, ".0");   /* a real stays a real (-0.0 too) */
       return 0;
     case SQLITE_TEXT: json_put_string(b, v->p, v->n); return 0;
+    case SQLITE_BLOB: {   /* bytea: its hex text, as hex_element reads it */
+      unsigned char hex[64];
+      strbuf_str(b, "\"\\\\x");
+      for (size_t k = 0; k < v->n; k += sizeof hex / 2) {
+        size_t part = v->n - k < sizeof hex / 2 ? v->n - k : sizeof hex / 2;
+        put_hex(hex, v->p + k, part);
+        strbuf_add(b, (const char *)hex, 2 * part);
+      }
+      strbuf_str(b, "\"");
+      return 0;
+    }
     default: return bad(ve, "0A000", "an element type JSON cannot hold");
   }
 }
@@ -1677,7 +1754,7 @@ int copy_decode_field(const copy_column *col, const unsigned char *p, int32_t le
 /* The copy_type of a column whose (base) type is typname, of typtype, in
  * pg_catalog when builtin; COPY_UNSUPPORTED when COPY_TYPES has none. */
 static copy_type type_of(const char *typname, char typtype, int builtin) {
-  if (typtype == 'e') return COPY_TEXT;  /* enum: sent as its label */
+  if (typtype == 'e') return COPY_ENUM;  /* any enum: sent as its label */
   if (!builtin) return COPY_UNSUPPORTED;
   size_t len = strlen(typname);
   for (int t = 1; t < COPY_TYPE_COUNT; t++)
@@ -1697,7 +1774,9 @@ static const char DESCRIBE_SQL[] =
     " a.attnotnull OR (b.oid IS NOT NULL AND t.typnotnull),"
     " CASE WHEN coalesce(b.typcategory, t.typcategory) = 'A' THEN coalesce(b.typelem, t.typelem) ELSE 0 END,"
     " (SELECT e.typname FROM pg_type e WHERE e.oid = coalesce(b.typelem, t.typelem)"
-    "   AND e.typnamespace = 'pg_catalog'::regnamespace AND e.typtype = 'b')"
+    "   AND (e.typnamespace = 'pg_catalog'::regnamespace AND e.typtype = 'b' OR e.typtype = 'e')),"
+    " (SELECT e.typtype FROM pg_type e WHERE e.oid = coalesce(b.typelem, t.typelem)),"
+    " CASE WHEN coalesce(b.typtype, t.typtype) = 'e' THEN coalesce(b.oid, t.oid) ELSE 0 END"
     " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
     " LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype"
     " WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped"
@@ -1712,16 +1791,53 @@ static void fill_column(copy_column *c, const PGresult *r, int row) {
   const char *base = PQgetvalue(r, row, 2);
   c->elem_oid = (uint32_t)strtoul(PQgetvalue(r, row, 7), NULL, 10);
   c->elem = COPY_UNSUPPORTED;
-  if (c->elem_oid) {   /* an array: of an element type the copy converts (not bytea: JSON has no bytes) */
+  c->enum_oid = (uint32_t)strtoul(PQgetvalue(r, row, 10), NULL, 10);
+  c->nlabels = 0;
+  c->labels = NULL;
+  if (c->elem_oid) {   /* an array: of an element type the copy converts */
     base = PQgetvalue(r, row, 8);
-    c->elem = base[0] ? type_of(base, 'b', 1) : COPY_UNSUPPORTED;
-    c->type = c->elem == COPY_UNSUPPORTED || c->elem == COPY_BYTEA ? COPY_UNSUPPORTED : COPY_ARRAY;
+    c->elem = base[0] ? type_of(base, PQgetvalue(r, row, 9)[0], 1) : COPY_UNSUPPORTED;
+    c->type = c->elem == COPY_UNSUPPORTED ? COPY_UNSUPPORTED : COPY_ARRAY;
+    if (c->elem == COPY_ENUM) c->enum_oid = c->elem_oid;
   }
   c->max_chars = (strcmp(base, "varchar") == 0 || strcmp(base, "bpchar") == 0) && typmod >= 4
                      ? (int32_t)(typmod - 4) : -1;
   c->precision = strcmp(base, "numeric") == 0 && typmod >= 4 ? (int32_t)(((typmod - 4) >> 16) & 0xffff) : -1;
   c->scale = c->precision >= 0 ? (int32_t)((((typmod - 4) & 0x7ff) ^ 1024) - 1024) : 0;
   c->not_null = PQgetvalue(r, row, 6)[0] == 't';
+}
+
+/* Reads the labels of c's enum (c->enum_oid) into c->labels (malloc'ed);
+ * 0, or -1 with err. */
+static int read_labels(PGconn *dst, copy_column *c, db_error *err) {
+  char oid[16];
+  snprintf(oid, sizeof oid, "%u", (unsigned)c->enum_oid);
+  const char *params[1] = {oid};
+  PGresult *r = PQexecParams(dst, "SELECT enumlabel FROM pg_enum WHERE enumtypid = $1::oid ORDER BY enumsortorder",
+                             1, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    fail_pg(err, dst, r, "cannot read the labels of an enum type of the target");
+    PQclear(r);
+    return -1;
+  }
+  size_t size = 1;
+  int n = PQntuples(r);
+  for (int k = 0; k < n; k++) size += (size_t)PQgetlength(r, k, 0) + 1;
+  char *labels = malloc(size), *w = labels;
+  if (!labels) {
+    PQclear(r);
+    db_error_set(err, "53200", NULL, "out of memory");
+    return -1;
+  }
+  for (int k = 0; k < n; k++) {
+    size_t len = (size_t)PQgetlength(r, k, 0);
+    memcpy(w, PQgetvalue(r, k, 0), len + 1);
+    w += len + 1;
+  }
+  PQclear(r);
+  c->labels = labels;
+  c->nlabels = n;
+  return 0;
 }
 
 int copy_describe(PGconn *dst, const char *table, const char *const *columns,
@@ -1760,6 +1876,12 @@ int copy_describe(PGconn *dst, const char *table, const char *const *columns,
     }
   }
   PQclear(r);
+  int filled = count < max ? count : max;
+  for (int k = 0; k < filled; k++)
+    if ((out[k].type == COPY_ENUM || out[k].elem == COPY_ENUM) && read_labels(dst, &out[k], err)) {
+      copy_columns_release(out, k);
+      return -1;
+    }
   return count;
 }
 
@@ -1817,6 +1939,12 @@ static void abort_copy(PGconn *pg, const char *reason, db_error *err, int have_e
   if (!have_err) fail_pg(err, pg, NULL, "the copy failed");
 }
 
+/* Frees cols (n of them, from describe_columns; NULL: none) and their labels. */
+static void free_columns(copy_column *cols, int n) {
+  if (cols) copy_columns_release(cols, n);
+  free(cols);
+}
+
 /* The PostgreSQL session fit for binary COPY (integer timestamps, UTF-8)
  * and spec's columns described from its catalog, each of a type the copy
  * converts. Returns them (spec->ncolumns, calloc'ed: the caller frees
@@ -1849,7 +1977,7 @@ static copy_column *describe_columns(PGconn *pg, const copy_spec *spec, db_error
     }
   return cols;
 failed:
-  free(cols);
+  free_columns(cols, ncol);
   return NULL;
 }
 
@@ -1885,7 +2013,7 @@ static copy_column *open_source(sqlite3 *src, PGconn *dst, const copy_spec *spec
   return cols;
 failed:
   free(sql.p);
-  free(cols);
+  free_columns(cols, ncol);
   return NULL;
 }
 
@@ -2004,7 +2132,7 @@ done:
   sqlite3_finalize(st);
   XXH3_freeState(cp.hs);
   free(cp.buf);
-  free(cols);
+  free_columns(cols, ncol);
   free(sql.p);
   stats->seconds = th_clock_seconds() - t0;
   return rc;
@@ -2087,7 +2215,7 @@ int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
   if (!cols) return -1;
   for (int k = 0; k < ncol; k++) {
     memset(&out[k], 0, sizeof out[k]);
-    out[k].col = cols[k];
+    out[k].col = cols[k];   /* its labels with it, released at the end */
   }
   free(cols);
 
@@ -2110,7 +2238,7 @@ int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
         continue;
       }
       bytes += 4 + (f.len > 0 ? f.len : 0);
-      c->retyped += (c->col.type == COPY_TEXT && v.storage == SQLITE_INTEGER) ||
+      c->retyped += ((c->col.type == COPY_TEXT || c->col.type == COPY_ENUM) && v.storage == SQLITE_INTEGER) ||
                     (c->col.type == COPY_BYTEA && v.storage == SQLITE_TEXT);
     }
     rows++;
@@ -2129,6 +2257,7 @@ int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
   rc = 0;
 done:
   sqlite3_finalize(st);
+  for (int k = 0; k < ncol; k++) copy_columns_release(&out[k].col, 1);
   stats->seconds = th_clock_seconds() - t0;
   return rc;
 }
@@ -2386,7 +2515,7 @@ int copy_reverse_table(PGconn *src, sqlite3 *dst, const copy_spec *spec, copy_st
 done:
   if (copying) cancel_copy_out(src);
   sqlite3_finalize(ins);
-  free(cols);
+  free_columns(cols, ncol);
   free(fields);
   for (int k = 0; dec && k < ncol; k++) copy_decoded_release(&dec[k]);
   free(dec);
@@ -2454,7 +2583,7 @@ int copy_sqlite_checksum(sqlite3 *db, PGconn *pg, const copy_spec *spec, copy_st
 done:
   sqlite3_finalize(st);
   XXH3_freeState(hs);
-  free(cols);
+  free_columns(cols, ncol);
   free(sql.p);
   stats->seconds = th_clock_seconds() - t0;
   return rc;

@@ -49,9 +49,10 @@
  * stores, which encode_<encoder> turns into the same bytes); typnames are the
  * pg_catalog type names (pg_type.typname, domains resolved to their base)
  * that detect it in the target's catalog, space-separated. Enum types
- * (typtype 'e') are COPY_TEXT, sent as their label. Arrays (typcategory
- * 'A') are COPY_ARRAY, of the element type COPY_TYPES finds for their
- * element (copy_column.elem). A new type is one entry
+ * (typtype 'e', any schema) are COPY_ENUM, sent as their label, which
+ * must be one of copy_column.labels. Arrays (typcategory 'A') are
+ * COPY_ARRAY, of the element type COPY_TYPES finds for their element
+ * (copy_column.elem; an enum too). A new type is one entry
  * here, its encoder and decoder in copy.c, and its test. */
 #define COPY_TYPES(X)                                                  \
   X(BOOL, bool, "bool")                                                \
@@ -70,7 +71,8 @@
   X(TIME, time, "time")          /* microseconds since midnight */    \
   X(CHAR, char, "bpchar")        /* char(n): padded with spaces */    \
   X(JSONB, jsonb, "jsonb")       /* version 1, PostgreSQL's own form */ \
-  X(ARRAY, array, "")            /* any T[] of an element type here  */
+  X(ARRAY, array, "")            /* any T[] of an element type here  */ \
+  X(ENUM, enum, "")              /* any enum type: one of its labels */
 
 typedef enum copy_type {
   COPY_UNSUPPORTED = 0,
@@ -92,7 +94,16 @@ typedef struct copy_column {
                            above then describe an element */
   uint32_t elem_oid;    /* arrays: the element type's oid */
   int not_null;
+  uint32_t enum_oid;    /* enums and arrays of one: the enum type's oid */
+  int nlabels;          /* and its labels, in their order: nlabels texts */
+  char *labels;         /* each NUL-terminated, one after the other; owned:
+                           malloc'ed by copy_describe, freed by
+                           copy_columns_release (NULL: none) */
 } copy_column;
+
+/* Frees what copy_describe allocated in cols[0..n) (their labels); the
+ * columns stay usable, without labels. */
+void copy_columns_release(copy_column *cols, int n);
 
 /* Called every spec->progress_every rows and once at the end; a non-zero
  * return stops the copy (the error is "copy cancelled"; the callback keeps
@@ -123,7 +134,9 @@ typedef struct copy_stats {
  * columns == NULL every column is described. Writes at most max entries to
  * out and returns the number of columns (which may exceed max), or -1 (table
  * or a selected column missing, SQL error). A type the engine cannot convert
- * is reported with type COPY_UNSUPPORTED, not as an error. */
+ * is reported with type COPY_UNSUPPORTED, not as an error. An enum's labels
+ * are read too (one more query per enum column): release the columns
+ * written with copy_columns_release (on error nothing is left to release). */
 int copy_describe(PGconn *dst, const char *table, const char *const *columns,
                   int ncolumns, copy_column *out, int max, db_error *err);
 
@@ -196,8 +209,9 @@ typedef struct copy_check_column {
  * what each column holds; stats gets rows, bytes (what the copy would send)
  * and seconds, no checksum. spec->freeze is ignored; on_progress as for
  * copy_table. Returns 0 when every row was read (refused values are in out,
- * not an error), or -1 with err (the target's column missing or of a type
- * the copy cannot convert, the source unreadable, cancelled). Memory stays
+ * not an error; out[].col has no labels any more), or -1 with err (the
+ * target's column missing or of a type the copy cannot convert, the source
+ * unreadable, cancelled). Memory stays
  * flat: nothing is kept per row beyond the samples. */
 int copy_check_table(sqlite3 *src, PGconn *dst, const copy_spec *spec,
                      copy_check_column *out, copy_stats *stats, db_error *err);

@@ -114,6 +114,7 @@ static int l_copy_describe(lua_State *L) {
   if (count < 0) return th_raise_dberror(L, &err);
   copy_column *out = lua_newuserdatauv(L, (size_t)count * sizeof *out, 0);
   if (copy_describe(pg, table, cols, ncols, out, count, &err) < 0) return th_raise_dberror(L, &err);
+  copy_columns_release(out, count);   /* (nothing below needs the labels) */
   lua_createtable(L, count, 0);
   for (int i = 0; i < count; i++) {
     lua_createtable(L, 0, 5);

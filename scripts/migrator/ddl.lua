@@ -225,7 +225,11 @@ types.char = make_type("char", "text", function(self)
 end, function(self, length) self.length = length end)
 
 -- array(element): PostgreSQL's ELEMENT[] (one dimension declared); on
--- SQLite, which has no arrays, JSON (the array as JSON text).
+-- SQLite, which has no arrays, JSON (the array as JSON text). An array of
+-- an enum makes the enum type on PostgreSQL as an enum column does; on
+-- SQLite it has no CHECK (a CHECK cannot look inside JSON: SQLite allows
+-- no subquery there), as SQLAlchemy's ARRAY(Enum) has none: the copy
+-- refuses an element that is not a label.
 types.array = make_type("array", "numeric", function(self, dialect)
   if not self.element then error("op.types.array needs an element type: op.types.array(op.types.integer)", 0) end
   if dialect == "postgresql" then return self.element:render(dialect) .. "[]" end
@@ -236,6 +240,14 @@ end, function(self, element)
   end
   self.element = element
 end)
+
+-- The enum type column type t needs on PostgreSQL: t itself, or the
+-- element of an array of an enum; nil for the other types.
+function ddl.enum_type(t)
+  if t.kind == "enum" then return t end
+  if t.kind == "array" and t.element and t.element.kind == "enum" then return t.element end
+  return nil
+end
 
 -- The statement creating enum type t on PostgreSQL.
 function ddl.create_enum_sql(t)
@@ -435,8 +447,10 @@ function ddl.create_table_sql(name, elements, dialect)
   for _, e in ipairs(elements) do
     if e.element == "column" then
       cols[#cols + 1] = e
-      if e.type.kind == "enum" then
-        if dialect == "sqlite" then constraints[#constraints + 1] = ddl.enum_check(e) else enums[#enums + 1] = e.type end
+      if e.type.kind == "enum" and dialect == "sqlite" then
+        constraints[#constraints + 1] = ddl.enum_check(e)
+      elseif ddl.enum_type(e.type) and dialect == "postgresql" then
+        enums[#enums + 1] = ddl.enum_type(e.type)   -- an array of an enum needs its type too
       end
       if e.primary_key then pk_cols[#pk_cols + 1] = e.name end
       if e.unique then constraints[#constraints + 1] = ddl.unique(e.name) end

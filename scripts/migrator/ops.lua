@@ -204,7 +204,7 @@ function ops.new(ctx)
     end
     ctx:note("add_column", table_name, col.name, { nullable = col.nullable, server_default = col.server_default })
     if ctx.dry then return end
-    if col.type.kind == "enum" then ensure_enum(col.type) end
+    if ddl.enum_type(col.type) then ensure_enum(ddl.enum_type(col.type)) end
     if d == "sqlite" and (ddl.default_is_expression(col.server_default) or col.primary_key or col.unique) then
       rebuild(table_name, { { op = "add", column = col } })
     elseif d == "sqlite" and pending then
@@ -260,6 +260,7 @@ function ops.new(ctx)
           ctx:exec(head .. " TYPE " .. ddl.render_type(new_type, d) .. " USING " .. using)
         end
       elseif new_type then
+        if ddl.enum_type(new_type) then ensure_enum(ddl.enum_type(new_type)) end   -- an array of an enum
         ctx:exec(head .. " TYPE " .. ddl.render_type(new_type, d) .. (opts.using and (" USING " .. opts.using) or ""))
       end
       if opts.nullable ~= nil then

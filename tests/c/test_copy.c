@@ -430,6 +430,7 @@ static void test_describe(void) {
   CHECK_INT(cols[3].type, COPY_BOOL, "is_completed converts to boolean");
   CHECK_INT(cols[4].type, COPY_TIMESTAMPTZ, "created_at converts to timestamptz");
   CHECK_INT(cols[4].not_null, 1, "created_at is NOT NULL");
+  copy_columns_release(cols, n);
   CHECK_INT(copy_describe(pg, "no_such_table", NULL, 0, cols, 8, &err), -1, "a missing table is an error");
   CHECK(strstr(err.message, "no_such_table") != NULL, "naming it (%s)", err.message);
   const char *const missing[] = {"id", "priority"};

@@ -121,6 +121,14 @@ static void check_decodes_back(const copy_column *col, const copy_field *f) {
   copy_decoded_release(&d);
 }
 
+/* The field is one of col's labels. */
+static int is_label(const copy_column *col, const copy_field *f) {
+  const char *label = col->labels;
+  for (int k = 0; k < col->nlabels; k++, label += strlen(label) + 1)
+    if (strlen(label) == (size_t)f->len && (f->len == 0 || memcmp(label, f->data, (size_t)f->len) == 0)) return 1;
+  return 0;
+}
+
 /* What was accepted decodes back to v. */
 static void check_round_trip(const copy_column *col, const copy_value *v, const copy_field *f) {
   switch (col->type) {
@@ -144,6 +152,8 @@ static void check_round_trip(const copy_column *col, const copy_value *v, const 
       break;
     }
     case COPY_TEXT:
+    case COPY_ENUM:
+      if (col->type == COPY_ENUM) FUZZ_REQUIRE(is_label(col, f), "an enum value that is not a label accepted");
       if (v->storage == SQLITE_INTEGER) {
         char num[32];
         int n = snprintf(num, sizeof num, "%lld", (long long)v->i);

@@ -37,11 +37,14 @@ return { revision = "2026_02_21_005", down_revision = "2026_02_21_004", message 
       op.column("u", t.uuid), op.column("n", t.numeric(12, 3)), op.column("nu", t.numeric),
       op.column("tm", t.time), op.column("c", t.char(4)), op.column("jb", t.jsonb),
       op.column("ai", t.array(t.integer)), op.column("at", t.array(t.string(3))), op.column("af", t.array(t.float)),
-      op.column("st", t.enum("typed_status", { "open", "done", "it's" })))
+      op.column("st", t.enum("typed_status", { "open", "done", "it's" })),
+      -- typed_tag: used by this array column only (its CREATE TYPE comes with the table)
+      op.column("ae", t.array(t.enum("typed_tag", { "open", "it's \"q\"", "naïve 😀", "NULL", "a,b" }))),
+      op.column("ab", t.array(t.large_binary)))
   end,
   downgrade = function(op) op.drop_table("typed") end }
 ]]
-local COLUMNS = { "id", "b", "i2", "i4", "i8", "f", "s", "v", "j", "bin", "d", "ts", "tz", "u", "n", "nu", "tm", "c", "jb", "ai", "at", "af", "st" }
+local COLUMNS = { "id", "b", "i2", "i4", "i8", "f", "s", "v", "j", "bin", "d", "ts", "tz", "u", "n", "nu", "tm", "c", "jb", "ai", "at", "af", "st", "ae", "ab" }
 
 local migrations
 local function env() return "MIGRATIONS_DIR=" .. q(migrations) .. " " end
@@ -63,14 +66,17 @@ local ROWS = {
     "\0\1\255", "0001-01-01", "1999-12-31 23:59:59.999999", "2026-02-21 10:15:30.000001",
     "0123456789abcdef0123456789abcdef", 123456789.125, "0.1", "00:00:00.000000", "ab  ",
     [[{"b": [1, 2.50, 1e2, -0.0, 1E-2], "a": null, "aa": "x\u00e9\n\/", "a": true}]],
-    "[1, null, -2147483648]", [=[[["a\"b", null], ["😀", ""]]]=], "[0.1, -0.0, 1e+300, 5e-324]", "it's" },
+    "[1, null, -2147483648]", [=[[["a\"b", null], ["😀", ""]]]=], "[0.1, -0.0, 1e+300, 5e-324]", "it's",
+    [=[["it's \"q\"", null, "naïve 😀"]]=], [=[["\\x0001ff", null, "\\x"]]=] },
   { 2, 0, 32767, 2147483647, math.maxinteger, 1 / 0, "", "", "[]", "", "9999-12-31",
     "2026-02-21 10:15:30.000000", "2000-01-01 00:00:00.000000", "ffffffffffffffffffffffffffffffff",
-    -999999999.999, 12345678901234567, "23:59:59.999999", "    ", [[ "\ud83d\ude00 \u0001" ]], "[]", "[[[null]]]", "[]", "open" },
+    -999999999.999, 12345678901234567, "23:59:59.999999", "    ", [[ "\ud83d\ude00 \u0001" ]], "[]", "[[[null]]]", "[]", "open", "[]", "[]" },
   { 3, nil, 0, 0, 0, -1 / 0, "naïve", "x", "1", nil, "2026-02-28", "2026-02-21 10:15:30.500000", nil,
-    nil, 0, -1.5, "24:00:00.000000", "✓✓✓✓", "[]" },
+    nil, 0, -1.5, "24:00:00.000000", "✓✓✓✓", "[]", nil, nil, nil, nil,
+    [=[[["open", "NULL"], ["a,b", "open"]]]=], [=[[["\\x00"], ["\\xff"]]]=] },
   { 4, 1, nil, nil, nil, 5e-324, nil, nil, nil, "text", nil, nil, nil, nil, 12, "NaN", "12:34:56.000000", nil, "1.25" },
-  { 5, 0, 1, 1, 1, 1.7976931348623157e308, "x", nil, nil, nil, nil, nil, nil, nil, 0.001, 1e20, nil, "a   ", '{"k": {"z": [{}, [[]]], "y": 1}, "": 0}' },
+  { 5, 0, 1, 1, 1, 1.7976931348623157e308, "x", nil, nil, nil, nil, nil, nil, nil, 0.001, 1e20, nil, "a   ", '{"k": {"z": [{}, [[]]], "y": 1}, "": 0}',
+    nil, nil, nil, nil, "[null]", [=[[null, "\\x6869"]]=] },
 }
 
 local function insert(url, rows)
@@ -127,6 +133,11 @@ describe("copy of every op.types type", function()
     local sql = lite:first("SELECT sql AS v FROM sqlite_master WHERE name = 'typed'").v
     assert.matches("n NUMERIC%(12, 3%)", sql)
     assert.matches("c CHAR%(4%)", sql)
+    assert.equal("typed_tag[]", got.ae)   -- the enum type made for an array column alone
+    assert.equal("bytea[]", got.ab)
+    assert.matches("ae JSON, ", sql)
+    assert.is_nil(sql:find("typed_tag", 1, true))   -- no CHECK on SQLite: one cannot look inside JSON
+    assert.matches("ab JSON", sql)
     local ddl = require "migrator.ddl"
     assert.equal("JSONB", ddl.render_type(ddl.types.jsonb, "postgresql"))
     assert.equal("JSON", ddl.render_type(ddl.types.jsonb, "sqlite"))
@@ -160,6 +171,13 @@ describe("copy of every op.types type", function()
     assert.equal([[{{"a\"b",NULL},{😀,""}}]], pg:first("SELECT at::text AS v FROM typed WHERE id = 1").v)
     assert.equal("{{{NULL}}}", pg:first("SELECT at::text AS v FROM typed WHERE id = 2").v)
     assert.equal("{0.1,-0,1e+300,5e-324}", pg:first("SELECT af::text AS v FROM typed WHERE id = 1").v)
+    assert.equal([[{"it's \"q\"",NULL,"naïve 😀"}]], pg:first("SELECT ae::text AS v FROM typed WHERE id = 1").v)
+    assert.equal([[{{open,"NULL"},{"a,b",open}}]], pg:first("SELECT ae::text AS v FROM typed WHERE id = 3").v)
+    assert.equal("{}", pg:first("SELECT ae::text AS v FROM typed WHERE id = 2").v)
+    assert.equal([[{"\\x0001ff",NULL,"\\x"}]], pg:first("SELECT ab::text AS v FROM typed WHERE id = 1").v)
+    assert.equal([[{{"\\x00"},{"\\xff"}}]], pg:first("SELECT ab::text AS v FROM typed WHERE id = 3").v)
+    assert.equal("hi", pg:first("SELECT encode(ab[2], 'escape') AS v FROM typed WHERE id = 5").v)
+    assert.is_nil(pg:first("SELECT ab AS v FROM typed WHERE id = 4").v)
 
     local back = dir .. "/back.db"
     code, out = run_copy(("--from %s --to %s"):format(q(TARGET_URL), q("sqlite:///" .. back)))
@@ -201,6 +219,79 @@ describe("copy of every op.types type", function()
     assert.matches("typed%.af, row id 16: value '{}' %(text%): not a JSON array", out)
     assert.matches("typed%.jb, row id 13: value '{\"a\":}' %(text%): not JSON", out)
     assert.matches("typed%.jb, row id 14: value '%[\"\\u0000\"%]' %(text%): \\u0000, which PostgreSQL's jsonb cannot hold", out)
+  end)
+
+  it("PostgreSQL -> SQLite: arrays of an enum and of bytea written in PostgreSQL come back as the JSON the copy reads", function()
+    local pg <close> = db.connect(TARGET_URL)
+    pg:exec([==[INSERT INTO typed (id, ae, ab) VALUES
+      (1, ARRAY[['a,b', 'NULL'], [NULL, 'it''s "q"']]::typed_tag[], ARRAY['\x00ff'::bytea, NULL, ''::bytea]),
+      (2, '{}', (SELECT ARRAY[decode(string_agg(lpad(to_hex(i), 2, '0'), '' ORDER BY i), 'hex')] FROM generate_series(0, 255) i)),
+      (3, NULL, '{}')]==])
+    local back = dir .. "/back.db"
+    local code, out = run_copy(("--from %s --to %s"):format(q(TARGET_URL), q("sqlite:///" .. back)))
+    assert.equal(0, code, out)   -- verified: the snapshot's checksum is the server's
+    local got = stored(back)
+    assert.equal([=[text:[["a,b", "NULL"], [null, "it's \"q\""]]]=], got[1].ae)
+    assert.equal([=[text:["\\x00ff", null, "\\x"]]=], got[1].ab)
+    assert.equal("text:[]", got[2].ae)
+    local all = {}
+    for i = 0, 255 do all[#all + 1] = ("%02x"):format(i) end
+    assert.equal('text:["\\\\x' .. table.concat(all) .. '"]', got[2].ab)
+    assert.is_nil(got[3].ae)
+    assert.equal("text:[]", got[3].ab)
+  end)
+
+  it("refuses a label not of the enum and a bytea element not in hex, naming its row, in the copy and the pre-flight", function()
+    local function row(id, st, ae, ab)
+      local r = { id }
+      r[23], r[24], r[25] = st, ae, ab
+      return r
+    end
+    insert("sqlite:///" .. source, {
+      row(20, "done", [=[["open", "a,b"]]=], [=[["\\xABcd"]]=]),
+      row(21, nil, [=[["open", "closed"]]=]),
+      row(22, nil, nil, [=[["\\x0g"]]=]),
+      row(23, nil, nil, [=[["0102"]]=]),
+      row(24, nil, nil, "[1]"),
+      row(26, nil, nil, [=[["\\x012"]]=]),
+      row(27, nil, [=[[["Open"]]]=]),
+    })
+    do   -- a value the enum column's CHECK would refuse (a file written by other means, say)
+      local c <close> = db.connect("sqlite:///" .. source)
+      c:exec("PRAGMA ignore_check_constraints = 1")
+      c:exec("INSERT INTO typed (id, st) VALUES (25, 'closed')")
+    end
+    local from_to = ("--from %s --to %s"):format(q("sqlite:///" .. source), q(TARGET_URL))
+    local code, out = run_copy("--check " .. from_to)
+    assert.equal(1, code, out)
+    assert.matches("typed.ae: 2 values refused: values the column's type cannot hold", out, 1, true)
+    assert.matches([=[typed.ae, row id 21: value '["open", "closed"]' (text): an element: not one of the enum type's labels]=], out, 1, true)
+    assert.matches([=[typed.ae, row id 27: value '[["Open"]]' (text): an element: not one of the enum type's labels]=], out, 1, true)
+    assert.matches("typed.ab: 4 values refused", out, 1, true)
+    assert.matches([=[typed.ab, row id 22: value '["\\x0g"]' (text): an element: expected a bytea's hex text, "\\x0102ff" in JSON]=], out, 1, true)
+    assert.matches([=[typed.ab, row id 23: value '["0102"]' (text): an element: expected a bytea's hex text]=], out, 1, true)
+    assert.matches([=[typed.ab, row id 24: value '[1]' (text): an element: expected a bytea's hex text]=], out, 1, true)
+    assert.matches([=[typed.ab, row id 26: value '["\\x012"]' (text): an element: expected a bytea's hex text]=], out, 1, true)
+    assert.matches("typed.st, row id 25: value 'closed' (text): not one of the enum type's labels", out, 1, true)
+    assert.is_nil(out:find("row id 20", 1, true))
+
+    code, out = run_copy(from_to)
+    assert.equal(1, code, out)
+    assert.matches([=[typed.ae, row id 21: value '["open", "closed"]' (text) cannot be stored in typed_tag[]: an element: not one of the enum type's labels]=], out, 1, true)
+    local lite <close> = db.connect("sqlite:///" .. source)
+    lite:exec("DELETE FROM typed WHERE id IN (21, 27)")
+    code, out = run_copy(from_to)
+    assert.equal(1, code, out)
+    assert.matches([=[typed.ab, row id 22: value '["\\x0g"]' (text) cannot be stored in bytea[]: an element: expected a bytea's hex text]=], out, 1, true)
+    lite:exec("DELETE FROM typed WHERE id IN (22, 23, 24, 26)")
+    code, out = run_copy(from_to)
+    assert.equal(1, code, out)
+    assert.matches("typed.st, row id 25: value 'closed' (text) cannot be stored in typed_status: not one of the enum type's labels", out, 1, true)
+    lite:exec("DELETE FROM typed WHERE id = 25")
+    code, out = run_copy(from_to)
+    assert.equal(0, code, out)
+    local pg <close> = db.connect(TARGET_URL)
+    assert.equal([[{"\\xabcd"}]], pg:first("SELECT ab::text AS v FROM typed WHERE id = 20").v)   -- hex in either case; back in lower case
   end)
 
   it("refuses, in the snapshot, a numeric SQLite's NUMERIC column cannot hold exactly, naming its row", function()

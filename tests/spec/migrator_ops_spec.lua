@@ -304,6 +304,29 @@ describe("each op (" .. kind .. ")", function()
     assert.same({}, tables(url))
   end)
 
+  it("an array of an enum: create_table and add_column make the enum type on PostgreSQL (its only use); JSON without CHECK on SQLite", function()
+    upgrade(url, { { "r1", [[
+      local t = op.types
+      op.create_table("tagged", op.column("id", t.integer, { primary_key = true }),
+        op.column("tags", t.array(t.enum("tag_kind", { "red", "it's" }))))
+      op.add_column("tagged", op.column("moods", t.array(t.enum("mood", { "calm" }))))
+      op.add_column("tagged", op.column("bins", t.array(t.large_binary)))
+    ]] } })
+    if kind == "postgresql" then
+      local types = {}
+      for _, r in ipairs(query(url, "SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute"
+          .. " WHERE attrelid = 'tagged'::regclass AND attnum > 1 ORDER BY attnum")) do types[#types + 1] = r.t end
+      assert.same({ "tag_kind[]", "mood[]", "bytea[]" }, types)
+      exec(url, "INSERT INTO tagged (id, tags, moods) VALUES (1, ARRAY['red', 'it''s']::tag_kind[], '{calm}')")
+      assert.is_true(fails(url, "INSERT INTO tagged (id, tags) VALUES (2, '{blue}')"))
+    else
+      local sql = query(url, "SELECT sql FROM sqlite_master WHERE name = 'tagged'")[1].sql
+      assert.matches("tags JSON", sql, 1, true)
+      assert.is_nil(sql:find("CHECK", 1, true))
+      exec(url, [=[INSERT INTO tagged (id, tags) VALUES (1, '["red", "blue"]')]=])   -- the copy refuses "blue"
+    end
+  end)
+
   it("constraints: composite primary key, named unique, foreign key with ON DELETE, named check", function()
     upgrade(url, { { "r1", [[
       op.create_table("p", op.column("id", op.types.integer, { primary_key = true }))
