@@ -34,7 +34,8 @@ local function enum_expr(name, values)
 end
 
 -- A declared type object (op.types.*) as source.
-local function decl_type(ty)
+local decl_type
+function decl_type(ty)
   local k = ty.kind
   if k == "string" then return ty.length and ("t.string(" .. ty.length .. ")") or "t.string" end
   if k == "numeric" then
@@ -43,6 +44,8 @@ local function decl_type(ty)
   end
   if k == "datetime" or k == "time" then return "t." .. k .. (ty.timezone and " { timezone = true }" or "") end
   if k == "enum" then return enum_expr(ty.enum_name, ty.values) end
+  if k == "char" then return ty.length and ("t.char(" .. ty.length .. ")") or "t.char" end
+  if k == "array" then return "t.array(" .. decl_type(ty.element) .. ")" end
   if k == "raw" then return str(ty:render("postgresql")) end
   return "t." .. k
 end

@@ -21,9 +21,16 @@ local SYNONYMS = {
 }
 
 -- A type as written in SQL ("VARCHAR(200)", "character varying(200)",
--- "NUMERIC(10, 2)") to its canonical name ("varchar(200)", "numeric(10,2)").
+-- "NUMERIC(10, 2)", "character varying(20)[]") to its canonical name
+-- ("varchar(200)", "numeric(10,2)", "varchar(20)[]").
 function normal.sql_type(text)
   local s = (text or ""):lower():gsub("%s+", " "):match("^%s*(.-)%s*$")
+  local dims = 0   -- an array: its element's name, then [] per dimension
+  while true do
+    local element = s:match("^(.-)%s*%[%d*%]$")
+    if not element then break end
+    s, dims = element, dims + 1
+  end
   -- "timestamp(6) with time zone": the modifier may sit in the middle
   local base, args, tail = s:match("^([^(]-)%s*(%b())%s*(.*)$")
   local rest = ""
@@ -35,7 +42,7 @@ function normal.sql_type(text)
   end
   local name = base .. rest
   name = SYNONYMS[name] or name
-  return name .. args
+  return name .. args .. ("[]"):rep(dims)
 end
 
 -- A declared type (op.types.*) for dialect, canonical. An enum is

@@ -67,6 +67,8 @@ local CHANGES = {
   { "add a nullable column", edit('s.column%("body", t.text%),', 's.column("body", t.text),\n    s.column("rating", t.small_integer),') },
   { "add a NOT NULL column with a default", edit('s.column%("body", t.text%),', 's.column("body", t.text),\n    s.column("views", t.integer, { nullable = false, server_default = 0 }),') },
   { "drop a column", edit('\n    s.column%("body", t.text%),', "") },
+  { "add an array column", edit('s.column%("body", t.text%),', 's.column("body", t.text),\n    s.column("tags", t.array(t.string(20))),') },
+  { "add a char(n) column", edit('s.column%("body", t.text%),', 's.column("body", t.text),\n    s.column("code", t.char(3)),') },
   { "add an index", edit('s.column%("body", t.text%)', 's.column("body", t.text, { index = true })') },
   { "drop an index", edit('\n    s.index%("ix_posts_user_published", { "user_id", "published" }, { unique = true }%),', "") },
   { "add a unique constraint", edit('s.column%("body", t.text%),', 's.column("body", t.text),\n    s.unique("user_id", "created_at"),') },
