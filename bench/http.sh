@@ -212,6 +212,10 @@ for db in $DBS; do
   prepare "$url" "$db"
   [ "$db" = postgresql ] && "$bindir/pgbench" -h 127.0.0.1 -p "$pgport" -U todo_user -i -s 1 -q todo_test >/dev/null 2>&1
   start_server "$url"
+  # warm-up, not measured: the pools open their connections (a PostgreSQL
+  # login each) as the first requests need them; pgbench's figures leave
+  # out its own connecting too ("without initial connection time")
+  wrk -t2 -c"$CONNS" -d2s "http://127.0.0.1:$port/todos/1" >/dev/null
   echo "$db:"
   # each round: every request kind through todohost, then (PostgreSQL) the
   # same statements through pgbench, so both see the same database
