@@ -9,6 +9,7 @@
  */
 #include "copy.h"
 #include "db_int.h"
+#include "hex.h"
 #include "strbuf.h"
 
 #include "clock.h"
@@ -419,11 +420,6 @@ static int fixed(copy_field *out, int32_t len, uint64_t v) {
   return 0;
 }
 
-/* The value of hex digit c (either case), or -1. */
-static int hex_digit(unsigned c) {
-  return c >= '0' && c <= '9' ? (int)(c - '0') : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (int)((c | 0x20) - 'a' + 10) : -1;
-}
-
 static int bytes_field(copy_field *out, const unsigned char *p, size_t n, copy_refusal *ve) {
   if (n > INT32_MAX) return bad(ve, "54000", "longer than a PostgreSQL field can be");
   out->len = (int32_t)n;
@@ -654,21 +650,12 @@ static int decode_datetime(const copy_column *col, const unsigned char *p, int32
   return 0;
 }
 
-/* Writes p[0..n) as 2n lowercase hex digits at out (no NUL). */
-static void put_hex(unsigned char *out, const unsigned char *p, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  for (size_t k = 0; k < n; k++) {
-    out[2 * k] = (unsigned char)hex[p[k] >> 4];
-    out[2 * k + 1] = (unsigned char)hex[p[k] & 15];
-  }
-}
-
 /* uuid: 32 lowercase hex digits, SQLAlchemy's Uuid on SQLite. */
 static int decode_uuid(const copy_column *col, const unsigned char *p, int32_t len, copy_decoded *out,
                        copy_refusal *ve) {
   (void)col;
   if (field_size(len, 16, ve)) return 1;
-  put_hex(out->buf, p, 16);
+  hex_put((char *)out->buf, p, 16);
   out->v.storage = SQLITE_TEXT;
   out->v.p = out->buf;
   out->v.n = 32;
@@ -1613,12 +1600,12 @@ static int put_json_element(strbuf *b, const copy_column *elem, const copy_value
       return 0;
     case SQLITE_TEXT: json_put_string(b, v->p, v->n); return 0;
     case SQLITE_BLOB: {   /* bytea: its hex text, as hex_element reads it */
-      unsigned char hex[64];
+      char hex[64];
       strbuf_str(b, "\"\\\\x");
       for (size_t k = 0; k < v->n; k += sizeof hex / 2) {
         size_t part = v->n - k < sizeof hex / 2 ? v->n - k : sizeof hex / 2;
-        put_hex(hex, v->p + k, part);
-        strbuf_add(b, (const char *)hex, 2 * part);
+        hex_put(hex, v->p + k, part);
+        strbuf_add(b, hex, 2 * part);
       }
       strbuf_str(b, "\"");
       return 0;

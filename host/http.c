@@ -25,6 +25,7 @@
  * and a broken reload leaves every pool thread on its previous worker.
  */
 #include "clock.h"
+#include "hex.h"
 #include "http.h"
 #include "mask.h"
 #include "textsafe.h"
@@ -662,13 +663,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
   return run_app(srv, c, mc, url, method);
 }
 
-static int hex_digit(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
 /* PATH_NUL when the path of the raw request target uri (up to '?') holds
  * %00; else PATH_CONTROL when it holds a control character, raw or
  * percent-encoded; else PATH_OK. */
@@ -676,8 +670,8 @@ static int raw_path_check(const char *uri) {
   int found = PATH_OK;
   for (const char *p = uri; *p && *p != '?'; p++) {
     int ch = (unsigned char)*p;
-    if (ch == '%' && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0) {
-      ch = hex_digit(p[1]) * 16 + hex_digit(p[2]);
+    if (ch == '%' && hex_digit((unsigned char)p[1]) >= 0 && hex_digit((unsigned char)p[2]) >= 0) {
+      ch = hex_digit((unsigned char)p[1]) * 16 + hex_digit((unsigned char)p[2]);
       p += 2;
       if (ch == 0) return PATH_NUL;
     }

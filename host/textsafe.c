@@ -2,6 +2,7 @@
  * textsafe.c: escaping outside text for logs and terminals (see textsafe.h).
  */
 #include "textsafe.h"
+#include "hex.h"
 
 /* The length of the well-formed UTF-8 sequence at s (n bytes left) that is
  * shown as it is (not a C1 control, a bidi control or a line separator), or
@@ -30,7 +31,6 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
 
 /* text_safe, with the backslash escaped or kept. */
 static char *escape(const char *s, size_t len, char *out, size_t size, int backslash) {
-  static const char hex[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)s;
   size_t o = 0, i = 0, cut = 0;   /* cut: the last place "..." and the NUL fit */
   while (i < len) {
@@ -49,7 +49,8 @@ static char *escape(const char *s, size_t len, char *out, size_t size, int backs
       i += n;
     } else {
       out[o++] = '\\'; out[o++] = 'x';
-      out[o++] = hex[c >> 4]; out[o++] = hex[c & 15];
+      hex_put(out + o, &c, 1);
+      o += 2;
       i++;
     }
   }

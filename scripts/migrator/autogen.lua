@@ -34,8 +34,7 @@ local function enum_expr(name, values)
 end
 
 -- A declared type object (op.types.*) as source.
-local decl_type
-function decl_type(ty)
+local function decl_type(ty)
   local k = ty.kind
   if k == "string" then return ty.length and ("t.string(" .. ty.length .. ")") or "t.string" end
   if k == "numeric" then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/e2e/layers.sh: the C layers include downwards only (docs/architecture.md).
 #
-#   base       clock.h strbuf.h textsafe.[ch] mask.h config.[ch]  system headers only
+#   base       clock.h hex.h strbuf.h textsafe.[ch] mask.h config.[ch]  system headers only
 #   db core    db.[ch] db_int.h db_pg.c db_sqlite.c db_pool.[ch] dburl.[ch] copy.[ch]
 #              base, each other, libpq, SQLite, xxHash; never Lua, never HTTP
 #   http core  http.[ch]                                       base, libmicrohttpd;
@@ -16,13 +16,13 @@ failed=0
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
 
-BASE="clock.h strbuf.h textsafe.h mask.h config.h"
+BASE="clock.h hex.h strbuf.h textsafe.h mask.h config.h"
 DB="db.h db_int.h db_pool.h dburl.h copy.h"
 
 # layer FILE: the layer of a host/ file name, or nothing
 layer() {
   case "$(basename "$1")" in
-    clock.h|strbuf.h|textsafe.c|textsafe.h|mask.h|config.c|config.h) echo base ;;
+    clock.h|hex.h|strbuf.h|textsafe.c|textsafe.h|mask.h|config.c|config.h) echo base ;;
     db.c|db.h|db_int.h|db_pg.c|db_sqlite.c|db_pool.c|db_pool.h|dburl.c|dburl.h|copy.c|copy.h) echo db ;;
     http.c|http.h) echo http ;;
     lua_*.c|lua_*.h|runtime.c|runtime.h) echo bindings ;;
